@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { isNodeName } from '../util/names.js';
+
+/**
+ * The schema of pmc.yaml. Every object is strict: a misspelt key is an error, never silently
+ * ignored. Defaults reproduce the old bash tool's layout (vg-pmc, br0, /pmc-vm-backup) so an
+ * existing cluster needs no more than its node list.
+ */
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().positive().max(3600);
+const nodeName = z.string().refine(isNodeName, { message: 'must be a host name (letters, digits, "-" and ".")' });
+const path = z.string().min(1);
+
+const range = (min: number, max: number) => z.strictObject({
+  first: z.number().int().min(min).max(max),
+  last: z.number().int().min(min).max(max),
+}).refine((r) => r.first <= r.last, { message: '"first" must not be larger than "last"' });
+
+const jumpHost = z.strictObject({
+  host: z.string().min(1),
+  port: port.default(22),
+  user: z.string().min(1).optional(),
+});
+
+/** SSH settings a node may override. */
+const sshOverrides = z.strictObject({
+  user: z.string().min(1).optional(),
+  port: port.optional(),
+  identityFiles: z.array(path).optional(),
+  agent: z.boolean().optional(),
+  knownHosts: z.union([path, z.array(path).min(1)]).optional(),
+  connectTimeout: seconds.optional(),
+  keepaliveInterval: seconds.optional(),
+  jumpHost: jumpHost.optional(),
+  sudo: z.boolean().optional(),
+});
+
+const sshDefaults = z.strictObject({
+  user: z.string().min(1).default('root'),
+  port: port.default(22),
+  identityFiles: z.array(path).default(['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa']),
+  agent: z.boolean().default(true),
+  knownHosts: z.union([path, z.array(path).min(1)]).default('~/.ssh/known_hosts'),
+  connectTimeout: seconds.default(10),
+  keepaliveInterval: seconds.default(15),
+  jumpHost: jumpHost.optional(),
+  sudo: z.boolean().default(false),
+  /** How many nodes are contacted at once. */
+  concurrency: z.number().int().min(1).max(256).default(32),
+});
+
+const node = z.strictObject({
+  name: nodeName,
+  address: z.string().min(1).optional(),
+  ssh: sshOverrides.optional(),
+});
+
+const storage = z.strictObject({
+  volumeGroup: z.string().regex(/^[A-Za-z0-9+_.-]+$/, 'must be a volume group name').default('vg-pmc'),
+  drbd: z.strictObject({
+    minors: range(0, 1048575).default({ first: 10, last: 9999 }),
+    ports: range(1, 65535).default({ first: 7788, last: 17787 }),
+    /** Resync rate set on every resource pmc creates (DRBD 8.4's default is far too slow). */
+    resyncRate: z.string().regex(/^\d+[KMG]?$/, 'must be a rate like 100M').default('100M'),
+  }).default({ minors: { first: 10, last: 9999 }, ports: { first: 7788, last: 17787 }, resyncRate: '100M' }),
+});
+
+const network = z.strictObject({
+  bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name').default('br0'),
+  /** First three bytes of generated MAC addresses (locally administered or the QEMU OUI). */
+  macPrefix: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){2}$/, 'must be three hex bytes like 52:54:00').default('52:54:00'),
+  /**
+   * The old tool's scheme: MAC 52:54:00:<macByte4>:<ip3>:<ip4> from `-a IP`. Off by default,
+   * because two VMs whose IPs share the last two octets collide.
+   */
+  macFromIp: z.boolean().default(false),
+  macByte4: z.string().regex(/^[0-9a-f]{2}$/, 'must be one hex byte like 01').default('00'),
+});
+
+const backups = z.strictObject({
+  directory: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default('/pmc-vm-backup'),
+  retention: z.strictObject({
+    /** Full (dd) images kept per VM; older ones and their increments are removed. */
+    full: z.number().int().min(1).default(2),
+    /** Incremental (xdelta3) images kept per full image. */
+    incremental: z.number().int().min(0).default(14),
+  }).default({ full: 2, incremental: 14 }),
+});
+
+export const configSchema = z.strictObject({
+  nodes: z.array(node).min(1, 'list at least one node'),
+  ssh: sshDefaults.default(sshDefaults.parse({})),
+  storage: storage.default(storage.parse({})),
+  network: network.default(network.parse({})),
+  backups: backups.default(backups.parse({})),
+  /** Where ISO images live on the manager; relative paths are relative to the config file. */
+  isoStore: path.optional(),
+  /** VMs whose name starts with this are listed but never changed by pmc. */
+  ignorePrefix: z.string().default('ignore'),
+}).superRefine((cfg, ctx) => {
+  const seen = new Map<string, number>();
+  cfg.nodes.forEach((n, i) => {
+    const first = seen.get(n.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `node "${n.name}" is listed twice (also nodes[${first}])` });
+    } else seen.set(n.name, i);
+  });
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
