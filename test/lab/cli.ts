@@ -1,0 +1,237 @@
+/**
+ * `npm run lab -- <verb>`: the pmc lab's command line. See test/lab/README.md.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import {
+  DEFAULT_NODE_COUNT,
+  NAMESPACE,
+  cacheDir,
+  cutLink,
+  ensureImage,
+  killNode,
+  labDown,
+  labNodes,
+  labStatus,
+  labTestDir,
+  labUp,
+  namespaceExists,
+  pmcConfigPath,
+  repoRoot,
+  restoreLink,
+  serialLogPath,
+  sshConfigPath,
+  startNode,
+  waitForNode,
+} from "./lab.ts";
+
+const USAGE = `usage: npm run lab -- <verb> [args]
+
+  up [--nodes N]     boot the lab (default ${DEFAULT_NODE_COUNT} nodes pm-1..pm-N); no-op if it is up
+  down               stop every node, delete the namespace and .lab/run
+  status             what runs
+  exec CMD [ARG...]  run CMD in the lab's network namespace, with PMC_CONFIG=.lab/pmc.yaml
+  ssh NODE [CMD...]  ssh to a node as root (inside the namespace)
+  test [FILE...]     run the lab test suite (test/lab/*.test.ts), bringing the lab up first
+  demo               bring the lab up and walk through pmc on it
+  image              build the node image (cached in ${cacheDir})
+  kill NODE          stop a node hard (SIGKILL its QEMU)
+  start NODE         start a stopped node and wait until it is ready
+  cut NODE           cut a node's network link
+  restore NODE       restore a node's network link
+  console NODE       print the tail of a node's serial console log
+`;
+
+const log = (line: string) => console.log(`[lab] ${line}`);
+
+function labEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PMC_CONFIG: pmcConfigPath };
+}
+
+/** Run argv inside the namespace with inherited stdio; returns its exit code. */
+function nsRun(argv: string[]): number {
+  const r = spawnSync("ip", ["netns", "exec", NAMESPACE, ...argv], {
+    stdio: "inherit",
+    cwd: repoRoot,
+    env: labEnv(),
+  });
+  if (r.error) throw r.error;
+  return r.status ?? 128;
+}
+
+function requireUp(): void {
+  if (!namespaceExists()) {
+    console.error("the lab is not up: run `npm run lab:up` first");
+    process.exit(1);
+  }
+}
+
+function secs(s: number): string {
+  return `${s.toFixed(0)} s`;
+}
+
+async function up(args: string[]): Promise<void> {
+  let nodes: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--nodes" || a === "-n") nodes = Number(args[++i]);
+    else if (a.startsWith("--nodes=")) nodes = Number(a.slice("--nodes=".length));
+    else throw new Error(`lab up: unknown argument ${a}`);
+  }
+  const t0 = Date.now();
+  const r = await labUp({ nodes, log });
+  if (r.alreadyUp) {
+    log(`lab already up: ${r.nodes.map((n) => `${n.name} (${n.address})`).join(", ")}`);
+    return;
+  }
+  log(
+    `lab up: ${r.nodes.map((n) => n.name).join(", ")}; image build: ${r.imageBuildSeconds ? secs(r.imageBuildSeconds) : "cached"}; ` +
+      `boot: ${secs(r.bootSeconds)}; total: ${secs((Date.now() - t0) / 1000)}`,
+  );
+  log(`try: npm run lab:exec -- ssh -F .lab/ssh/config pm-1 cat /proc/drbd`);
+}
+
+async function status(): Promise<void> {
+  const s = await labStatus();
+  console.log(`namespace ${NAMESPACE}: ${s.namespace ? "present" : "absent"}`);
+  console.log(`image: ${s.imageDir} (${s.imageCached ? "cached" : "not built"})`);
+  if (s.nodes.length === 0) console.log("nodes: none (lab is down)");
+  for (const n of s.nodes) {
+    console.log(
+      `${n.name}  ${n.address}  ${n.pid ? `qemu pid ${n.pid}` : "not running"}  ${n.ready ? "ready" : n.pid ? "not answering" : ""}`,
+    );
+  }
+  console.log(s.up ? "lab is up" : "lab is not (fully) up");
+}
+
+function testFiles(args: string[]): string[] {
+  if (args.length) return args;
+  const files = fs
+    .readdirSync(labTestDir)
+    .filter((f) => f.endsWith(".test.ts"))
+    .sort();
+  // The fault tests kill and restart nodes: run them last.
+  const last = files.filter((f) => f.startsWith("faults"));
+  const first = files.filter((f) => f.startsWith("node") || f.startsWith("smoke"));
+  const rest = files.filter((f) => !last.includes(f) && !first.includes(f));
+  return [...first, ...rest, ...last].map((f) => path.relative(repoRoot, path.join(labTestDir, f)));
+}
+
+async function test(args: string[]): Promise<void> {
+  const t0 = Date.now();
+  const r = await labUp({ log });
+  const tUp = (Date.now() - t0) / 1000;
+  log(
+    `lab ${r.alreadyUp ? "was already up" : "up"} (image build: ${r.imageBuildSeconds ? secs(r.imageBuildSeconds) : "cached"}, ` +
+      `boot: ${r.alreadyUp ? "-" : secs(r.bootSeconds)})`,
+  );
+  const files = testFiles(args);
+  log(`running ${files.length} test files inside namespace ${NAMESPACE}: ${files.join(" ")}`);
+  const t1 = Date.now();
+  const code = nsRun(["node", "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files]);
+  const tSuite = (Date.now() - t1) / 1000;
+  log(
+    `timings: image build ${r.imageBuildSeconds ? secs(r.imageBuildSeconds) : "cached"}, boot ${r.alreadyUp ? "(already up)" : secs(r.bootSeconds)}, ` +
+      `lab up total ${secs(tUp)}, suite ${secs(tSuite)}`,
+  );
+  process.exit(code);
+}
+
+async function demo(): Promise<void> {
+  await labUp({ log });
+  const show = (argv: string[], label?: string) => {
+    console.log(`\n$ ${label ?? argv.join(" ")}`);
+    const code = nsRun(argv);
+    console.log(`(exit code ${code})`);
+  };
+  console.log(`\nThe lab runs ${labNodes().map((n) => n.name).join(", ")}; pmc's config is ${path.relative(repoRoot, pmcConfigPath)}:`);
+  console.log(fs.readFileSync(pmcConfigPath, "utf8"));
+  console.log("$ npm run build");
+  const b = spawnSync("npm", ["run", "--silent", "build"], { stdio: "inherit", cwd: repoRoot });
+  console.log(`(exit code ${b.status})`);
+  const pmc = (args: string[]) => show(["node", "bin/pmc", ...args], `pmc ${args.join(" ")}`);
+  show(["ssh", "-F", path.relative(repoRoot, sshConfigPath), "pm-1", "cat /proc/drbd; vgs vg-pmc; virsh list --all"]);
+  pmc(["--help"]);
+  pmc(["pm", "ls"]);
+  pmc(["vm", "ls"]);
+  console.log("\nThe lab stays up; `npm run lab:down` stops it.");
+}
+
+async function main(): Promise<void> {
+  const [verb, ...args] = process.argv.slice(2);
+  switch (verb) {
+    case "up":
+      return up(args);
+    case "down":
+      await labDown(log);
+      log("lab down");
+      return;
+    case "status":
+      return status();
+    case "exec": {
+      requireUp();
+      if (!args.length) throw new Error("lab exec: no command");
+      process.exit(nsRun(args));
+    }
+    // eslint-disable-next-line no-fallthrough
+    case "ssh": {
+      requireUp();
+      const [node, ...cmd] = args;
+      if (!node) throw new Error("lab ssh: which node?");
+      process.exit(nsRun(["ssh", "-F", sshConfigPath, ...(cmd.length ? [] : ["-t", "-o", "BatchMode=no"]), node, ...cmd]));
+    }
+    // eslint-disable-next-line no-fallthrough
+    case "test":
+      return test(args);
+    case "demo":
+      return demo();
+    case "image": {
+      const r = await ensureImage(log);
+      log(`image ${r.dir} ${r.built ? `built in ${secs(r.seconds)}` : "(cached)"}`);
+      return;
+    }
+    case "kill":
+      requireUp();
+      await killNode(args[0] ?? "");
+      log(`${args[0]} killed`);
+      return;
+    case "start": {
+      requireUp();
+      const t0 = Date.now();
+      await startNode(args[0] ?? "");
+      await waitForNode(args[0] ?? "");
+      log(`${args[0]} ready after ${secs((Date.now() - t0) / 1000)}`);
+      return;
+    }
+    case "cut":
+      requireUp();
+      await cutLink(args[0] ?? "");
+      log(`${args[0]}'s link cut`);
+      return;
+    case "restore":
+      requireUp();
+      await restoreLink(args[0] ?? "");
+      log(`${args[0]}'s link restored`);
+      return;
+    case "console": {
+      const f = serialLogPath(args[0] ?? "");
+      process.stdout.write(fs.readFileSync(f, "utf8").split("\n").slice(-Number(args[1] ?? 60)).join("\n") + "\n");
+      return;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`unknown verb ${verb}\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`[lab] error: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+// The lab's fault helpers: cut and restore a node's link, kill a node hard and start it again.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import {
+  VOLUME_GROUP,
+  cutLink,
+  ensureLabUp,
+  isLinkCut,
+  killNode,
+  labExec,
+  labExecOk,
+  labNodes,
+  nodePid,
+  restoreLink,
+  startNode,
+  waitForNode,
+} from "./lab.ts";
+
+describe("lab fault helpers", { timeout: 20 * 60_000 }, () => {
+  let victim = "";
+  let peer = "";
+  before(async () => {
+    const nodes = await ensureLabUp();
+    victim = nodes[nodes.length - 1]!.name;
+    peer = nodes[0]!.name;
+  });
+
+  it("cutLink makes a node unreachable, restoreLink brings it back", async () => {
+    await cutLink(victim);
+    try {
+      assert.ok(isLinkCut(victim));
+      const r = await labExec(victim, "true", { sshOptions: ["ConnectTimeout=3"], timeoutMs: 30_000 });
+      assert.notEqual(r.exitCode, 0, "ssh to a cut node fails");
+      if (peer !== victim) {
+        const p = await labExec(peer, `ping -c 2 -W 1 ${victim}`);
+        assert.notEqual(p.exitCode, 0, `${peer} cannot reach ${victim}`);
+      }
+    } finally {
+      await restoreLink(victim);
+    }
+    assert.ok(!isLinkCut(victim));
+    assert.equal((await labExecOk(victim, "hostname", { sshOptions: ["ConnectTimeout=10"] })).trim(), victim);
+    if (peer !== victim) await labExecOk(peer, `ping -c 1 -W 5 ${victim}`);
+  });
+
+  it("killNode stops a node hard and startNode boots it again with its disks", async () => {
+    const bootId = (await labExecOk(victim, "cat /proc/sys/kernel/random/boot_id")).trim();
+    await labExecOk(victim, "echo lab-fault-test > /root/fault-marker");
+    await killNode(victim);
+    assert.equal(nodePid(victim), undefined);
+    const r = await labExec(victim, "true", { sshOptions: ["ConnectTimeout=3"], timeoutMs: 30_000 });
+    assert.notEqual(r.exitCode, 0);
+    const t0 = Date.now();
+    await startNode(victim);
+    await waitForNode(victim);
+    console.log(`# ${victim} back after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const out = (await labExecOk(victim, `cat /proc/sys/kernel/random/boot_id; cat /root/fault-marker || true; vgs --noheadings -o vg_name ${VOLUME_GROUP}`)).trim().split("\n");
+    assert.notEqual(out[0], bootId, "a new boot");
+    assert.equal(out[2]?.trim(), VOLUME_GROUP, "the volume group survived");
+    assert.equal(labNodes().length >= 1, true);
+  });
+});

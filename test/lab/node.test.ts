@@ -1,0 +1,131 @@
+// The lab's nodes are what the issue promises: Debian 12, DRBD 8.4, LVM, libvirt, br0,
+// distinct identities, node-to-node SSH with verified host keys, no way out.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { before, describe, it } from "node:test";
+import {
+  BACKUP_DIR,
+  HOST_ADDRESS,
+  VOLUME_GROUP,
+  ensureLabUp,
+  inLabNamespace,
+  knownHostsPath,
+  labExec,
+  labExecOk,
+  pmcConfigPath,
+  run,
+  sshConfigPath,
+  type LabNode,
+} from "./lab.ts";
+
+let nodes: LabNode[] = [];
+
+describe("lab nodes", { timeout: 20 * 60_000 }, () => {
+  before(async () => {
+    nodes = await ensureLabUp();
+  });
+
+  it("run Debian 12 with the cloud kernel, DRBD 8.4 and the tools", async () => {
+    for (const n of nodes) {
+      const out = await labExecOk(
+        n.name,
+        `. /etc/os-release; echo "$ID $VERSION_ID"; uname -r; head -n1 /proc/drbd; ` +
+          `lsmod | grep -q '^dm_mod' && echo dm-ok; ` +
+          `command -v drbdadm xdelta3 rsync lvm virsh qemu-system-x86_64 sshd >/dev/null && echo tools-ok; ` +
+          `test -d ${BACKUP_DIR} && echo backup-ok`,
+      );
+      const lines = out.trim().split("\n");
+      assert.equal(lines[0], "debian 12", `${n.name}: ${out}`);
+      assert.match(lines[1]!, /-cloud-amd64$/);
+      assert.match(lines[2]!, /^version: 8\.4\./);
+      assert.deepEqual(lines.slice(3), ["dm-ok", "tools-ok", "backup-ok"], `${n.name}: ${out}`);
+    }
+  });
+
+  it("have their own hostname, machine-id, SSH host key and MAC", async () => {
+    const ids = await Promise.all(
+      nodes.map(async (n) =>
+        (await labExecOk(n.name, "hostname; cat /etc/machine-id; cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub; cat /sys/class/net/eth0/address /sys/class/net/br0/address"))
+          .trim()
+          .split("\n"),
+      ),
+    );
+    nodes.forEach((n, i) => {
+      assert.equal(ids[i]![0], n.name);
+      assert.equal(ids[i]![3], n.mac);
+      assert.equal(ids[i]![4], n.mac, "br0 has eth0's MAC");
+    });
+    for (const field of [1, 2, 3]) {
+      const values = ids.map((x) => x[field]);
+      assert.equal(new Set(values).size, nodes.length, `field ${field} differs per node: ${values.join(" ")}`);
+    }
+  });
+
+  it(`have the volume group ${VOLUME_GROUP} on their own disk of at least 4 GiB`, async () => {
+    for (const n of nodes) {
+      const out = await labExecOk(n.name, `vgs --noheadings --units b --nosuffix -o vg_size,pv_name ${VOLUME_GROUP}`);
+      const [size, pv] = out.trim().split(/\s+/);
+      assert.ok(Number(size) >= 4 * 2 ** 30, `${n.name}: VG size ${size}`);
+      assert.match(pv!, /^\/dev\/vd[b-z]$/);
+    }
+  });
+
+  it("have a bridge br0 holding eth0 and the node's address", async () => {
+    for (const n of nodes) {
+      const out = await labExecOk(n.name, "ip -br addr show br0; ip -br link show master br0; ip route");
+      assert.match(out, new RegExp(`^br0\\s+UP\\s+${n.address.replace(/\./g, "\\.")}/24`, "m"));
+      assert.match(out, /^eth0\s/m);
+      assert.doesNotMatch(out, /^default/m, "no default route on a node");
+    }
+  });
+
+  it("run libvirtd with the qemu driver", async () => {
+    for (const n of nodes) {
+      const out = await labExecOk(n.name, "virsh -c qemu:///system uri; virsh -c qemu:///system capabilities | grep -c \"domain type='qemu'\"");
+      assert.match(out, /^qemu:\/\/\/system$/m);
+      assert.ok(Number(out.trim().split("\n")[1]) > 0);
+    }
+  });
+
+  it("resolve each other's names and SSH to each other as root with verified host keys", async () => {
+    for (const a of nodes) {
+      for (const b of nodes) {
+        const out = await labExecOk(
+          a.name,
+          `getent hosts ${b.name} | cut -d' ' -f1; ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.name} hostname; ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.address} hostname`,
+        );
+        assert.deepEqual(out.trim().split("\n"), [b.address, b.name, b.name], `${a.name} -> ${b.name}`);
+      }
+    }
+  });
+
+  it("are listed in .lab/ with their real host keys, and a wrong key is refused", async () => {
+    const known = fs.readFileSync(knownHostsPath, "utf8");
+    for (const n of nodes) {
+      const real = (await labExecOk(n.name, "cat /etc/ssh/ssh_host_ed25519_key.pub")).trim().split(" ").slice(0, 2).join(" ");
+      assert.ok(known.includes(`${n.name},${n.address} ${real}\n`), `${n.name} in known_hosts`);
+    }
+    const yaml = fs.readFileSync(pmcConfigPath, "utf8");
+    for (const n of nodes) assert.ok(yaml.includes(`  - name: ${n.name}\n    address: ${n.address}\n`));
+    // The same ssh, with another key recorded for pm-1: host-key checking is really on.
+    const wrong = `${knownHostsPath}.wrong-test`;
+    const other = nodes.length > 1 ? known.split("\n")[1]!.split(" ").slice(1).join(" ") : "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO6a0C7Xb8E9bN3n2xqf3Q4qzH0T8m2z8ZkqWnq8mJ9F";
+    fs.writeFileSync(wrong, `${nodes[0]!.name},${nodes[0]!.address} ${other}\n`);
+    try {
+      const r = await labExec(nodes[0]!.name, "true", { sshOptions: [`UserKnownHostsFile=${wrong}`] });
+      assert.equal(r.exitCode, 255);
+      assert.match(r.stderr, /host key|HOST IDENTIFICATION/i);
+    } finally {
+      fs.rmSync(wrong, { force: true });
+    }
+    assert.ok(fs.readFileSync(sshConfigPath, "utf8").includes("StrictHostKeyChecking yes"));
+  });
+
+  it("live in a namespace with no route outside 10.99.0.0/24", async () => {
+    const routes = (await run(inLabNamespace(["ip", "route", "show", "table", "all"]))).stdout;
+    assert.doesNotMatch(routes, /^default/m);
+    assert.match(routes, new RegExp(`^10\\.99\\.0\\.0/24 dev \\S+ proto kernel scope link src ${HOST_ADDRESS.replace(/\./g, "\\.")}`, "m"));
+    const probe = await run(inLabNamespace(["ip", "route", "get", "192.0.2.1"]));
+    assert.notEqual(probe.exitCode, 0, "no route to an outside address");
+  });
+});

@@ -1,0 +1,92 @@
+#!/bin/bash
+# pmc lab: per-boot node setup, run by the image's pmc-lab-init unit from the node's seed
+# disk (mounted read-only at $1) before ssh, libvirtd and drbd start.
+# The seed holds: hostname, address, prefix, hosts, ssh_host_ed25519_key{,.pub},
+# root_id_ed25519{,.pub}, authorized_keys, known_hosts, volume_group, guest-init.sh.
+set -euo pipefail
+S=${1:?seed directory}
+log() { echo "pmc-lab-init: $*"; }
+
+name=$(cat "$S/hostname")
+addr=$(cat "$S/address")
+prefix=$(cat "$S/prefix")
+vg=$(cat "$S/volume_group")
+
+# Identity: hostname, names of all nodes, SSH host key, root's keys and known_hosts.
+echo "$name" > /etc/hostname
+hostname "$name"
+install -m 644 "$S/hosts" /etc/hosts
+rm -f /etc/ssh/ssh_host_*
+install -m 600 "$S/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
+install -m 644 "$S/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
+install -d -m 700 /root/.ssh
+install -m 600 "$S/root_id_ed25519" /root/.ssh/id_ed25519
+install -m 644 "$S/root_id_ed25519.pub" /root/.ssh/id_ed25519.pub
+install -m 600 "$S/authorized_keys" /root/.ssh/authorized_keys
+install -m 644 "$S/known_hosts" /root/.ssh/known_hosts
+log "$name machine-id $(cat /etc/machine-id)"
+
+# Network: br0 holds eth0 and the node's address; br0 takes eth0's MAC (all nodes come
+# from one image, and a bridge's random MAC would otherwise not be unique).
+ip link set lo up
+for _ in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+mac=$(cat /sys/class/net/eth0/address)
+ip link show br0 >/dev/null 2>&1 || ip link add br0 type bridge stp_state 0 forward_delay 0
+ip link set br0 address "$mac"
+ip link set eth0 master br0
+ip link set eth0 up
+ip link set br0 up
+ip addr flush dev br0
+ip addr add "$addr/$prefix" dev br0
+log "br0 $addr/$prefix mac $mac"
+
+# Kernel modules for DRBD 8.4 and device-mapper.
+modprobe drbd
+modprobe dm_mod
+log "$(head -n1 /proc/drbd)"
+
+# The volume group on the second disk, made on first boot.
+pv=/dev/disk/by-id/virtio-pmc-pv
+for _ in $(seq 1 100); do [ -b "$pv" ] && break; sleep 0.1; done
+if ! vgs "$vg" >/dev/null 2>&1; then
+  pvcreate -ff -y "$pv"
+  vgcreate "$vg" "$pv"
+  log "created volume group $vg on $pv"
+fi
+vgchange -ay "$vg" >/dev/null
+mkdir -p /pmc-vm-backup
+
+# The guest workload: this node's cloud kernel and a busybox initramfs whose /init
+# writes an increasing counter to its disk (see guest-init.sh).
+g=/var/lib/pmc-lab/guest
+kver=$(uname -r)
+if [ ! -s "$g/initrd.img" ] || ! cmp -s "$S/guest-init.sh" "$g/guest-init.sh"; then
+  t=$(mktemp -d)
+  mkdir -p "$t"/{bin,dev,proc,sys,modules} "$g"
+  cp /bin/busybox "$t/bin/busybox"
+  install -m 755 "$S/guest-init.sh" "$t/init"
+  : > "$t/modules/order"
+  for m in virtio_pci virtio_blk; do
+    modprobe --show-depends "$m" | while read -r kind path _; do
+      [ "$kind" = insmod ] || continue
+      base=$(basename "$path")
+      case "$base" in
+        *.ko.xz) xz -dc "$path" > "$t/modules/${base%.xz}"; base=${base%.xz} ;;
+        *.ko.zst) zstd -dc "$path" > "$t/modules/${base%.zst}"; base=${base%.zst} ;;
+        *) cp "$path" "$t/modules/$base" ;;
+      esac
+      grep -qx "$base" "$t/modules/order" || echo "$base" >> "$t/modules/order"
+    done
+  done
+  (cd "$t" && find . | cpio -o -H newc --quiet | gzip -1) > "$g/initrd.img.tmp"
+  rm -rf "$t"
+  cp "/boot/vmlinuz-$kver" "$g/vmlinuz"
+  chmod 644 "$g/vmlinuz" "$g/initrd.img.tmp"
+  mv "$g/initrd.img.tmp" "$g/initrd.img"
+  install -m 644 "$S/guest-init.sh" "$g/guest-init.sh"
+  log "guest workload in $g"
+fi
+chmod 755 /var/lib/pmc-lab "$g"
+
+touch /run/pmc-lab-ready
+log "$name ready"
