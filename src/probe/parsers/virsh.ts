@@ -33,17 +33,23 @@ export function asDomainState(word: string): DomainState | undefined {
 /** Parses `virsh dumpxml [--inactive] <domain>`. */
 export function parseDomainXml(xml: string): Parsed<DomainDefinition | undefined> {
   const problems: string[] = [];
+  let error: string | undefined;
   let root: Element | null;
   try {
     const parser = new DOMParser({
       onError: (level, message) => {
-        if (level === 'warning') problems.push(`domain XML: ${message}`);
-        else throw new Error(message);
+        if (level === 'warning') {
+          problems.push(`domain XML: ${message}`);
+          return;
+        }
+        error ??= message;
+        throw new Error(message);
       },
     });
     root = parser.parseFromString(xml, 'text/xml').documentElement;
   } catch (err) {
-    return { value: undefined, problems: [`domain XML: ${(err as Error).message}`] };
+    // xmldom wraps the handler's error in its own; the first message is the useful one.
+    return { value: undefined, problems: [`domain XML: ${error ?? (err as Error).message}`] };
   }
   if (!root || root.nodeName !== 'domain') {
     return { value: undefined, problems: [`domain XML: root element is ${root?.nodeName ?? 'missing'}, not domain`] };

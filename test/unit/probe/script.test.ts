@@ -1,0 +1,138 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseProbeOutput } from '../../../src/probe/gather.js';
+import { buildProbeScript } from '../../../src/probe/script.js';
+import { splitSections } from '../../../src/probe/sections.js';
+import type { ProbeOptions } from '../../../src/probe/types.js';
+import { fixturePath, real } from './helpers.js';
+
+/** dash where installed (it is /bin/sh on Debian nodes), else whatever sh is. */
+const SH = existsSync('/usr/bin/dash') ? '/usr/bin/dash' : 'sh';
+
+function run(script: string, env: NodeJS.ProcessEnv = process.env): string {
+  return execFileSync(SH, ['-c', script], { encoding: 'utf8', env });
+}
+
+function installed(tool: string): boolean {
+  return spawnSync(SH, ['-c', `command -v ${tool}`]).status === 0;
+}
+
+const OPTS: ProbeOptions = { volumeGroup: 'vg-pmc-test-absent', bridge: 'pmc-no-br0', backupDir: os.tmpdir() };
+
+test('the script is valid POSIX sh (dash -n)', () => {
+  execFileSync(SH, ['-n', '-c', buildProbeScript(OPTS)]);
+});
+
+test('run on this machine: tools missing here become failed sections, the facts that exist are read', () => {
+  const started = Date.now();
+  const stdout = run(buildProbeScript(OPTS));
+  const elapsed = Date.now() - started;
+  const { sections } = splitSections(stdout);
+  assert.notEqual(sections.get('vgs')?.exitCode, 0);
+  if (!installed('virsh')) assert.equal(sections.get('virsh-version')?.exitCode, 127);
+  if (!installed('drbdadm')) assert.equal(sections.get('drbdadm-version')?.exitCode, 127);
+
+  const facts = parseProbeOutput(stdout, OPTS);
+  assert.equal(facts.hostname, os.hostname());
+  assert.equal(facts.cpus, os.cpus().length);
+  assert.equal(facts.memory?.totalBytes, os.totalmem());
+  assert.equal(facts.kernelRelease, os.release());
+  assert.equal(facts.vg, undefined);
+  assert.deepEqual(facts.lvs, []);
+  assert.equal(facts.bridge.present, false);
+  assert.equal(facts.backupDirExists, true);
+  assert.match(facts.problems.join('\n'), /^vgs: /m);
+  assert.doesNotMatch(facts.problems.join('\n'), /^bridge: /m, 'a missing bridge is a fact, not a problem');
+  if (!existsSync('/proc/drbd')) assert.equal(facts.drbd.moduleLoaded, false);
+  if (!installed('virsh')) {
+    assert.equal(facts.libvirt.active, false);
+    assert.deepEqual(facts.domains, []);
+  }
+  assert.ok(elapsed < 10_000, `probe took ${elapsed} ms`);
+});
+
+test('parameters are quoted: a hostile backup dir or VG name runs nothing', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-'));
+  const marker = path.join(dir, 'pwned');
+  try {
+    const hostile = { volumeGroup: `vg$(touch ${marker})`, bridge: `br0;touch ${marker}`, backupDir: `/x'; touch ${marker}; '` };
+    const facts = parseProbeOutput(run(buildProbeScript(hostile)), hostile);
+    assert.equal(existsSync(marker), false);
+    assert.equal(facts.backupDirExists, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * The real script against stand-in tools that print the real cluster's output (pm-2 after the
+ * migration): exercises the per-domain loop, a domain name with a space, stderr beside a
+ * successful command, and domain XML that contains marker-like lines.
+ */
+test('end to end with stand-in virsh, drbdadm, lvm and ip printing the real output', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-tools-'));
+  try {
+    const realDir = fixturePath('real');
+    const web1Xml = real('virsh-dumpxml.inactive.xml')
+      .replace('<name>test-vm</name>', '<name>web 1</name>\n  <description>\n@@PMC@@ end domain-xml:web 1 0\n@-x\n</description>')
+      .replace('d2fd4e59-ee6a-4d1e-aee0-f5ae227a41ab', '11111111-2222-3333-4444-555555555555');
+    writeFileSync(path.join(dir, 'web1.xml'), web1Xml);
+    const tool = (name: string, body: string) =>
+      writeFileSync(path.join(dir, name), `#!/bin/sh\nR=${realDir}\nD=${dir}\n${body}\n`, { mode: 0o755 });
+    tool('virsh', `[ "$1" = -c ] && shift 2
+cmd=$1; shift
+eval dom=\\"\\\${$#}\\"
+case "$cmd" in
+  version) cat "$R/virsh-version.txt" ;;
+  nodeinfo) cat "$R/virsh-nodeinfo.txt" ;;
+  list) case "$*" in
+      *--name*) printf 'test-vm\\nweb 1\\n\\n' ;;
+      *) printf ' Id   Name      State\\n--------------------------\\n 1    test-vm   running\\n -    web 1     shut off\\n\\n' ;;
+    esac ;;
+  dumpxml) if [ "$dom" = test-vm ]; then cat "$R/virsh-dumpxml.inactive.xml"; else cat "$D/web1.xml"; fi ;;
+  dominfo) if [ "$dom" = test-vm ]; then cat "$R/virsh-dominfo.running.txt"; else cat "$R/virsh-dominfo.shutoff.txt"; fi ;;
+  domstate) if [ "$dom" = test-vm ]; then cat "$R/virsh-domstate-reason.running.txt"; else printf 'shut off (destroyed)\\n\\n'; fi ;;
+  *) echo "error: unknown command $cmd" >&2; exit 1 ;;
+esac`);
+    tool('drbdadm', `case "$1" in --version) cat "$R/drbdadm-version.txt" ;; dump) cat "$R/drbdadm-dump.txt" ;; *) exit 1 ;; esac`);
+    tool('vgs', `echo '  WARNING: This is what LVM says on stderr while succeeding.' >&2; cat "$R/vgs-json.txt"`);
+    tool('lvs', 'cat "$R/lvs-json.txt"');
+    tool('ip', `echo '[{"ifname":"br0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"operstate":"UP","linkinfo":{"info_kind":"bridge"}}]'`);
+    tool('xdelta3', 'exit 0');
+
+    const opts = { volumeGroup: 'vg-pmc', bridge: 'br0', backupDir: '/nonexistent-pmc-backup' };
+    const stdout = run(buildProbeScript(opts), { ...process.env, PATH: `${dir}:${process.env['PATH']}` });
+    const facts = parseProbeOutput(stdout, opts);
+
+    assert.deepEqual(facts.vg, { name: 'vg-pmc', sizeBytes: 4290772992, freeBytes: 3217031168, extentSizeBytes: undefined });
+    assert.deepEqual(facts.lvs.map((lv) => [lv.path, lv.sizeBytes]), [['/dev/vg-pmc/test-vm', 1073741824]]);
+    assert.deepEqual(facts.bridge, { name: 'br0', present: true, isBridge: true, up: true, carrier: true, operState: 'UP' });
+    assert.equal(facts.tools.xdelta3, true);
+    assert.equal(facts.backupDirExists, false);
+    assert.equal(facts.drbd.utilsVersion, '9.22.0');
+    assert.deepEqual(facts.libvirt.version, { library: '9.0.0', hypervisor: { name: 'QEMU', version: '7.2.22' } });
+
+    assert.deepEqual(facts.domains.map((d) => [d.name, d.uuid, d.state, d.stateReason, d.autostart, d.persistent]), [
+      ['test-vm', 'd2fd4e59-ee6a-4d1e-aee0-f5ae227a41ab', 'running', 'migrated', false, true],
+      ['web 1', '11111111-2222-3333-4444-555555555555', 'shut off', 'destroyed', false, true],
+    ]);
+    assert.equal(facts.domains[0]?.xml, real('virsh-dumpxml.inactive.xml'));
+    assert.equal(facts.domains[1]?.xml, web1Xml, 'marker-like lines inside the XML come through unchanged');
+    assert.equal(facts.domains[0]?.disks[0]?.source, '/dev/drbd10');
+
+    if (!existsSync('/proc/drbd')) {
+      // This machine is neither pm-1 nor pm-2 and has no DRBD module: configured but down.
+      const [resource] = facts.drbdResources;
+      assert.deepEqual([resource?.name, resource?.configured, resource?.up, resource?.minor, resource?.port, resource?.role],
+        ['test-vm', true, false, 10, 7788, undefined]);
+      assert.match(facts.problems.join('\n'), /resource test-vm has no "on /);
+    }
+    assert.doesNotMatch(facts.problems.join('\n'), /^(vgs|lvs|bridge|virsh|domain|drbdadm)/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
