@@ -1,0 +1,295 @@
+/**
+ * One verified, authenticated SSH connection to one node, shared by every command of a
+ * pmc run. Commands run on their own session channels; at most `maxSessions` are open at
+ * once (OpenSSH refuses more than its MaxSessions, 10 by default), the rest wait.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import ssh2 from 'ssh2';
+import type { Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import { PmcError } from '../util/errors.js';
+import { commandLine } from '../util/shell.js';
+import { planAuth } from './auth.js';
+import { authFailure, connectFailure, endpoint, hostKeyFailure, type Ssh2Error } from './failures.js';
+import { hostLookupName, knownKeyTypes, loadKnownHosts, verifyHostKey } from './known-hosts.js';
+import { Semaphore } from './semaphore.js';
+import type { RemoteResult, RunOptions, SshTarget } from './types.js';
+
+/** OpenSSH's default MaxSessions: session channels one connection may have open at once. */
+export const OPENSSH_MAX_SESSIONS = 10;
+
+/** Unanswered keepalives before the connection is declared dead (ssh's ServerAliveCountMax). */
+const KEEPALIVE_COUNT_MAX = 3;
+
+/** Seconds between TERM and KILL for a command that outlives its timeout (`timeout -k`). */
+const KILL_AFTER_S = 2;
+
+/** Exit statuses of coreutils timeout when it stopped the command: by TERM, or by KILL. */
+const TIMEOUT_EXIT_CODES: ReadonlyArray<number | null> = [124, 137];
+
+/**
+ * How long past its timeout pmc still waits for a command's channel to close: longer
+ * only if something the command started escaped timeout's process group and holds its
+ * output open. Then pmc stops waiting and reports the command as timed out.
+ */
+const GIVE_UP_AFTER_MS = (KILL_AFTER_S + 3) * 1000;
+
+/** ssh2's own preference order for host key algorithms (its DEFAULT_SERVER_HOST_KEY). */
+const DEFAULT_HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
+  'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
+];
+
+export interface ConnectOptions {
+  /**
+   * A stream already connected to the target's SSH port (a jump host's forwardOut)
+   * to use instead of a TCP connection of our own.
+   */
+  sock?: Duplex;
+  /** The jump host `sock` goes through, named in messages and hints. */
+  via?: SshTarget;
+  /** Session channels open at once; defaults to OPENSSH_MAX_SESSIONS. */
+  maxSessions?: number;
+  /** --verbose output: one line per event, never stdin or key material. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Connects, verifies the host key against the target's known_hosts files and
+ * authenticates. The known_hosts lookup uses the host we connect to (as `[host]:port`
+ * when the port is not 22, like OpenSSH) and also accepts entries for the node's name,
+ * which then works like ssh's HostKeyAlias. Rejects with a PmcError
+ * (PMC_E_NODE_UNREACHABLE, PMC_E_HOSTKEY_UNKNOWN, PMC_E_HOSTKEY_CHANGED, PMC_E_AUTH).
+ */
+export async function connect(target: SshTarget, options: ConnectOptions = {}): Promise<SshConnection> {
+  const [knownHosts, auth] = await Promise.all([loadKnownHosts(target.knownHostsFiles), planAuth(target)]);
+  const lookupNames = [...new Set([target.host, target.name].map((h) => hostLookupName(h, target.port)))];
+  const started = performance.now();
+  const client = new ssh2.Client();
+  let hostKeyError: PmcError | undefined;
+
+  return new Promise<SshConnection>((resolve, reject) => {
+    const settle = (error: PmcError | undefined): void => {
+      client.removeListener('error', onError).removeListener('close', onClose).removeListener('ready', onReady);
+      if (error) {
+        // Keeps later socket errors of the dying client from being unhandled 'error' events.
+        client.on('error', () => undefined);
+        client.destroy();
+        options.log?.(`[${target.name}] ${error.message}`);
+        reject(error);
+        return;
+      }
+      options.log?.(`[${target.name}] connected to ${target.user}@${endpoint(target)}${options.via ? ` via ${endpoint(options.via)}` : ''} in ${Math.round(performance.now() - started)} ms`);
+      resolve(new SshConnection(client, target, options));
+    };
+    const onReady = (): void => settle(undefined);
+    const onError = (err: Ssh2Error): void => {
+      // An unusable agent is not fatal: ssh2 goes on with the identity files.
+      if (err.level === 'agent') {
+        auth.skipped.push(`agent ${target.agentSocket}: ${err.message}`);
+        return;
+      }
+      if (hostKeyError) settle(hostKeyError);
+      else if (err.level === 'client-authentication') settle(authFailure(target, auth));
+      else settle(connectFailure(target, err, options.via));
+    };
+    const onClose = (): void => settle(hostKeyError ?? connectFailure(target, new Error('connection lost before handshake'), options.via));
+    client.on('ready', onReady).on('error', onError).on('close', onClose);
+
+    client.connect({
+      host: target.host,
+      port: target.port,
+      ...(options.sock ? { sock: options.sock } : {}),
+      username: target.user,
+      authHandler: auth.methods,
+      readyTimeout: target.connectTimeoutMs,
+      keepaliveInterval: target.keepaliveIntervalMs,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(knownHosts.entries, lookupNames)) },
+      hostVerifier: (keyBlob: Buffer): boolean => {
+        const verdict = verifyHostKey(knownHosts.entries, lookupNames, keyBlob);
+        hostKeyError = hostKeyFailure(target, verdict, keyBlob, options.via);
+        if (hostKeyError && knownHosts.notes.length > 0) {
+          hostKeyError = new PmcError(hostKeyError.code, hostKeyError.message, hostKeyError.hint,
+            [hostKeyError.details, ...knownHosts.notes].filter(Boolean).join('\n'));
+        }
+        return hostKeyError === undefined;
+      },
+    });
+  });
+}
+
+/**
+ * ssh2 negotiates a single host key algorithm, by our order of preference. Putting the
+ * types known_hosts has for this host first makes the server show us a key we can check;
+ * otherwise a host known only by its ecdsa key would look unknown when it offers ed25519.
+ */
+function hostKeyAlgorithms(knownTypes: readonly string[]): ServerHostKeyAlgorithm[] {
+  const preferred = knownTypes.flatMap((type): ServerHostKeyAlgorithm[] => {
+    if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+    return DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => algorithm === type);
+  });
+  return [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
+}
+
+/**
+ * The command line sent for `command`. A timeout is enforced on the node by coreutils
+ * `timeout` (TERM, then KILL after KILL_AFTER_S, to the command's whole process group)
+ * because OpenSSH refuses SSH "signal" requests in root sessions (no privilege separation
+ * after a root login), and closing the channel does not stop a command without a tty.
+ */
+export function remoteCommandLine(command: string, sudo: boolean, timeoutMs: number | undefined): string {
+  const shell = ['sh', '-c', command];
+  const limited = timeoutMs === undefined ? shell : ['timeout', '-k', KILL_AFTER_S, String(timeoutMs / 1000), ...shell];
+  if (sudo) return commandLine(['sudo', '-n', '--', ...limited]);
+  return timeoutMs === undefined ? command : commandLine(limited);
+}
+
+export class SshConnection {
+  private readonly sessions: Semaphore;
+  private readonly log: ((line: string) => void) | undefined;
+  private lastError: Error | undefined;
+  private closed = false;
+
+  constructor(private readonly client: Client, readonly target: SshTarget, options: ConnectOptions) {
+    this.sessions = new Semaphore(options.maxSessions ?? OPENSSH_MAX_SESSIONS);
+    this.log = options.log;
+    client.on('error', (err: Error) => { this.lastError = err; });
+    client.on('close', () => { this.closed = true; });
+  }
+
+  /**
+   * Runs `command` through the user's login shell on the node; with `target.sudo` as
+   * `sudo -n -- sh -c <command>`, which never prompts (it fails if sudo wants a password).
+   * Resolves with the outcome whatever the exit code; `durationMs` counts from when the
+   * command got a channel, not the time spent queued for one. Rejects with
+   * PMC_E_NODE_UNREACHABLE if the connection is lost, PMC_E_REMOTE if the server refuses
+   * a channel.
+   */
+  async run(command: string, options: RunOptions = {}): Promise<RemoteResult> {
+    const release = await this.sessions.acquire();
+    let channel: ClientChannel;
+    const started = performance.now();
+    try {
+      this.log?.(`[${this.target.name}] $ ${command}`);
+      channel = await this.openSession(remoteCommandLine(command, this.target.sudo, options.timeoutMs));
+    } catch (err) {
+      release();
+      throw err;
+    }
+    channel.once('close', () => { void this.serverCaughtUp().then(release); });
+    return this.collect(channel, command, options, started);
+  }
+
+  /** Opens a TCP stream from the node to host:port (direct-tcpip), for jumping through it. */
+  tunnel(host: string, port: number): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => (err ? reject(err) : resolve(channel)));
+      } catch (err) {
+        reject(this.closed ? this.lostError() : err);
+      }
+    });
+  }
+
+  /** Disconnects; commands still running are cut off. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.client.once('close', () => resolve());
+      this.client.end();
+    });
+  }
+
+  private lostError(): PmcError {
+    const why = this.lastError ? `: ${this.lastError.message}` : '';
+    return new PmcError('PMC_E_NODE_UNREACHABLE', `${this.target.name}: connection to ${endpoint(this.target)} lost${why}`,
+      `the node may have rebooted or the network dropped; run the command again`);
+  }
+
+  private openSession(remoteCommand: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      const refused = (err: Error): PmcError => (this.closed ? this.lostError() : new PmcError('PMC_E_REMOTE',
+        `${this.target.name}: the server refused a session channel: ${err.message.replace(/^\(SSH\) Channel open failure: /, '')}`,
+        `sshd allows MaxSessions channels per connection (default ${OPENSSH_MAX_SESSIONS})`));
+      try {
+        this.client.exec(remoteCommand, (err, channel) => (err ? reject(refused(err)) : resolve(channel)));
+      } catch (err) {
+        reject(refused(err as Error));
+      }
+    });
+  }
+
+  /**
+   * Resolves once the server has read everything sent so far. OpenSSH frees a session
+   * slot on the main-loop pass after it reads our CHANNEL_CLOSE, so a channel opened right
+   * after a close can still be refused by MaxSessions. Only a request that gets a reply
+   * tells us it has been read; cancelling a port forward that does not exist is a harmless
+   * one (the failure reply is expected and ignored).
+   */
+  private serverCaughtUp(): Promise<void> {
+    return new Promise((resolve) => {
+      try {
+        this.client.unforwardIn('127.0.0.1', 0, () => resolve());
+      } catch {
+        // Not connected any more: nothing left to wait for.
+        resolve();
+      }
+    });
+  }
+
+  private collect(channel: ClientChannel, command: string, options: RunOptions, started: number): Promise<RemoteResult> {
+    const name = this.target.name;
+    const { timeoutMs } = options;
+    return new Promise((resolve, reject) => {
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let exitCode: number | null = null;
+      let signal: string | undefined;
+      let settled = false;
+      const finish = (gaveUp: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(giveUpTimer);
+        const elapsed = performance.now() - started;
+        if (!gaveUp && exitCode === null && signal === undefined && this.closed) {
+          reject(this.lostError());
+          return;
+        }
+        const timedOut = gaveUp || (timeoutMs !== undefined && elapsed >= timeoutMs && TIMEOUT_EXIT_CODES.includes(exitCode));
+        const durationMs = Math.round(elapsed);
+        const outcome = exitCode !== null ? `exit ${exitCode}` : signal ? `killed by ${signal}` : 'no exit status';
+        this.log?.(`[${name}] ${timedOut ? `timed out after ${timeoutMs} ms, ` : ''}${outcome} in ${durationMs} ms`);
+        resolve({
+          node: name,
+          command,
+          exitCode,
+          signal,
+          stdout: Buffer.concat(stdout).toString('utf8'),
+          stderr: Buffer.concat(stderr).toString('utf8'),
+          durationMs,
+          timedOut,
+        });
+      };
+      const giveUpTimer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        finish(true);
+        channel.close();
+      }, timeoutMs + GIVE_UP_AFTER_MS);
+
+      channel.on('data', (chunk: Buffer) => {
+        stdout.push(chunk);
+        options.onStdout?.(chunk);
+      });
+      channel.stderr.on('data', (chunk: Buffer) => {
+        stderr.push(chunk);
+        options.onStderr?.(chunk);
+      });
+      channel.on('exit', (code: number | null, exitSignal?: string) => {
+        exitCode = code;
+        signal = exitSignal;
+      });
+      channel.on('close', () => finish(false));
+      channel.end(options.stdin);
+    });
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The SSH transport against real OpenSSH servers on loopback (see sshd.ts): node A on
+ * 127.0.0.1, node B on 127.0.0.2, plus a port nobody listens on and a TCP listener that
+ * never says a word, for the unreachable cases.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import { PmcError } from '../../src/util/errors.js';
+import { fingerprintSha256 } from '../../src/ssh/known-hosts.js';
+import { SshPool, type SshPoolOptions } from '../../src/ssh/pool.js';
+import type { SshTarget } from '../../src/ssh/types.js';
+import {
+  freePort, generateKey, knownHostsLine, run, startAgent, startSshd, sshdUnavailable, tempDir, type KeyPair, type Sshd,
+} from './sshd.js';
+
+const execFileAsync = promisify(execFile);
+
+describe('ssh transport', { skip: sshdUnavailable }, () => {
+  let dir: string;
+  let clientKey: KeyPair;
+  let agentKey: KeyPair;
+  let encryptedKey: KeyPair;
+  let strangerKey: KeyPair;
+  let nodeA: Sshd;
+  let nodeB: Sshd;
+  /** A jump host that logs (DEBUG1) the forwards it opens; its sessions would get that log on stderr. */
+  let jumpHost: Sshd;
+  /** known_hosts with the ed25519 keys of A and B, as ssh-keyscan writes them. */
+  let knownHosts: string;
+
+  before(async () => {
+    dir = await tempDir('transport');
+    [clientKey, agentKey, encryptedKey, strangerKey] = await Promise.all([
+      generateKey(dir, 'client'), generateKey(dir, 'agent-only'), generateKey(dir, 'encrypted', 'ed25519', 'secret'),
+      generateKey(dir, 'stranger'),
+    ]);
+    const authorizedKeys = join(dir, 'authorized_keys');
+    await writeFile(authorizedKeys, [clientKey, agentKey, encryptedKey].map((k) => `${k.publicLine}\n`).join(''));
+    [nodeA, nodeB, jumpHost] = await Promise.all([
+      startSshd({ dir, host: '127.0.0.1', authorizedKeysFile: authorizedKeys, config: ['MaxSessions 10'] }),
+      startSshd({ dir, host: '127.0.0.2', authorizedKeysFile: authorizedKeys, config: ['MaxSessions 10'] }),
+      startSshd({ dir, host: '127.0.0.3', authorizedKeysFile: authorizedKeys, config: ['LogLevel DEBUG1'] }),
+    ]);
+    knownHosts = await knownHostsFile('known_hosts',
+      [nodeA, nodeB, jumpHost].map((sshd) => `${knownHostsLine(sshd, 'ed25519')}\n`).join(''));
+  });
+
+  after(async () => {
+    await Promise.all([nodeA?.stop(), nodeB?.stop(), jumpHost?.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  let fileCount = 0;
+  async function knownHostsFile(name: string, text: string): Promise<string> {
+    const file = join(dir, `${name}-${++fileCount}`);
+    await writeFile(file, text);
+    return file;
+  }
+
+  function target(name: string, sshd: { host: string; port: number }, overrides: Partial<SshTarget> = {}): SshTarget {
+    return {
+      name,
+      host: sshd.host,
+      port: sshd.port,
+      user: 'root',
+      identityFiles: [clientKey.privateFile],
+      agentSocket: undefined,
+      knownHostsFiles: [knownHosts],
+      connectTimeoutMs: 5000,
+      keepaliveIntervalMs: 10_000,
+      jump: undefined,
+      sudo: false,
+      ...overrides,
+    };
+  }
+
+  function pool(t: TestContext, targets: SshTarget[], options: SshPoolOptions = {}): SshPool {
+    const p = new SshPool(targets, options);
+    t.after(() => p.close());
+    return p;
+  }
+
+  /** Counts the SSH logins sshd has logged, to see how many connections a test made. */
+  function logins(sshd: Sshd): number {
+    return sshd.log().match(/Accepted publickey for root/g)?.length ?? 0;
+  }
+
+  async function connectError(p: SshPool, node: string): Promise<PmcError> {
+    const errors = await p.connectAll([node]);
+    const error = errors.get(node);
+    assert.ok(error instanceof PmcError, `expected ${node} to fail`);
+    return error;
+  }
+
+  test('a command yields its exit code, output, duration and exact command line; failure is a value', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)]);
+    const command = `echo out; echo 'err' >&2; exit 3`;
+    const result = await p.run('pm-a', command);
+    assert.deepEqual({ ...result, durationMs: 0 }, {
+      node: 'pm-a', command, exitCode: 3, signal: undefined, stdout: 'out\n', stderr: 'err\n', durationMs: 0, timedOut: false,
+    });
+    assert.ok(result.durationMs >= 0 && result.durationMs < 5000);
+    assert.equal((await p.run('pm-a', 'true')).exitCode, 0);
+  });
+
+  test('stdin is sent and closed, even when large', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)]);
+    assert.equal((await p.run('pm-a', 'cat', { stdin: 'hello\n' })).stdout, 'hello\n');
+    const big = Buffer.alloc(3 * 1024 * 1024, 'x');
+    assert.equal((await p.run('pm-a', 'wc -c', { stdin: big })).stdout.trim(), String(big.length));
+    // No stdin option: the command sees EOF at once instead of waiting.
+    assert.equal((await p.run('pm-a', 'cat; echo done')).stdout, 'done\n');
+  });
+
+  test('20 commands at once share one connection, 10 channels at a time', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)]);
+    const before = logins(nodeA);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => p.run('pm-a', `sleep 0.2; echo ${i}`)));
+    assert.deepEqual(results.map((r) => [r.exitCode, r.stdout]), results.map((_, i) => [0, `${i}\n`]));
+    assert.equal(logins(nodeA) - before, 1, 'one TCP connection / SSH login for the whole run');
+  });
+
+  test('without the channel cap the same 20 commands hit sshd MaxSessions 10', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)], { maxSessions: 20 });
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => p.run('pm-a', 'sleep 0.2')));
+    const refused = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+    assert.ok(refused.length > 0, 'sshd should refuse channels beyond MaxSessions');
+    assert.ok(refused.every((r) => r.reason instanceof PmcError && r.reason.code === 'PMC_E_REMOTE'), String(refused[0]?.reason));
+    assert.match(refused[0]!.reason.message, /^pm-a: the server refused a session channel/);
+  });
+
+  test('nodes run in parallel: their remote time spans overlap', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA), target('pm-b', nodeB)]);
+    const outcomes = await p.forEachNode(['pm-a', 'pm-b'], async (node) => {
+      const result = await p.run(node, 'date +%s.%N; sleep 1; date +%s.%N');
+      const [start, end] = result.stdout.trim().split('\n').map(Number);
+      return { start: start!, end: end! };
+    });
+    assert.deepEqual(outcomes.map((o) => [o.node, o.ok]), [['pm-a', true], ['pm-b', true]]);
+    const [a, b] = outcomes.map((o) => (o.ok ? o.value : assert.fail('failed')));
+    assert.ok(a!.start < b!.end && b!.start < a!.end, `spans overlap: ${JSON.stringify([a, b])}`);
+  });
+
+  test('an unknown host key is refused, with its fingerprint and the command that trusts it', async (t) => {
+    const file = join(dir, 'empty_known_hosts');
+    const error = await connectError(pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]), 'pm-a');
+    assert.equal(error.code, 'PMC_E_HOSTKEY_UNKNOWN');
+    const fingerprint = (await run('ssh-keygen', ['-lf', nodeA.hostKeys.ed25519.publicFile])).split(' ')[1]!;
+    assert.equal(error.message, `pm-a: host key of [127.0.0.1]:${nodeA.port} is not known (offered ssh-ed25519 ${fingerprint})`);
+    const trust = `ssh-keyscan -p ${nodeA.port} -t ed25519 127.0.0.1 >> ${file}`;
+    assert.ok(error.hint?.endsWith(`then trust it: ${trust}`), error.hint);
+
+    // Following the hint is enough to connect.
+    await execFileAsync('sh', ['-c', trust]);
+    assert.equal((await pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]).run('pm-a', 'echo ok')).stdout, 'ok\n');
+  });
+
+  test('a changed host key is refused loudly, naming the old entry', async (t) => {
+    const impostor = await generateKey(dir, 'impostor-host-key');
+    const file = await knownHostsFile('changed', `# old key\n[127.0.0.1]:${nodeA.port} ${impostor.publicLine}\n`);
+    const error = await connectError(pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]), 'pm-a');
+    assert.equal(error.code, 'PMC_E_HOSTKEY_CHANGED');
+    assert.match(error.message, /^pm-a: REMOTE HOST IDENTIFICATION HAS CHANGED for \[127\.0\.0\.1\]:\d+: /);
+    assert.ok(error.message.includes(`${file}:2 has a different ssh-ed25519 key`), error.message);
+    assert.ok(error.hint?.includes(`ssh-keygen -R '[127.0.0.1]:${nodeA.port}' -f ${file}`), error.hint);
+    assert.ok(error.details?.includes(fingerprintSha256(Buffer.from(impostor.publicLine.split(' ')[1]!, 'base64'))));
+  });
+
+  test('hashed known_hosts (ssh-keyscan -H) is accepted', async (t) => {
+    const scanned = await run('ssh-keyscan', ['-H', '-p', String(nodeA.port), '-t', 'ed25519', '127.0.0.1']);
+    assert.match(scanned, /^\|1\|/);
+    const file = await knownHostsFile('hashed', scanned);
+    assert.equal((await pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]).run('pm-a', 'echo ok')).exitCode, 0);
+  });
+
+  test('a host known only by its ecdsa key is verified with that key', async (t) => {
+    const file = await knownHostsFile('ecdsa-only', `${knownHostsLine(nodeA, 'ecdsa')}\n`);
+    assert.equal((await pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]).run('pm-a', 'true')).exitCode, 0);
+  });
+
+  test('an entry under the node name is accepted too (like HostKeyAlias)', async (t) => {
+    const file = await knownHostsFile('by-name', `${knownHostsLine(nodeA, 'ed25519', 'pm-a')}\n`);
+    assert.equal((await pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]).run('pm-a', 'true')).exitCode, 0);
+  });
+
+  test('unreachable nodes are outcomes beside the node that works, and are not retried', async (t) => {
+    let silentConnections = 0;
+    const silentSockets: Socket[] = [];
+    const silent: Server = createServer((socket) => { silentConnections++; silentSockets.push(socket); });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      silentSockets.forEach((s) => s.destroy());
+      return new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const silentPort = (silent.address() as { port: number }).port;
+    const closedPort = await freePort('127.0.0.1');
+    const p = pool(t, [
+      target('pm-a', nodeA),
+      target('pm-refused', { host: '127.0.0.1', port: closedPort }),
+      target('pm-silent', { host: '127.0.0.1', port: silentPort }, { connectTimeoutMs: 300 }),
+    ]);
+
+    const outcomes = await p.forEachNode(['pm-a', 'pm-refused', 'pm-silent'], (node) => p.run(node, 'hostname'));
+    assert.deepEqual(outcomes.map((o) => (o.ok ? [o.node, 'ok'] : [o.node, o.error.code, o.error.message])), [
+      ['pm-a', 'ok'],
+      ['pm-refused', 'PMC_E_NODE_UNREACHABLE', `pm-refused: connection refused on 127.0.0.1:${closedPort}`],
+      ['pm-silent', 'PMC_E_NODE_UNREACHABLE', `pm-silent: no answer from 127.0.0.1:${silentPort} within 0.3 s`],
+    ]);
+    // The failure is remembered for the run: no second attempt, same error.
+    const again = await p.run('pm-silent', 'hostname').catch((err: unknown) => err);
+    assert.equal(again, (outcomes[2] as { error: PmcError }).error);
+    assert.equal(silentConnections, 1);
+  });
+
+  test('ssh-agent keys authenticate, including an encrypted key loaded into the agent', async (t) => {
+    const agent = await startAgent(dir);
+    t.after(() => agent.stop());
+    await agent.add(agentKey.privateFile);
+    await agent.add(encryptedKey.privateFile, 'secret');
+    const p = pool(t, [
+      target('pm-a', nodeA, { identityFiles: [], agentSocket: agent.socket }),
+      target('pm-b', nodeB, { identityFiles: [encryptedKey.privateFile], agentSocket: agent.socket }),
+    ]);
+    assert.equal((await p.run('pm-a', 'true')).exitCode, 0);
+    assert.equal((await p.run('pm-b', 'true')).exitCode, 0);
+  });
+
+  test('authentication failures say what was tried and what to do', async (t) => {
+    const missing = join(dir, 'no_such_key');
+    const p = pool(t, [
+      target('pm-a', nodeA, { identityFiles: [missing, strangerKey.privateFile] }),
+      target('pm-b', nodeB, { identityFiles: [encryptedKey.privateFile] }),
+    ]);
+    const wrongKey = await connectError(p, 'pm-a');
+    assert.equal(wrongKey.code, 'PMC_E_AUTH');
+    assert.equal(wrongKey.message, `root@pm-a: authentication failed (tried: ${strangerKey.privateFile})`);
+    assert.match(wrongKey.hint ?? '', /authorized_keys/);
+    assert.equal(wrongKey.details, `skipped identity files:\n${missing}: cannot read (ENOENT)`);
+
+    const encrypted = await connectError(p, 'pm-b');
+    assert.equal(encrypted.code, 'PMC_E_AUTH');
+    assert.equal(encrypted.message, 'root@pm-b: authentication failed (no agent and no usable identity file)');
+    assert.match(encrypted.hint ?? '', /needs a passphrase .* ssh-add .*SSH_AUTH_SOCK/);
+  });
+
+  test('a jump host forwards to the node behind it, and is verified the same way', async (t) => {
+    const jump = target('jump', jumpHost);
+    const p = pool(t, [target('pm-b', nodeB, { jump }), target('pm-b2', nodeB, { jump })]);
+    const [first, second] = await Promise.all([p.run('pm-b', 'echo $SSH_CONNECTION'), p.run('pm-b2', 'true')]);
+    assert.match(first.stdout, new RegExp(` 127\\.0\\.0\\.2 ${nodeB.port}\\n$`));
+    assert.equal(second.exitCode, 0);
+    const forwards = jumpHost.log().match(new RegExp(`target 127\\.0\\.0\\.2 port ${nodeB.port}`, 'g')) ?? [];
+    assert.equal(forwards.length, 2, 'both nodes went through the jump host');
+
+    const unknownBehind = pool(t, [target('pm-b', nodeB, { jump, knownHostsFiles: [await knownHostsFile('only-jump', `${knownHostsLine(jumpHost, 'ed25519')}\n`)] })]);
+    const error = await connectError(unknownBehind, 'pm-b');
+    assert.equal(error.code, 'PMC_E_HOSTKEY_UNKNOWN');
+    assert.match(error.hint ?? '', new RegExp(`ssh -p ${jumpHost.port} root@127\\.0\\.0\\.3 ssh-keyscan -p ${nodeB.port} -t ed25519 127\\.0\\.0\\.2 >> `));
+
+    const unknownJump = pool(t, [target('pm-b', nodeB, { jump: target('jump', jumpHost, { knownHostsFiles: [join(dir, 'none')] }) })]);
+    const jumpError = await connectError(unknownJump, 'pm-b');
+    assert.equal(jumpError.code, 'PMC_E_HOSTKEY_UNKNOWN');
+    assert.match(jumpError.message, /^pm-b: via jump host: jump: host key of \[127\.0\.0\.3\]:\d+ is not known/);
+  });
+
+  test('a jump host that cannot reach the node reports it', async (t) => {
+    const closedPort = await freePort('127.0.0.2');
+    const p = pool(t, [target('pm-b', { host: '127.0.0.2', port: closedPort }, { jump: target('jump', jumpHost) })]);
+    const error = await connectError(p, 'pm-b');
+    assert.equal(error.code, 'PMC_E_NODE_UNREACHABLE');
+    assert.match(error.message, new RegExp(`^pm-b: jump host 127\\.0\\.0\\.3:${jumpHost.port} cannot reach 127\\.0\\.0\\.2:${closedPort}: `));
+  });
+
+  test('timeoutMs kills the remote command, not just the wait', async (t) => {
+    const lines: string[] = [];
+    const p = pool(t, [target('pm-a', nodeA)], { log: (line) => lines.push(line) });
+    const command = 'sleep 97.31 & sleep 97.32; echo finished';
+    const result = await p.run('pm-a', command, { timeoutMs: 300 });
+    assert.deepEqual({ ...result, durationMs: 0 }, {
+      node: 'pm-a', command, exitCode: 124, signal: undefined, stdout: '', stderr: '', durationMs: 0, timedOut: true,
+    });
+    assert.ok(result.durationMs >= 300 && result.durationMs < 5000, String(result.durationMs));
+    assert.match(lines.at(-1)!, /^\[pm-a\] timed out after 300 ms, exit 124 in \d+ ms$/);
+    // Gone already, the background one too: timeout signals the command's whole process group.
+    assert.equal((await p.run('pm-a', `pgrep -f '[s]leep 97.3'`)).exitCode, 1);
+    // A quick command with a timeout is not marked as timed out, even if it exits 124.
+    assert.equal((await p.run('pm-a', 'exit 124', { timeoutMs: 5000 })).timedOut, false);
+  });
+
+  test('a connection lost mid-run fails that node, and later commands fail fast', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)]);
+    assert.equal((await p.run('pm-a', 'true')).exitCode, 0);
+    // $PPID is the sshd process serving this connection.
+    const lost = await p.run('pm-a', 'kill -9 $PPID; sleep 5').catch((err: unknown) => err);
+    assert.ok(lost instanceof PmcError && lost.code === 'PMC_E_NODE_UNREACHABLE', String(lost));
+    assert.match(lost.message, new RegExp(`^pm-a: connection to 127\\.0\\.0\\.1:${nodeA.port} lost`));
+    await assert.rejects(p.run('pm-a', 'true'), { code: 'PMC_E_NODE_UNREACHABLE' });
+  });
+
+  test('sudo wraps the command in sudo -n -- sh -c, and the result shows the command as given', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA, { sudo: true })]);
+    const command = `echo "it's $(id -u)"`;
+    const result = await p.run('pm-a', command);
+    assert.equal(result.command, command);
+    const hasSudo = (await p.run('pm-a', 'command -v sudo')).exitCode === 0;
+    if (hasSudo) {
+      assert.deepEqual([result.exitCode, result.stdout], [0, "it's 0\n"]);
+    } else {
+      // No sudo on this box: the shell says so, which shows the wrapping happened.
+      assert.equal(result.exitCode, 127);
+      assert.match(result.stderr, /sudo.*not found/);
+    }
+  });
+
+  test('the log hook shows commands and exits, never stdin', async (t) => {
+    const lines: string[] = [];
+    const p = pool(t, [target('pm-a', nodeA)], { log: (line) => lines.push(line) });
+    await p.run('pm-a', 'cat >/dev/null; exit 2', { stdin: 'top-secret-stdin' });
+    assert.match(lines[0]!, new RegExp(`^\\[pm-a\\] connected to root@127\\.0\\.0\\.1:${nodeA.port} in \\d+ ms$`));
+    assert.equal(lines[1], '[pm-a] $ cat >/dev/null; exit 2');
+    assert.match(lines[2]!, /^\[pm-a\] exit 2 in \d+ ms$/);
+    assert.equal(lines.length, 3);
+    assert.ok(!lines.join('\n').includes('top-secret'));
+  });
+});
