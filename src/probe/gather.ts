@@ -1,7 +1,7 @@
 import { parseDrbdConfig, parseDrbdsetupShow } from './parsers/drbd-config.js';
 import { parseDrbdEvents2 } from './parsers/drbd-events2.js';
 import type { DrbdLiveConnection, DrbdLiveResource } from './parsers/drbd-live.js';
-import { parseIpLinkJson } from './parsers/ip-link.js';
+import { ABSENT_LINK, parseIpLinkJson } from './parsers/ip-link.js';
 import { parseSplitBrainLog, type SplitBrainEvent } from './parsers/kernel-log.js';
 import { parseLvsJson, parseVgsJson } from './parsers/lvm.js';
 import { parseMeminfo } from './parsers/meminfo.js';
@@ -104,7 +104,7 @@ class ProbeReader {
   }
 }
 
-export function describeFailure(section: Section): string {
+function describeFailure(section: Section): string {
   const firstError = section.stderr.split('\n').map((l) => l.trim()).find(Boolean);
   if (section.exitCode === undefined) return 'output cut off before the command finished';
   if (section.exitCode === 127) return `command not found${firstError ? ` (${firstError})` : ''}`;
@@ -131,7 +131,7 @@ function readBackupDir(probe: ProbeReader, dir: string): boolean {
 }
 
 function readBridge(probe: ProbeReader, name: string): BridgeFacts {
-  const absent = { name, present: false, isBridge: false, up: false, carrier: false, operState: undefined };
+  const absent = { name, ...ABSENT_LINK };
   const section = probe.section(SECTION.bridge);
   if (!section) return absent;
   if (section.exitCode === 0) return { name, ...probe.use(parseIpLinkJson(section.stdout, name)) };

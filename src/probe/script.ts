@@ -6,7 +6,7 @@ import type { ProbeOptions, ToolFacts } from './types.js';
  *
  *     @@PMC@@ begin <name>
  *     <the command's stdout, byte for byte>
- *     @@PMC@@ stderr <name>        (only when it wrote to stderr; at most 4 KiB of it)
+ *     @@PMC@@ stderr <name>        (only when it wrote to stderr; the first 4 KiB of it)
  *     <stderr>
  *     @@PMC@@ end <name> <exit code>
  *
@@ -57,6 +57,8 @@ const TOOL_TIMEOUT_SECONDS = 20;
 /** Only the last split-brain reports matter; the kernel log can be megabytes. */
 const KERNEL_LOG_LINES = 100;
 const RES_FILE_MAX_BYTES = 65536;
+/** Enough for any tool's error message; a runaway stderr must not swamp the output. */
+const STDERR_MAX_BYTES = 4096;
 
 /**
  * One POSIX sh script (dash-compatible) that gathers everything about a node in one round trip.
@@ -89,7 +91,7 @@ pmc_section() {
   pmc_escape "$pmc_tmp/out"
   if [ -s "$pmc_tmp/err" ]; then
     printf '\\n${MARKER} stderr %s\\n' "$pmc_name"
-    head -c 4096 "$pmc_tmp/err" | pmc_escape
+    head -c ${STDERR_MAX_BYTES} "$pmc_tmp/err" | pmc_escape
   fi
   printf '\\n${MARKER} end %s %s\\n' "$pmc_name" "$pmc_rc"
 }

@@ -198,8 +198,9 @@ export interface DrbdResource {
   sizeBytes: number | undefined;
   peers: DrbdPeer[];
   /**
-   * Split brain now: events2 says so, or the kernel logged an unresolved split brain for this
-   * minor since boot and a peer is still StandAlone (a reconnect after resolving clears it).
+   * Split brain now: events2 says so (`sync-state:SplitBrain`, newer drbd-utils), or the kernel
+   * logged an unresolved split brain for this minor since boot and no peer is connected now
+   * (the reconnect that resolves it clears this).
    */
   splitBrain: boolean;
 }

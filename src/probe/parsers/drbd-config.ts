@@ -82,7 +82,7 @@ function interpretResource(
     if (keyword === 'on' && statement.block) {
       const hostVolumes = volumesIn(statement.block);
       for (const n of hostVolumes.keys()) volumeNumbers.add(n);
-      const volume0 = { ...resourceVolumes.get(0), ...hostVolumes.get(0) };
+      const volume0 = inherit(resourceVolumes.get(0), hostVolumes.get(0));
       const address = statement.block.find((s) => s.words[0] === 'address');
       const nodeId = statement.block.find((s) => s.words[0] === 'node-id')?.words[1];
       hosts.push({
@@ -139,10 +139,17 @@ function volumesIn(body: Statement[]): Map<number, VolumeValues> {
   if (Object.keys(implicit).length > 0) volumes.set(0, implicit);
   for (const statement of body) {
     if (statement.words[0] === 'volume' && statement.block && /^\d+$/.test(statement.words[1] ?? '')) {
-      volumes.set(Number(statement.words[1]), { ...volumes.get(Number(statement.words[1])), ...volumeValues(statement.block) });
+      const number = Number(statement.words[1]);
+      volumes.set(number, { ...volumes.get(number), ...volumeValues(statement.block) });
     }
   }
   return volumes;
+}
+
+/** A host's own device (path or minor) replaces the resource's as a whole, never half of it. */
+function inherit(resource: VolumeValues | undefined, host: VolumeValues | undefined): VolumeValues {
+  const deviceFrom = host?.device !== undefined || host?.minor !== undefined ? host : resource;
+  return { device: deviceFrom?.device, minor: deviceFrom?.minor, disk: host?.disk ?? resource?.disk };
 }
 
 function volumeValues(body: Statement[]): VolumeValues {

@@ -2,7 +2,7 @@ import type { BridgeFacts, Parsed } from '../types.js';
 
 type LinkState = Omit<BridgeFacts, 'name'>;
 
-const ABSENT: LinkState = { present: false, isBridge: false, up: false, carrier: false, operState: undefined };
+export const ABSENT_LINK: LinkState = { present: false, isBridge: false, up: false, carrier: false, operState: undefined };
 
 /** Parses `ip -j -d link show dev <name>`: a JSON array with one object per interface. */
 export function parseIpLinkJson(text: string, name: string): Parsed<LinkState> {
@@ -10,13 +10,13 @@ export function parseIpLinkJson(text: string, name: string): Parsed<LinkState> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return { value: ABSENT, problems: [`ip link: not JSON (${(err as Error).message})`] };
+    return { value: ABSENT_LINK, problems: [`ip link: not JSON (${(err as Error).message})`] };
   }
-  if (!Array.isArray(json)) return { value: ABSENT, problems: ['ip link: JSON is not an array'] };
+  if (!Array.isArray(json)) return { value: ABSENT_LINK, problems: ['ip link: JSON is not an array'] };
   const link = json.find((l: { ifname?: unknown }) => l?.ifname === name) as {
     flags?: unknown; operstate?: unknown; linkinfo?: { info_kind?: unknown };
   } | undefined;
-  if (!link) return { value: ABSENT, problems: [] };
+  if (!link) return { value: ABSENT_LINK, problems: [] };
   const flags = Array.isArray(link.flags) ? link.flags : [];
   return {
     value: {

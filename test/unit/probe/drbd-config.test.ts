@@ -59,6 +59,13 @@ test('DRBD 9 dump (hand-written): node-id, connection-mesh, connection host addr
   ]);
 });
 
+test('a host with its own minor does not keep half of the resource-level device', () => {
+  const text = 'resource r { device /dev/drbd10 minor 10; disk /dev/vg/r; on a { address 10.0.0.1:7788; } on b { device minor 11; address 10.0.0.2:7788; } }';
+  assert.deepEqual(parseDrbdConfig(text).value[0]?.hosts.map((h) => [h.name, h.device, h.minor, h.disk]), [
+    ['a', '/dev/drbd10', 10, '/dev/vg/r'], ['b', '/dev/drbd11', 11, '/dev/vg/r'],
+  ]);
+});
+
 test('allow-two-primaries: flag form, common default, and a resource saying no', () => {
   const text = `
 common { net { allow-two-primaries; } }
