@@ -1,0 +1,29 @@
+import type { Argv } from 'yargs';
+import type { Report, View } from '../render/output.js';
+import type { Context, GlobalOptions } from './context.js';
+
+/**
+ * A pmc command: its yargs shape, a handler that returns data, and the view that renders it.
+ * The CLI wraps every command the same way (context, errors, JSON, exit code).
+ */
+export interface PmcCommand<Args = Record<string, unknown>, Data = unknown> {
+  command: string;
+  describe: string;
+  aliases?: string[];
+  builder?: (y: Argv<GlobalOptions>) => Argv<GlobalOptions>;
+  examples?: Array<[string, string]>;
+  run: (ctx: Context, args: Args & GlobalOptions) => Promise<Report<Data>>;
+  view: View<Data>;
+}
+
+/** Helps TypeScript keep each command's own argument and data types. */
+export function defineCommand<Args, Data>(cmd: PmcCommand<Args, Data>): PmcCommand<Args, Data> {
+  return cmd;
+}
+
+/** The list options shared by `pm ls` and `vm ls`. */
+export function listOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
+  return y
+    .option('output', { alias: 'o', type: 'string', describe: 'comma-separated fields to show (see the list below)' })
+    .option('headers', { type: 'boolean', default: true, describe: 'print the header line (--no-headers to omit it)' });
+}

@@ -1,0 +1,104 @@
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { emitError, emitReport, EXIT, processStreams, type Streams } from '../render/output.js';
+import { colorWanted, makeStyle } from '../render/style.js';
+import { PmcError } from '../util/errors.js';
+import type { PmcCommand } from './command.js';
+import { openContext, type GlobalOptions } from './context.js';
+import { clusterCommands } from './commands/cluster.js';
+import { pmCommands } from './commands/pm.js';
+import { vmCommands } from './commands/vm.js';
+
+interface Group {
+  name: string;
+  describe: string;
+  commands: PmcCommand<any, any>[];
+}
+
+const GROUPS: Group[] = [
+  { name: 'pm', describe: 'physical nodes: list, check, prepare', commands: pmCommands },
+  { name: 'vm', describe: 'virtual machines: list, inspect, create, remove, start, stop', commands: vmCommands },
+  { name: 'cluster', describe: 'the whole cluster: verify, start after a power loss', commands: clusterCommands },
+];
+
+/** Runs pmc with the given arguments and returns the exit code (it never calls process.exit). */
+export async function main(argv: string[], streams: Streams = processStreams, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const wantsColor = (flag: boolean | undefined) => makeStyle(colorWanted(process.stdout, env, flag));
+  let exitCode: number = EXIT.ok;
+  const parser = yargs(argv)
+    .scriptName('pmc')
+    .usage('$0 <group> <command> [options]\n\npmc, the poor man\'s cloud:\nHA virtual machines on LVM + DRBD + libvirt, over SSH.')
+    .option('config', { type: 'string', describe: 'pmc.yaml to use (default: $PMC_CONFIG, ./pmc.yaml, ~/.config/pmc/pmc.yaml, /etc/pmc/pmc.yaml)', global: true })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON', global: true })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show every remote command and error details', global: true })
+    .option('color', { type: 'boolean', describe: 'colour output (default: only on a terminal; NO_COLOR is honoured)', global: true })
+    .strict()
+    .recommendCommands()
+    .demandCommand(1, 'name a command group: pm, vm or cluster')
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .completion('completion', 'print a bash/zsh completion script (pmc completion >> ~/.bashrc)')
+    .epilogue('Run "pmc help <group> <command>" for a command\'s options and examples.\nExit codes: 0 ok, 1 failed, 2 usage error, 3 some nodes could not be asked.')
+    .fail((msg, err) => {
+      if (err) throw err;
+      const text = msg.startsWith('Did you mean') ? `unknown command; ${msg.replace(/^Did you mean (\S+)\?$/, 'did you mean "$1"?')}` : msg;
+      throw new PmcError('PMC_E_USAGE', text, 'run "pmc --help" (or "pmc <group> --help") for the commands and options');
+    })
+    .exitProcess(false);
+
+  for (const group of GROUPS) {
+    parser.command(group.name, group.describe, (y: Argv<GlobalOptions>) => {
+      for (const cmd of group.commands) {
+        y.command({
+          command: cmd.command,
+          describe: cmd.describe,
+          aliases: cmd.aliases ?? [],
+          builder: (yy: Argv<GlobalOptions>) => {
+            const built = cmd.builder ? cmd.builder(yy) : yy;
+            for (const [example, what] of cmd.examples ?? []) built.example(example, what);
+            return built;
+          },
+          handler: async (args: any) => {
+            exitCode = await runCommand(cmd, args, wantsColor(args.color), streams);
+          },
+        });
+      }
+      return y.demandCommand(1, `name a ${group.name} command: ${group.commands.map((c) => c.command.split(' ')[0]).join(', ')}`);
+    });
+  }
+  parser.command('help [command..]', 'show help for a command, e.g. pmc help vm add', {}, async (args: any) => {
+    await main([...(args.command ?? []), '--help'], streams, env);
+  });
+
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    return emitError(err, wantsColor(undefined), argv.includes('--verbose') || argv.includes('-v'), streams);
+  }
+  return exitCode;
+}
+
+async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnType<typeof makeStyle>, streams: Streams): Promise<number> {
+  let ctx: ReturnType<typeof openContext> | undefined;
+  try {
+    ctx = openContext(args, style, streams);
+    const report = await cmd.run(ctx, args);
+    return emitReport(report, cmd.view, {
+      json: args.json,
+      style,
+      fields: typeof args.output === 'string' ? args.output.split(',').map((f: string) => f.trim()).filter(Boolean) : undefined,
+      headers: args.headers !== false,
+      verbose: args.verbose,
+    }, streams);
+  } catch (err) {
+    return emitError(err, style, args.verbose, streams);
+  } finally {
+    await ctx?.pool.close();
+  }
+}
+
+export function cliArgs(): string[] {
+  return hideBin(process.argv);
+}

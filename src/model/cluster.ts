@@ -1,0 +1,260 @@
+import type { Config } from '../config/load.js';
+import type {
+  Domain, DrbdPeer, DrbdResource, LogicalVolume, NodeFacts,
+} from '../probe/types.js';
+import type { PmcErrorCode } from '../util/errors.js';
+
+/**
+ * The cluster model: every node's facts, read live in this run, joined into VMs and nodes.
+ * It is a pure function of the probes, so listings, verify and plans all see one picture.
+ */
+export interface ClusterState {
+  nodes: NodeState[];
+  /** Sorted by name. */
+  vms: Vm[];
+}
+
+export interface NodeState {
+  name: string;
+  /** What pmc connected to (the configured address, else the name). */
+  host: string;
+  reachable: boolean;
+  error: { code: PmcErrorCode; message: string; hint: string | undefined } | undefined;
+  facts: NodeFacts | undefined;
+  usage: NodeUsage;
+}
+
+export interface NodeUsage {
+  running: VmMemory[];
+  shutOff: VmMemory[];
+  /** Memory of the VMs running here. */
+  runningMemoryBytes: number;
+  /**
+   * Memory of every VM defined here, running or not: what the node must hold if all its
+   * VMs end up on it after its peers fail. Placement counts this (the old tool counted none).
+   */
+  definedMemoryBytes: number;
+  /** DRBD disks on this node by local disk state (UpToDate: 3, Inconsistent: 1, ...). */
+  drbdDisks: Record<string, number>;
+}
+
+export interface VmMemory {
+  name: string;
+  memoryBytes: number;
+}
+
+/** One node's share of a VM. */
+export interface VmReplica {
+  node: string;
+  /** False when the node could not be asked: everything else is then unknown. */
+  reachable: boolean;
+  domain: Domain | undefined;
+  resource: DrbdResource | undefined;
+  lv: LogicalVolume | undefined;
+}
+
+export type VmFlag =
+  | 'degraded' | 'syncing' | 'split-brain' | 'running-twice' | 'two-primaries' | 'ignored' | 'node-down';
+
+export type VmState = 'running' | 'shut off' | 'paused' | 'running twice' | 'not defined' | 'unknown' | string;
+
+export interface Vm {
+  name: string;
+  ignored: boolean;
+  /** Nodes holding any part of it: the resource's hosts first, then others with a domain or LV. */
+  nodes: string[];
+  replicas: VmReplica[];
+  runningOn: string[];
+  primaryOn: string[];
+  /** Where it runs, else its DRBD primary, else the first node with a definition. */
+  home: string | undefined;
+  /** The other node of its pair. */
+  peer: string | undefined;
+  state: VmState;
+  memoryBytes: number | undefined;
+  vcpus: number | undefined;
+  uuid: string | undefined;
+  diskBytes: number | undefined;
+  minor: number | undefined;
+  port: number | undefined;
+  replication: Replication | undefined;
+  flags: VmFlag[];
+}
+
+/** The DRBD picture of a VM, seen from its home node. */
+export interface Replication {
+  /** `UpToDate/UpToDate`: local disk / peer disk, as /proc/drbd's ds: shows it. */
+  disks: string;
+  /** `Primary/Secondary`. */
+  roles: string;
+  connection: string;
+  replication: string;
+  syncPercent: number | undefined;
+}
+
+/** What the probe of one node produced: its facts, or why it could not be asked. */
+export type NodeProbe =
+  | { node: string; ok: true; value: NodeFacts }
+  | { node: string; ok: false; error: { code: PmcErrorCode; message: string; hint?: string | undefined } };
+
+export function buildCluster(config: Pick<Config, 'nodes' | 'ignorePrefix'>, probes: readonly NodeProbe[]): ClusterState {
+  const byNode = new Map(probes.map((p) => [p.node, p]));
+  const order = config.nodes.map((n) => n.name);
+  const facts = new Map<string, NodeFacts>();
+  for (const p of probes) if (p.ok) facts.set(p.node, p.value);
+
+  const names = new Set<string>();
+  for (const f of facts.values()) {
+    for (const d of f.domains) names.add(d.name);
+    for (const r of f.drbdResources) names.add(r.name);
+  }
+  const vms = [...names].sort().map((name) => buildVm(name, order, facts, byNode, config.ignorePrefix));
+
+  const nodes = config.nodes.map((n): NodeState => {
+    const probe = byNode.get(n.name);
+    const nodeFacts = facts.get(n.name);
+    return {
+      name: n.name,
+      host: n.address ?? n.name,
+      reachable: Boolean(probe?.ok),
+      error: probe && !probe.ok ? { code: probe.error.code, message: probe.error.message, hint: probe.error.hint } : undefined,
+      facts: nodeFacts,
+      usage: nodeUsage(n.name, nodeFacts, vms),
+    };
+  });
+  return { nodes, vms };
+}
+
+function buildVm(
+  name: string,
+  order: readonly string[],
+  facts: ReadonlyMap<string, NodeFacts>,
+  probes: ReadonlyMap<string, NodeProbe>,
+  ignorePrefix: string,
+): Vm {
+  const resourceHosts: string[] = [];
+  const holders: string[] = [];
+  for (const [node, f] of facts) {
+    const resource = f.drbdResources.find((r) => r.name === name);
+    for (const h of resource?.hosts ?? []) if (!resourceHosts.includes(h.name)) resourceHosts.push(h.name);
+    if (resource || f.domains.some((d) => d.name === name)) holders.push(node);
+  }
+  const rank = (n: string) => (order.includes(n) ? order.indexOf(n) : order.length);
+  const others = holders.filter((n) => !resourceHosts.includes(n)).sort((a, b) => rank(a) - rank(b));
+  const nodes = [...resourceHosts, ...others];
+
+  const replicas = nodes.map((node): VmReplica => {
+    const f = facts.get(node);
+    const resource = f?.drbdResources.find((r) => r.name === name);
+    return {
+      node,
+      reachable: probes.get(node)?.ok === true,
+      domain: f?.domains.find((d) => d.name === name),
+      resource,
+      lv: f?.lvs.find((lv) => lv.path === resource?.disk || lv.name === name),
+    };
+  });
+
+  const runningOn = replicas.filter((r) => r.domain && isActive(r.domain)).map((r) => r.node);
+  const primaryOn = replicas.filter((r) => r.resource?.role === 'Primary').map((r) => r.node);
+  const defined = replicas.filter((r) => r.domain);
+  const home = runningOn[0] ?? primaryOn[0] ?? defined[0]?.node ?? nodes[0];
+  const peer = nodes.find((n) => n !== home);
+  const homeReplica = replicas.find((r) => r.node === home);
+  const definition = homeReplica?.domain ?? defined[0]?.domain;
+  const resource = homeReplica?.resource ?? replicas.find((r) => r.resource)?.resource;
+
+  const ignored = ignorePrefix !== '' && name.startsWith(ignorePrefix);
+  const unreachable = replicas.some((r) => !r.reachable);
+  const replication = resource ? describeReplication(resource, peer) : undefined;
+
+  const flags: VmFlag[] = [];
+  if (unreachable) flags.push('node-down');
+  if (replicas.some((r) => r.resource?.splitBrain) || bothStandAlone(replicas)) flags.push('split-brain');
+  if (resource && replicas.some((r) => r.reachable && r.resource && !healthy(r.resource))) {
+    flags.push(replicas.some((r) => r.resource && isSyncing(r.resource)) ? 'syncing' : 'degraded');
+  } else if (resource && unreachable) flags.push('degraded');
+  if (runningOn.length > 1) flags.push('running-twice');
+  if (primaryOn.length > 1) flags.push('two-primaries');
+  if (ignored) flags.push('ignored');
+
+  return {
+    name,
+    ignored,
+    nodes,
+    replicas,
+    runningOn,
+    primaryOn,
+    home,
+    peer,
+    state: vmState(runningOn, defined.map((r) => r.domain!), homeReplica, unreachable),
+    memoryBytes: definition?.memoryBytes,
+    vcpus: definition?.vcpus,
+    uuid: definition?.uuid,
+    diskBytes: resource?.sizeBytes ?? replicas.find((r) => r.lv)?.lv?.sizeBytes,
+    minor: resource?.minor,
+    port: resource?.port,
+    replication,
+    flags,
+  };
+}
+
+/** A domain that holds its disk open: running, paused, or on its way in or out. */
+export function isActive(domain: Domain): boolean {
+  return domain.state !== 'shut off' && domain.state !== 'crashed' && domain.state !== 'no state';
+}
+
+function vmState(runningOn: string[], domains: Domain[], home: VmReplica | undefined, unreachable: boolean): VmState {
+  if (runningOn.length > 1) return 'running twice';
+  if (home?.domain) return home.domain.state;
+  if (domains.length > 0) return domains[0]!.state;
+  return unreachable ? 'unknown' : 'not defined';
+}
+
+/** Connected and every disk UpToDate: the state in which the VM can move or lose a node. */
+export function healthy(resource: DrbdResource): boolean {
+  return resource.diskState === 'UpToDate' && resource.peers.length > 0
+    && resource.peers.every((p) => p.connection === 'Connected' && p.diskState === 'UpToDate');
+}
+
+function isSyncing(resource: DrbdResource): boolean {
+  return resource.peers.some((p) => /^(Sync|PausedSync|StartingSync|WFBitMap|WFSyncUUID)/.test(p.replication));
+}
+
+function bothStandAlone(replicas: readonly VmReplica[]): boolean {
+  const states = replicas.filter((r) => r.resource?.up).map((r) => r.resource!.peers[0]?.connection);
+  return states.length >= 2 && states.every((s) => s === 'StandAlone');
+}
+
+function describeReplication(resource: DrbdResource, peerName: string | undefined): Replication {
+  const peer: DrbdPeer | undefined = resource.peers.find((p) => p.node === peerName) ?? resource.peers[0];
+  if (!resource.up) {
+    return { disks: 'down', roles: '-', connection: 'down', replication: 'Off', syncPercent: undefined };
+  }
+  return {
+    disks: `${resource.diskState ?? 'DUnknown'}/${peer?.diskState ?? 'DUnknown'}`,
+    roles: `${resource.role ?? 'Unknown'}/${peer?.role ?? 'Unknown'}`,
+    connection: peer?.connection ?? 'StandAlone',
+    replication: peer?.replication ?? 'Off',
+    syncPercent: peer?.syncPercent,
+  };
+}
+
+function nodeUsage(node: string, facts: NodeFacts | undefined, vms: readonly Vm[]): NodeUsage {
+  const running: VmMemory[] = [];
+  const shutOff: VmMemory[] = [];
+  for (const domain of facts?.domains ?? []) {
+    (isActive(domain) ? running : shutOff).push({ name: domain.name, memoryBytes: domain.memoryBytes });
+  }
+  const drbdDisks: Record<string, number> = {};
+  for (const r of facts?.drbdResources ?? []) {
+    const state = r.up ? (r.diskState ?? 'DUnknown') : 'down';
+    drbdDisks[state] = (drbdDisks[state] ?? 0) + 1;
+  }
+  // A VM whose pair includes this node must fit here even when only its peer defines it so far.
+  const definedMemoryBytes = vms
+    .filter((vm) => vm.nodes.includes(node) && vm.memoryBytes !== undefined)
+    .reduce((sum, vm) => sum + vm.memoryBytes!, 0);
+  const sum = (list: VmMemory[]) => list.reduce((s, v) => s + v.memoryBytes, 0);
+  return { running, shutOff, runningMemoryBytes: sum(running), definedMemoryBytes, drbdDisks };
+}
