@@ -26,7 +26,7 @@ const DOMAIN_STATES: readonly DomainState[] = [
   'running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended', 'no state',
 ];
 
-export function asDomainState(word: string): DomainState | undefined {
+function asDomainState(word: string): DomainState | undefined {
   return (DOMAIN_STATES as readonly string[]).includes(word) ? (word as DomainState) : undefined;
 }
 
