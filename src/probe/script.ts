@@ -51,7 +51,7 @@ export const SECTION_PREFIX = {
 /** Programs whose presence is reported as `NodeFacts.tools`. */
 export const CHECKED_TOOLS: readonly (keyof ToolFacts)[] = ['xdelta3', 'rsync'];
 
-export const DRBD_CONFIG_DIR = '/etc/drbd.d';
+const DRBD_CONFIG_DIR = '/etc/drbd.d';
 /** Every tool call gets this long; a hung virsh or drbdsetup must not cost the whole probe. */
 const TOOL_TIMEOUT_SECONDS = 20;
 /** Only the last split-brain reports matter; the kernel log can be megabytes. */

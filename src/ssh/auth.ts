@@ -15,12 +15,14 @@ export interface AuthPlan {
   tried: string[];
   /** Identity files that could not be used, with the reason (shown with --verbose). */
   skipped: string[];
+  /** Why the agent could not be used, once the connection attempt has found out. */
+  agentFailure: string | undefined;
   /** Identity files skipped because they need a passphrase. */
   encrypted: string[];
 }
 
 export async function planAuth(target: SshTarget): Promise<AuthPlan> {
-  const plan: AuthPlan = { methods: [], tried: [], skipped: [], encrypted: [] };
+  const plan: AuthPlan = { methods: [], tried: [], skipped: [], encrypted: [], agentFailure: undefined };
   const username = target.user;
   if (target.agentSocket) {
     plan.methods.push({ type: 'agent', username, agent: target.agentSocket });

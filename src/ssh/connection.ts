@@ -86,7 +86,7 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
     const onError = (err: Ssh2Error): void => {
       // An unusable agent is not fatal: ssh2 goes on with the identity files.
       if (err.level === 'agent') {
-        auth.skipped.push(`agent ${target.agentSocket}: ${err.message}`);
+        auth.agentFailure = err.message;
         return;
       }
       if (hostKeyError) settle(hostKeyError);
@@ -162,26 +162,42 @@ export class SshConnection {
    * Runs `command` through the user's login shell on the node; with `target.sudo` as
    * `sudo -n -- sh -c <command>`, which never prompts (it fails if sudo wants a password).
    * Resolves with the outcome whatever the exit code; `durationMs` counts from when the
-   * command got a channel, not the time spent queued for one. Rejects with
+   * command got its turn, not the time spent queued behind other channels. Rejects with
    * PMC_E_NODE_UNREACHABLE if the connection is lost, PMC_E_REMOTE if the server refuses
    * a channel.
    */
   async run(command: string, options: RunOptions = {}): Promise<RemoteResult> {
     const release = await this.sessions.acquire();
-    let channel: ClientChannel;
+    this.log?.(`[${this.target.name}] $ ${command}`);
     const started = performance.now();
-    try {
-      this.log?.(`[${this.target.name}] $ ${command}`);
-      channel = await this.openSession(remoteCommandLine(command, this.target.sudo, options.timeoutMs));
-    } catch (err) {
-      release();
-      throw err;
-    }
-    channel.once('close', () => { void this.serverCaughtUp().then(release); });
-    return this.collect(channel, command, options, started);
+    return new Promise((resolve, reject) => {
+      const refused = (err: Error): void => {
+        release();
+        reject(this.closed ? this.lostError() : new PmcError('PMC_E_REMOTE',
+          `${this.target.name}: the server refused a session channel: ${err.message.replace(/^\(SSH\) Channel open failure: /, '')}`,
+          `sshd allows MaxSessions channels per connection (default ${OPENSSH_MAX_SESSIONS})`));
+      };
+      try {
+        this.client.exec(remoteCommandLine(command, this.target.sudo, options.timeoutMs), (err, channel) => {
+          if (err) {
+            refused(err);
+            return;
+          }
+          // Listeners go on right here: a fast command's exit status can come in the same
+          // read as the channel confirmation, before any promise continuation would run.
+          channel.once('close', () => { void this.serverCaughtUp().then(release); });
+          this.collect(channel, command, options, started).then(resolve, reject);
+        });
+      } catch (err) {
+        refused(err as Error);
+      }
+    });
   }
 
-  /** Opens a TCP stream from the node to host:port (direct-tcpip), for jumping through it. */
+  /**
+   * Opens a TCP stream from the node to host:port (direct-tcpip), for jumping through it.
+   * Not counted against maxSessions: OpenSSH's MaxSessions limits sessions only.
+   */
   tunnel(host: string, port: number): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       try {
@@ -205,19 +221,6 @@ export class SshConnection {
     const why = this.lastError ? `: ${this.lastError.message}` : '';
     return new PmcError('PMC_E_NODE_UNREACHABLE', `${this.target.name}: connection to ${endpoint(this.target)} lost${why}`,
       `the node may have rebooted or the network dropped; run the command again`);
-  }
-
-  private openSession(remoteCommand: string): Promise<ClientChannel> {
-    return new Promise((resolve, reject) => {
-      const refused = (err: Error): PmcError => (this.closed ? this.lostError() : new PmcError('PMC_E_REMOTE',
-        `${this.target.name}: the server refused a session channel: ${err.message.replace(/^\(SSH\) Channel open failure: /, '')}`,
-        `sshd allows MaxSessions channels per connection (default ${OPENSSH_MAX_SESSIONS})`));
-      try {
-        this.client.exec(remoteCommand, (err, channel) => (err ? reject(refused(err)) : resolve(channel)));
-      } catch (err) {
-        reject(refused(err as Error));
-      }
-    });
   }
 
   /**

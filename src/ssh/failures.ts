@@ -69,8 +69,13 @@ export function jumpFailure(target: SshTarget, jumpError: PmcError): PmcError {
 }
 
 export function authFailure(target: SshTarget, plan: AuthPlan): PmcError {
-  const tried = plan.tried.length > 0 ? `tried: ${plan.tried.join(', ')}` : 'no agent and no usable identity file';
-  const details = plan.skipped.length > 0 ? `skipped identity files:\n${plan.skipped.join('\n')}` : undefined;
+  const labels = plan.tried.map((method) => (method === 'agent' && plan.agentFailure ? 'agent (unusable)' : method));
+  const tried = labels.length > 0 ? `tried: ${labels.join(', ')}` : 'no agent and no usable identity file';
+  const notes = [
+    ...(plan.agentFailure ? [`agent ${target.agentSocket}: ${plan.agentFailure}`] : []),
+    ...plan.skipped.map((note) => `skipped ${note}`),
+  ];
+  const details = notes.length > 0 ? notes.join('\n') : undefined;
   const hint = plan.encrypted.length > 0 && !target.agentSocket
     ? `${plan.encrypted.join(', ')} ${plan.encrypted.length === 1 ? 'needs' : 'need'} a passphrase and pmc never prompts: load ${plan.encrypted.length === 1 ? 'it' : 'them'} with ssh-add and make sure SSH_AUTH_SOCK is set`
     : `put the public key in ~${target.user}/.ssh/authorized_keys on ${target.host}, or load the right key into ssh-agent (ssh-add)`;

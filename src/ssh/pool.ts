@@ -4,6 +4,7 @@
  * unreachable for the rest of the run: its error is remembered, not retried per command,
  * so a read command over ten nodes with one down waits for that node's timeout once.
  */
+import type { ClientChannel } from 'ssh2';
 import { isPmcError, PmcError } from '../util/errors.js';
 import { connect, type SshConnection } from './connection.js';
 import { jumpFailure, tunnelFailure, type Ssh2Error } from './failures.js';
@@ -107,7 +108,7 @@ export class SshPool {
     } catch (err) {
       throw isPmcError(err) ? jumpFailure(target, err) : err;
     }
-    let sock;
+    let sock: ClientChannel;
     try {
       sock = await jump.tunnel(target.host, target.port);
     } catch (err) {

@@ -232,15 +232,20 @@ describe('ssh transport', { skip: sshdUnavailable }, () => {
 
   test('authentication failures say what was tried and what to do', async (t) => {
     const missing = join(dir, 'no_such_key');
+    const deadAgent = join(dir, 'no_agent.sock');
     const p = pool(t, [
-      target('pm-a', nodeA, { identityFiles: [missing, strangerKey.privateFile] }),
+      target('pm-a', nodeA, { identityFiles: [missing, strangerKey.privateFile], agentSocket: deadAgent }),
       target('pm-b', nodeB, { identityFiles: [encryptedKey.privateFile] }),
+      target('pm-c', nodeA, { identityFiles: [clientKey.privateFile], agentSocket: deadAgent }),
     ]);
     const wrongKey = await connectError(p, 'pm-a');
     assert.equal(wrongKey.code, 'PMC_E_AUTH');
-    assert.equal(wrongKey.message, `root@pm-a: authentication failed (tried: ${strangerKey.privateFile})`);
+    assert.equal(wrongKey.message, `root@pm-a: authentication failed (tried: agent (unusable), ${strangerKey.privateFile})`);
     assert.match(wrongKey.hint ?? '', /authorized_keys/);
-    assert.equal(wrongKey.details, `skipped identity files:\n${missing}: cannot read (ENOENT)`);
+    assert.equal(wrongKey.details, `agent ${deadAgent}: Failed to connect to agent\nskipped ${missing}: cannot read (ENOENT)`);
+
+    // An agent that is not there does not stop the key files from working.
+    assert.equal((await p.run('pm-c', 'true')).exitCode, 0);
 
     const encrypted = await connectError(p, 'pm-b');
     assert.equal(encrypted.code, 'PMC_E_AUTH');
