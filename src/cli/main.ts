@@ -27,7 +27,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
   let exitCode: number = EXIT.ok;
   const parser = yargs(argv)
     .scriptName('pmc')
-    .usage('$0 <group> <command> [options]\n\nThe poor man\'s cloud: highly available VMs\non LVM, DRBD and libvirt, over SSH.')
+    .usage('$0 <group> <command> [options]')
     .option('config', { type: 'string', describe: 'pmc.yaml to use (default: $PMC_CONFIG, ./pmc.yaml, ~/.config/pmc/pmc.yaml, /etc/pmc/pmc.yaml)', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON', global: true })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show every remote command and error details', global: true })
@@ -40,7 +40,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .completion('completion', 'print a bash/zsh completion script (pmc completion >> ~/.bashrc)')
-    .epilogue('Run "pmc help <group> <command>" for a command\'s options and examples.\nExit codes: 0 ok, 1 failed, 2 usage error, 3 some nodes could not be asked.')
+    .epilogue('pmc, the poor man\'s cloud: highly available VMs on LVM, DRBD and libvirt, over SSH.\nRun "pmc help <group> <command>" for a command\'s options and examples.\nExit codes: 0 ok, 1 failed, 2 usage error, 3 some nodes could not be asked.')
     .fail((msg, err) => {
       if (err) throw err;
       const text = msg.startsWith('Did you mean') ? `unknown command; ${msg.replace(/^Did you mean (\S+)\?$/, 'did you mean "$1"?')}` : msg;
