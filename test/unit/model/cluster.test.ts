@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildCluster } from '../../../src/model/cluster.js';
+import { summarizeNode } from '../../../src/ops/list.js';
+import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from './factory.js';
+
+const MiB = 1024 ** 2;
+
+test('a replicated VM: runs on its primary, the other node is its peer, replication healthy', () => {
+  const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], pairedVm('web', 'pm-2', 'pm-1', 10)));
+  assert.equal(state.vms.length, 1);
+  const vm = state.vms[0]!;
+  assert.equal(vm.name, 'web');
+  assert.deepEqual(vm.nodes, ['pm-2', 'pm-1']);
+  assert.equal(vm.home, 'pm-2');
+  assert.equal(vm.peer, 'pm-1');
+  assert.equal(vm.state, 'running');
+  assert.deepEqual(vm.runningOn, ['pm-2']);
+  assert.equal(vm.minor, 10);
+  assert.equal(vm.port, 7788);
+  assert.deepEqual(vm.replication, { disks: 'UpToDate/UpToDate', roles: 'Primary/Secondary', connection: 'Connected', replication: 'Established', syncPercent: undefined });
+  assert.deepEqual(vm.flags, []);
+});
+
+test('nodes without VMs still get a row; usage counts running and shut-off VMs', () => {
+  const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3'],
+    pairedVm('web', 'pm-1', 'pm-2', 10, 512 * MiB), pairedVm('db', 'pm-2', 'pm-1', 11, 256 * MiB)));
+  assert.deepEqual(state.nodes.map((n) => n.name), ['pm-1', 'pm-2', 'pm-3']);
+  const pm1 = summarizeNode(state.nodes[0]!, state);
+  assert.deepEqual(pm1.running, [{ name: 'web', memoryBytes: 512 * MiB }]);
+  assert.deepEqual(pm1.shutOff, [{ name: 'db', memoryBytes: 256 * MiB }]);
+  assert.deepEqual(pm1.drbdDisks, { UpToDate: 2 });
+  assert.deepEqual(pm1.vms, ['db', 'web']);
+  assert.equal(state.nodes[0]!.usage.definedMemoryBytes, 768 * MiB);
+  const pm3 = summarizeNode(state.nodes[2]!, state);
+  assert.deepEqual(pm3.vms, []);
+  assert.deepEqual(pm3.drbdDisks, {});
+  assert.equal(pm3.reachable, true);
+});
+
+test('an unreachable node: its VMs are flagged node-down and degraded, the rest still read', () => {
+  const parts = pairedVm('web', 'pm-1', 'pm-2', 10);
+  const all = probes(['pm-1', 'pm-2', 'pm-3'], { 'pm-1': parts['pm-1']!, 'pm-2': { ...parts['pm-2']!, drbdResources: [resource('web', 'pm-2', ['pm-1', 'pm-2'], 10, { peers: [peer('pm-1', { connection: 'Connecting', diskState: 'DUnknown', role: 'Unknown', replication: 'Off' })] })] } });
+  all[0] = { node: 'pm-1', ok: false, error: { code: 'PMC_E_NODE_UNREACHABLE', message: 'pm-1: connection refused on 10.99.0.11:22' } };
+  const state = buildCluster(CONFIG, all);
+  const vm = state.vms[0]!;
+  assert.deepEqual(vm.nodes, ['pm-1', 'pm-2']);
+  assert.equal(vm.state, 'shut off');
+  assert.ok(vm.flags.includes('node-down'));
+  assert.ok(vm.flags.includes('degraded'));
+  assert.equal(state.nodes[0]!.reachable, false);
+  assert.match(state.nodes[0]!.error!.message, /connection refused/);
+});
+
+test('running on two nodes and two primaries are flagged', () => {
+  const parts = pairedVm('web', 'pm-1', 'pm-2', 10);
+  parts['pm-2']!.domains = [domain('web', 'running')];
+  parts['pm-2']!.drbdResources = [resource('web', 'pm-2', ['pm-1', 'pm-2'], 10, { role: 'Primary', peers: [peer('pm-1', { role: 'Primary' })] })];
+  const vm = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], parts)).vms[0]!;
+  assert.equal(vm.state, 'running twice');
+  assert.ok(vm.flags.includes('running-twice'));
+  assert.ok(vm.flags.includes('two-primaries'));
+});
+
+test('a resync shows progress and the syncing flag', () => {
+  const parts = pairedVm('web', 'pm-2', 'pm-1', 10);
+  parts['pm-2']!.drbdResources = [resource('web', 'pm-2', ['pm-2', 'pm-1'], 10, { role: 'Primary', peers: [peer('pm-1', { replication: 'SyncSource', diskState: 'Inconsistent', syncPercent: 42.5 })] })];
+  parts['pm-1']!.drbdResources = [resource('web', 'pm-1', ['pm-2', 'pm-1'], 10, { diskState: 'Inconsistent', peers: [peer('pm-2', { role: 'Primary', replication: 'SyncTarget', syncPercent: 42.5 })] })];
+  const vm = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], parts)).vms[0]!;
+  assert.equal(vm.replication!.disks, 'UpToDate/Inconsistent');
+  assert.equal(vm.replication!.syncPercent, 42.5);
+  assert.ok(vm.flags.includes('syncing'));
+  assert.ok(!vm.flags.includes('degraded'));
+});
+
+test('split brain: both sides StandAlone is flagged even when drbdadm status looks healthy', () => {
+  const parts = pairedVm('web', 'pm-2', 'pm-1', 10);
+  const standalone = peer('pm-1', { connection: 'StandAlone', role: 'Unknown', diskState: 'DUnknown', replication: 'Off' });
+  parts['pm-2']!.drbdResources = [resource('web', 'pm-2', ['pm-2', 'pm-1'], 10, { role: 'Primary', peers: [standalone] })];
+  parts['pm-1']!.drbdResources = [resource('web', 'pm-1', ['pm-2', 'pm-1'], 10, { peers: [{ ...standalone, node: 'pm-2' }] })];
+  const vm = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], parts)).vms[0]!;
+  assert.ok(vm.flags.includes('split-brain'));
+  assert.equal(vm.replication!.connection, 'StandAlone');
+});
+
+test('VMs with the ignore prefix are listed and flagged ignored; a one-node VM has no peer', () => {
+  const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], {
+    'pm-3': { domains: [domain('ignore-lab', 'running', { disks: [] }), domain('solo', 'shut off', { disks: [] })], lvs: [lv('solo')] },
+  }));
+  const ignored = state.vms.find((v) => v.name === 'ignore-lab')!;
+  assert.equal(ignored.ignored, true);
+  assert.ok(ignored.flags.includes('ignored'));
+  const solo = state.vms.find((v) => v.name === 'solo')!;
+  assert.equal(solo.peer, undefined);
+  assert.equal(solo.home, 'pm-3');
+  assert.equal(solo.diskBytes, 1024 ** 3);
+});
