@@ -292,7 +292,11 @@ export class SshConnection {
         signal = exitSignal;
       });
       channel.on('close', () => finish(false));
-      channel.end(options.stdin);
+      if (options.stdin !== undefined && typeof options.stdin !== 'string' && !Buffer.isBuffer(options.stdin)) {
+        options.stdin.pipe(channel);
+      } else {
+        channel.end(options.stdin);
+      }
     });
   }
 }

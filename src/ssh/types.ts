@@ -40,8 +40,8 @@ export interface SshTarget {
 }
 
 export interface RunOptions {
-  /** Data written to the command's stdin, then stdin is closed. */
-  stdin?: string | Buffer;
+  /** Data written to the command's stdin, then stdin is closed; a stream is piped (large files). */
+  stdin?: string | Buffer | NodeJS.ReadableStream;
   /** Kill the remote command after this many ms (the result has timedOut=true). */
   timeoutMs?: number;
   /** Called with stdout chunks as they arrive (for progress); stdout is still collected. */
