@@ -108,11 +108,7 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(knownHosts.entries, lookupNames)) },
       hostVerifier: (keyBlob: Buffer): boolean => {
         const verdict = verifyHostKey(knownHosts.entries, lookupNames, keyBlob);
-        hostKeyError = hostKeyFailure(target, verdict, keyBlob, options.via);
-        if (hostKeyError && knownHosts.notes.length > 0) {
-          hostKeyError = new PmcError(hostKeyError.code, hostKeyError.message, hostKeyError.hint,
-            [hostKeyError.details, ...knownHosts.notes].filter(Boolean).join('\n'));
-        }
+        hostKeyError = hostKeyFailure(target, verdict, keyBlob, { via: options.via, notes: knownHosts.notes });
         return hostKeyError === undefined;
       },
     });

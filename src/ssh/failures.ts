@@ -84,14 +84,19 @@ export function authFailure(target: SshTarget, plan: AuthPlan): PmcError {
 
 /** The command that fetches the host's key into known_hosts, run from here or, behind a jump host, on it. */
 function keyscanCommand(target: SshTarget, keyType: string, via: SshTarget | undefined): string {
-  const file = target.knownHostsFiles[0] ?? '~/.ssh/known_hosts';
+  const file = target.knownHostsFiles[0];
   const scan = `ssh-keyscan -p ${target.port} -t ${keyscanTypeName(keyType)} ${quote(target.host)}`;
   const remoteScan = via ? `ssh -p ${via.port} ${quote(`${via.user}@${via.host}`)} ${scan}` : scan;
-  return `${remoteScan} >> ${quote(file)}`;
+  return `${remoteScan} >> ${file ? quote(file) : '<a known_hosts file named in the config>'}`;
 }
 
-/** The error for a host key that is not trusted; undefined for a trusted one. */
-export function hostKeyFailure(target: SshTarget, verdict: HostKeyVerdict, keyBlob: Buffer, via: SshTarget | undefined): PmcError | undefined {
+/**
+ * The error for a host key that is not trusted; undefined for a trusted one. `notes` are
+ * known_hosts files that could not be read, which may be why a host looks unknown.
+ */
+export function hostKeyFailure(target: SshTarget, verdict: HostKeyVerdict, keyBlob: Buffer,
+  context: { via: SshTarget | undefined; notes: readonly string[] }): PmcError | undefined {
+  const { via, notes } = context;
   const keyType = blobKeyType(keyBlob) ?? 'unknown';
   const offered = `${keyType} ${fingerprintSha256(keyBlob)}`;
   const name = hostLookupName(target.host, target.port);
@@ -103,7 +108,7 @@ export function hostKeyFailure(target: SshTarget, verdict: HostKeyVerdict, keyBl
         ? `; known_hosts has only ${verdict.knownTypes.join(', ')} for it, which the server did not offer` : '';
       return new PmcError('PMC_E_HOSTKEY_UNKNOWN', `${target.name}: host key of ${name} is not known (offered ${offered})${otherTypes}`,
         `compare the fingerprint with \`ssh-keygen -lf /etc/ssh/ssh_host_${keyscanTypeName(keyType)}_key.pub\` on the node, then trust it: ${keyscanCommand(target, keyType, via)}`,
-        `known_hosts files: ${target.knownHostsFiles.join(', ') || '(none configured)'}`);
+        [`known_hosts files: ${target.knownHostsFiles.join(', ') || '(none configured)'}`, ...notes].join('\n'));
     }
     case 'changed': {
       const old = verdict.entries.map((e) => `${e.file}:${e.line}`).join(', ');
