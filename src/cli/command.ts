@@ -27,3 +27,8 @@ export function listOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
     .option('output', { alias: 'o', type: 'string', describe: 'comma-separated fields to show (see the list below)' })
     .option('headers', { type: 'boolean', default: true, describe: 'print the header line (--no-headers to omit it)' });
 }
+
+/** `--dry-run`, which every mutating command has. */
+export function dryRunOption(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
+  return y.option('dry-run', { type: 'boolean', default: false, describe: 'print exactly what would run on which node, and change nothing' });
+}
