@@ -4,7 +4,7 @@
  * once (OpenSSH refuses more than its MaxSessions, 10 by default), the rest wait.
  */
 import { performance } from 'node:perf_hooks';
-import type { Duplex } from 'node:stream';
+import { pipeline, type Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import { PmcError } from '../util/errors.js';
@@ -141,6 +141,33 @@ export function remoteCommandLine(command: string, sudo: boolean, timeoutMs: num
   return timeoutMs === undefined ? command : commandLine(limited);
 }
 
+/**
+ * Writes the command's input, then EOF, so no command ever waits for input that will not
+ * come. A stream is piped with backpressure; if it fails to read, pipeline() closes the
+ * channel (the command sees EOF) and the error reaches the StdinWatch. A command that
+ * exits before reading all of its input is not a failure (think `head`): the rest of the
+ * stream is discarded.
+ */
+function sendStdin(channel: ClientChannel, stdin: RunOptions['stdin']): void {
+  if (stdin === undefined || typeof stdin === 'string' || Buffer.isBuffer(stdin)) channel.end(stdin);
+  else pipeline(stdin, channel, () => undefined);
+}
+
+/**
+ * Listens for a stdin stream's read error from the moment run() is called: the stream may
+ * fail (a missing file) while the command still waits for a channel, and an 'error' event
+ * nobody listens to would crash pmc.
+ */
+class StdinWatch {
+  error: Error | undefined;
+
+  constructor(stdin: RunOptions['stdin']) {
+    if (stdin !== undefined && typeof stdin !== 'string' && !Buffer.isBuffer(stdin)) {
+      stdin.on('error', (err: Error) => { this.error ??= err; });
+    }
+  }
+}
+
 export class SshConnection {
   private readonly sessions: Semaphore;
   private readonly log: ((line: string) => void) | undefined;
@@ -163,7 +190,12 @@ export class SshConnection {
    * a channel.
    */
   async run(command: string, options: RunOptions = {}): Promise<RemoteResult> {
+    const stdinWatch = new StdinWatch(options.stdin);
     const release = await this.sessions.acquire();
+    if (stdinWatch.error) {
+      release();
+      throw this.stdinFailure(stdinWatch.error);
+    }
     this.log?.(`[${this.target.name}] $ ${command}`);
     const started = performance.now();
     return new Promise((resolve, reject) => {
@@ -182,7 +214,7 @@ export class SshConnection {
           // Listeners go on right here: a fast command's exit status can come in the same
           // read as the channel confirmation, before any promise continuation would run.
           channel.once('close', () => { void this.serverCaughtUp().then(release); });
-          this.collect(channel, command, options, started).then(resolve, reject);
+          this.collect(channel, command, options, started, stdinWatch).then(resolve, reject);
         });
       } catch (err) {
         refused(err as Error);
@@ -213,6 +245,12 @@ export class SshConnection {
     });
   }
 
+  private stdinFailure(err: Error): PmcError {
+    const error = new PmcError('PMC_E_REMOTE', `${this.target.name}: could not send the input of the command: ${err.message}`);
+    this.log?.(`[${this.target.name}] ${error.message}`);
+    return error;
+  }
+
   private lostError(): PmcError {
     const why = this.lastError ? `: ${this.lastError.message}` : '';
     return new PmcError('PMC_E_NODE_UNREACHABLE', `${this.target.name}: connection to ${endpoint(this.target)} lost${why}`,
@@ -237,7 +275,7 @@ export class SshConnection {
     });
   }
 
-  private collect(channel: ClientChannel, command: string, options: RunOptions, started: number): Promise<RemoteResult> {
+  private collect(channel: ClientChannel, command: string, options: RunOptions, started: number, stdinWatch: StdinWatch): Promise<RemoteResult> {
     const name = this.target.name;
     const { timeoutMs } = options;
     return new Promise((resolve, reject) => {
@@ -253,6 +291,10 @@ export class SshConnection {
         const elapsed = performance.now() - started;
         if (!gaveUp && exitCode === null && signal === undefined && this.closed) {
           reject(this.lostError());
+          return;
+        }
+        if (stdinWatch.error) {
+          reject(this.stdinFailure(stdinWatch.error));
           return;
         }
         const timedOut = gaveUp || (timeoutMs !== undefined && elapsed >= timeoutMs && TIMEOUT_EXIT_CODES.includes(exitCode));
@@ -288,11 +330,7 @@ export class SshConnection {
         signal = exitSignal;
       });
       channel.on('close', () => finish(false));
-      if (options.stdin !== undefined && typeof options.stdin !== 'string' && !Buffer.isBuffer(options.stdin)) {
-        options.stdin.pipe(channel);
-      } else {
-        channel.end(options.stdin);
-      }
+      sendStdin(channel, options.stdin);
     });
   }
 }

@@ -92,6 +92,8 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
       `PidFile ${join(dir, 'sshd.pid')}`,
+      // bash sources ~/.bashrc for ssh commands; this box's root dotfiles must not slow or change the tests.
+      `SetEnv HOME=${dir}`,
       ...(options.config ?? []),
       '',
     ].join('\n'));

@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { PmcError } from '../../src/util/errors.js';
@@ -115,6 +117,32 @@ describe('ssh transport', { skip: sshdUnavailable }, () => {
     assert.equal((await p.run('pm-a', 'wc -c', { stdin: big })).stdout.trim(), String(big.length));
     // No stdin option: the command sees EOF at once instead of waiting.
     assert.equal((await p.run('pm-a', 'cat; echo done')).stdout, 'done\n');
+  });
+
+  test('stdin can be a stream: piped whole, cut short by the command, or failing to read', async (t) => {
+    const p = pool(t, [target('pm-a', nodeA)]);
+    const file = join(dir, 'input');
+    await writeFile(file, Buffer.alloc(2 * 1024 * 1024, 'y'));
+    assert.equal((await p.run('pm-a', 'wc -c', { stdin: createReadStream(file) })).stdout.trim(), String(2 * 1024 * 1024));
+    const partial = await p.run('pm-a', 'head -c 3', { stdin: createReadStream(file) });
+    assert.deepEqual([partial.exitCode, partial.stdout], [0, 'yyy']);
+    // Fails before the command starts (the file is missing) or while it runs: the run fails.
+    await assert.rejects(p.run('pm-a', 'cat >/dev/null', { stdin: createReadStream(join(dir, 'no_such_input')) }), {
+      code: 'PMC_E_REMOTE',
+      message: /^pm-a: could not send the input of the command: ENOENT/,
+    });
+    let chunks = 0;
+    const failing = new Readable({
+      read() {
+        if (++chunks <= 3) this.push(Buffer.alloc(64 * 1024, 'z'));
+        else this.destroy(new Error('disk on fire'));
+      },
+    });
+    await assert.rejects(p.run('pm-a', 'cat >/dev/null', { stdin: failing }), {
+      code: 'PMC_E_REMOTE',
+      message: 'pm-a: could not send the input of the command: disk on fire',
+    });
+    assert.equal((await p.run('pm-a', 'true')).exitCode, 0, 'the connection is still fine');
   });
 
   test('20 commands at once share one connection, 10 channels at a time', async (t) => {
