@@ -1,5 +1,11 @@
-import { listOptions, defineCommand } from '../command.js';
+import { listOptions, defineCommand, dryRunOption } from '../command.js';
 import { listVms, showVm } from '../../ops/list.js';
+import { openConsole, type ConsoleData } from '../../ops/vm-console.js';
+import type { ApplyResult } from '../../ops/execute.js';
+import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm-power.js';
+import { removeVm } from '../../ops/vm-rm.js';
+import { consoleView } from '../../render/views/console.js';
+import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
 
 const ls = defineCommand<{ vms: string[] }, Awaited<ReturnType<typeof listVms>>['data']>({
@@ -28,4 +34,85 @@ const info = defineCommand<{ vm: string }, Awaited<ReturnType<typeof showVm>>['d
   view: vmDetailsView,
 });
 
-export const vmCommands = [ls, info];
+const vmArgument = { type: 'string', demandOption: true, describe: 'the VM' } as const;
+
+const rm = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, ApplyResult>({
+  command: 'rm <vm>',
+  aliases: ['remove'],
+  describe: 'remove a VM from every node: domain, DRBD resource, disk (LV) and resource file',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name (a running VM is powered off first)' })
+    .epilogue('Nodes that cannot be reached keep their part; the output says what, and pmc cluster verify lists it. ISO images are kept.'),
+  examples: [
+    ['pmc vm rm web-1', 'asks you to type "web-1" first'],
+    ['pmc vm rm --dry-run web-1', 'every command it would run, on which node'],
+    ['pmc vm rm -f web-1', 'no question (for scripts)'],
+  ],
+  run: (ctx, args) => removeVm(ctx, args.vm, args),
+  view: applyView,
+});
+
+const start = defineCommand<{ vm: string; node?: string; dryRun: boolean }, ApplyResult>({
+  command: 'start <vm>',
+  describe: 'start a VM on its DRBD primary (else its preferred node), promoting DRBD first',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('node', { alias: 'p', type: 'string', describe: 'start it on this node (one of its pair)' })
+    .epilogue('Refused when it already runs anywhere, when the chosen disk is not UpToDate, when DRBD is not connected, and in split brain.'),
+  examples: [
+    ['pmc vm start web-1', 'on the node that holds its current data'],
+    ['pmc vm start -p pm-2 web-1', 'on pm-2 (its peer), if pm-2\'s disk is UpToDate'],
+  ],
+  run: (ctx, args) => startVm(ctx, args.vm, args),
+  view: applyView,
+});
+
+const stop = defineCommand<{ vm: string; timeout: number; force: boolean; dryRun: boolean }, ApplyResult>({
+  command: 'stop <vm>',
+  aliases: ['shutdown'],
+  describe: 'shut a VM down (ACPI), wait until it is off, then demote its DRBD resource to Secondary',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('timeout', { alias: 't', type: 'number', default: DEFAULT_STOP_TIMEOUT_S, describe: 'seconds to wait for the guest to shut down' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'power it off instead (as pmc vm destroy)' }),
+  examples: [
+    ['pmc vm stop web-1', 'waits up to 120 s, then fails saying so'],
+    ['pmc vm stop --force web-1', 'pull the power'],
+  ],
+  run: (ctx, args) => stopVm(ctx, args.vm, { timeoutSeconds: args.timeout, force: args.force, dryRun: args.dryRun }),
+  view: applyView,
+});
+
+const destroy = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, ApplyResult>({
+  command: 'destroy <vm>',
+  aliases: ['poweroff'],
+  describe: 'power a VM off at once (no shutdown), then demote its DRBD resource to Secondary',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name' }),
+  examples: [['pmc vm destroy -f web-1', 'power off without asking']],
+  run: (ctx, args) => destroyVm(ctx, args.vm, args),
+  view: applyView,
+});
+
+const reboot = defineCommand<{ vm: string; dryRun: boolean }, ApplyResult>({
+  command: 'reboot <vm>',
+  describe: 'ask a running VM to reboot where it runs',
+  builder: (y) => dryRunOption(y).positional('vm', vmArgument),
+  examples: [['pmc vm reboot web-1', 'virsh reboot on the node that runs it']],
+  run: (ctx, args) => rebootVm(ctx, args.vm, args),
+  view: applyView,
+});
+
+const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleData>({
+  command: 'console <vm>',
+  describe: 'attach to a running VM\'s serial console over SSH; shows how to reach its graphical console',
+  builder: (y) => dryRunOption(y).positional('vm', vmArgument)
+    .epilogue('Without a terminal, or with --dry-run, it prints the ssh command instead of running it.'),
+  examples: [['pmc vm console web-1', 'leave with Ctrl+]']],
+  run: (ctx, args) => openConsole(ctx, args.vm, args),
+  view: consoleView,
+});
+
+export const vmCommands = [ls, info, start, stop, reboot, destroy, rm, consoleCommand];

@@ -1,0 +1,112 @@
+// The remote shell side of the lifecycle commands: the shutdown-and-wait loop of `vm stop`,
+// run by a real POSIX shell against a stand-in virsh, and the ssh command of `vm console`.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { buildCluster } from '../../../src/model/cluster.js';
+import { consoleArgv, graphicalHint } from '../../../src/ops/vm-console.js';
+import { planVmStop } from '../../../src/ops/vm-power.js';
+import type { SshTarget } from '../../../src/ssh/types.js';
+import { CONFIG, domain, pairedVm, probes } from '../model/factory.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pmc-fake-virsh-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A virsh that logs its arguments, answers `domstate` with "running" until it has been asked
+ * `offAfter` times, then "shut off" (followed by the blank line the real one prints).
+ */
+writeFileSync(join(dir, 'virsh'), `#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  shutdown) [ -z "$FAKE_SHUTDOWN_FAILS" ] || { echo "error: domain is not running" >&2; exit 1; }
+            echo "Domain '$2' is being shutdown"; echo ;;
+  domstate) n=$(cat "$FAKE_COUNT" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$FAKE_COUNT"
+            if [ "$n" -ge "$FAKE_OFF_AFTER" ]; then echo "shut off"; else echo "running"; fi; echo ;;
+esac
+`);
+chmodSync(join(dir, 'virsh'), 0o755);
+
+function runShutdown(timeoutSeconds: number, env: Record<string, string>): { status: number | null; stderr: string; calls: string[]; seconds: number } {
+  const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], pairedVm('web', 'pm-1', 'pm-2', 10)));
+  const step = planVmStop(state, 'web', CONFIG, { timeoutSeconds, force: false }).steps[0]!;
+  const log = join(dir, `log-${Math.random()}`);
+  const started = Date.now();
+  const r = spawnSync('sh', ['-c', step.command], {
+    encoding: 'utf8',
+    env: { PATH: `${dir}:${process.env.PATH}`, FAKE_LOG: log, FAKE_COUNT: `${log}.count`, ...env },
+  });
+  const calls = readFileSync(log, 'utf8').trim().split('\n');
+  return { status: r.status, stderr: r.stderr, calls, seconds: (Date.now() - started) / 1000 };
+}
+
+describe('vm stop: the shutdown-and-wait command', () => {
+  test('asks once, polls until the domain is shut off, exits 0', () => {
+    const r = runShutdown(30, { FAKE_OFF_AFTER: '3' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.calls, ['shutdown uuid-of-web', 'domstate uuid-of-web', 'domstate uuid-of-web', 'domstate uuid-of-web']);
+  });
+
+  test('gives up after the timeout, exits 1 and says so', () => {
+    const r = runShutdown(2, { FAKE_OFF_AFTER: '1000' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /web did not shut down within 2 s; "pmc vm stop --force web" powers it off \(still running\)/);
+    assert.ok(r.seconds >= 1.5 && r.seconds < 6, `${r.seconds} s`);
+  });
+
+  test('a refused shutdown fails at once, without polling', () => {
+    const r = runShutdown(30, { FAKE_OFF_AFTER: '1', FAKE_SHUTDOWN_FAILS: '1' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /domain is not running/);
+    assert.deepEqual(r.calls, ['shutdown uuid-of-web']);
+  });
+});
+
+describe('vm console', () => {
+  const target: SshTarget = {
+    name: 'pm-1',
+    host: '10.0.0.11',
+    port: 2222,
+    user: 'root',
+    identityFiles: ['/keys/id_ed25519'],
+    agentSocket: undefined,
+    knownHostsFiles: ['/etc/pmc/known_hosts', '/root/.ssh/known_hosts'],
+    connectTimeoutMs: 10_000,
+    keepaliveIntervalMs: 15_000,
+    sudo: false,
+    jump: undefined,
+  };
+
+  test('ssh connects the way pmc does: user, port, key, strict known_hosts, no agent', () => {
+    assert.deepEqual(consoleArgv(target, domain('web', 'running')), [
+      'ssh', '-t', '-p', '2222', '-l', 'root',
+      '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'UserKnownHostsFile=/etc/pmc/known_hosts /root/.ssh/known_hosts',
+      '-o', 'GlobalKnownHostsFile=/dev/null',
+      '-o', 'ConnectTimeout=10',
+      '-i', '/keys/id_ed25519',
+      '-o', 'IdentityAgent=none',
+      '10.0.0.11', 'virsh console uuid-of-web',
+    ]);
+  });
+
+  test('a jump host gets the same checks through ProxyCommand; sudo and the host key alias are passed on', () => {
+    const jump: SshTarget = { ...target, name: 'bastion (jump host)', host: 'bastion', port: 22, user: 'ops', agentSocket: '/run/agent' };
+    const argv = consoleArgv({ ...target, jump, sudo: true, user: 'admin' }, domain('web', 'running'), 'pm-1');
+    assert.ok(argv.includes('HostKeyAlias=pm-1'));
+    const proxy = argv[argv.indexOf('-o', argv.indexOf('IdentityAgent=none')) + 1];
+    assert.equal(proxy, "ProxyCommand=ssh -p 22 -l ops -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=/etc/pmc/known_hosts /root/.ssh/known_hosts' "
+      + '-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -i /keys/id_ed25519 -W %h:%p bastion');
+    assert.equal(argv.at(-1), 'sudo -n -- virsh console uuid-of-web');
+  });
+
+  test('the graphical console: a tunnel to the VNC port the node reports', () => {
+    assert.match(graphicalHint('web', target, '127.0.0.1:1\n\n'),
+      /^graphical console \(VNC 127\.0\.0\.1:5901 on pm-1\): run "ssh -N -L 5900:127\.0\.0\.1:5901 -p 2222 .* 10\.0\.0\.11", then point a VNC viewer at localhost:5900$/);
+    assert.match(graphicalHint('web', target, ':0'), /VNC 127\.0\.0\.1:5900 on pm-1/);
+    assert.match(graphicalHint('web', target, undefined), /^no graphical console: web has no VNC display/);
+  });
+});
