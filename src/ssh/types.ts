@@ -40,9 +40,15 @@ export interface SshTarget {
 }
 
 export interface RunOptions {
-  /** Data written to the command's stdin, then stdin is closed; a stream is piped (large files). */
+  /**
+   * Data written to the command's stdin, then stdin is closed; a stream is piped (large
+   * files). A stream that fails to read fails the run with PMC_E_REMOTE.
+   */
   stdin?: string | Buffer | NodeJS.ReadableStream;
-  /** Kill the remote command after this many ms (the result has timedOut=true). */
+  /**
+   * Kill the remote command after this many ms (the result has timedOut=true): coreutils
+   * `timeout` on the node sends TERM to its process group, then KILL 2 s later.
+   */
   timeoutMs?: number;
   /** Called with stdout chunks as they arrive (for progress); stdout is still collected. */
   onStdout?: (chunk: Buffer) => void;
