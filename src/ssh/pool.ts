@@ -112,7 +112,7 @@ export class SshPool {
     try {
       sock = await jump.tunnel(target.host, target.port);
     } catch (err) {
-      throw isPmcError(err) ? err : tunnelFailure(target, via, err as Ssh2Error);
+      throw isPmcError(err) ? jumpFailure(target, err) : tunnelFailure(target, via, err as Ssh2Error);
     }
     return connect(target, { ...connectOptions, sock, via });
   }
