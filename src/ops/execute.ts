@@ -50,6 +50,22 @@ export async function applyPlan(pool: SshPool, plan: Plan, opts: ApplyOptions): 
   return { title: plan.title, status: 'applied', done, failed: undefined, undone: [], plan };
 }
 
+/**
+ * Runs every step of a plan whose steps stand on their own (repairs, bringing resources up one
+ * by one): a failed step is recorded and the next one still runs, and nothing is undone, so
+ * one broken resource does not keep the others down.
+ */
+export async function applyEach(pool: SshPool, plan: Plan, opts: ApplyOptions): Promise<StepRecord[]> {
+  const records: StepRecord[] = [];
+  for (const [i, step] of plan.steps.entries()) {
+    opts.log(`[${i + 1}/${plan.steps.length}] ${step.node}: ${step.why}`);
+    const record = await runStep(pool, step);
+    if (!record.ok) opts.log(`failed on ${step.node}: ${record.error}`);
+    records.push(record);
+  }
+  return records;
+}
+
 async function undo(pool: SshPool, done: readonly StepRecord[], opts: ApplyOptions): Promise<StepRecord[]> {
   const undone: StepRecord[] = [];
   for (const record of [...done].reverse()) {
