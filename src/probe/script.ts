@@ -71,7 +71,8 @@ export function buildProbeScript(opts: ProbeOptions): string {
   const backupDir = quote(opts.backupDir);
   const S = SECTION;
   const P = SECTION_PREFIX;
-  return `LC_ALL=C
+  return `# pmc probe: reads (never changes) everything pmc needs to know about this node
+LC_ALL=C
 export LC_ALL
 # Non-login shells over ssh often lack the sbin directories where lvm, drbdadm and ip live.
 # Appended, so that a PATH the caller chose still comes first.

@@ -196,7 +196,7 @@ export class SshConnection {
       release();
       throw this.stdinFailure(stdinWatch.error);
     }
-    this.log?.(`[${this.target.name}] $ ${command}`);
+    this.log?.(`[${this.target.name}] $ ${oneLine(command)}`);
     const started = performance.now();
     return new Promise((resolve, reject) => {
       const refused = (err: Error): void => {
@@ -333,4 +333,10 @@ export class SshConnection {
       sendStdin(channel, options.stdin);
     });
   }
+}
+
+/** A multi-line script (the probe) is logged by its first line and its length, not in full. */
+function oneLine(command: string): string {
+  const lines = command.split('\n');
+  return lines.length === 1 ? command : `${lines[0]} … (script of ${lines.length} lines)`;
 }
