@@ -501,10 +501,10 @@ function ensureNamespace(nodes: LabNode[]): void {
   }
 }
 
-/** Build the node's seed disk (identity, keys, node-init.sh) unless it exists. */
+/** (Re)build the node's seed disk (identity, keys, node-init.sh); read at every boot. */
 function ensureSeed(n: LabNode, nodes: LabNode[]): string {
   const img = path.join(runDir, `${n.name}-seed.img`);
-  if (fs.existsSync(img)) return img;
+  fs.rmSync(img, { force: true });
   const d = path.join(runDir, `${n.name}-seed`);
   fs.rmSync(d, { recursive: true, force: true });
   fs.mkdirSync(d, { recursive: true });

@@ -83,7 +83,7 @@ describe("lab nodes", { timeout: 20 * 60_000 }, () => {
     for (const n of nodes) {
       const out = await labExecOk(n.name, "virsh -c qemu:///system uri; virsh -c qemu:///system capabilities | grep -c \"domain type='qemu'\"");
       assert.match(out, /^qemu:\/\/\/system$/m);
-      assert.ok(Number(out.trim().split("\n")[1]) > 0);
+      assert.ok(Number(out.trim().split("\n").filter(Boolean)[1]) > 0, out);
     }
   });
 

@@ -31,7 +31,8 @@ log "$name machine-id $(cat /etc/machine-id)"
 ip link set lo up
 for _ in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
 mac=$(cat /sys/class/net/eth0/address)
-ip link show br0 >/dev/null 2>&1 || ip link add br0 type bridge stp_state 0 forward_delay 0
+# Created with its address, so that udev's MACAddressPolicy leaves it alone.
+ip link show br0 >/dev/null 2>&1 || ip link add br0 address "$mac" type bridge stp_state 0 forward_delay 0
 ip link set br0 address "$mac"
 ip link set eth0 master br0
 ip link set eth0 up
@@ -88,5 +89,8 @@ if [ ! -s "$g/initrd.img" ] || ! cmp -s "$S/guest-init.sh" "$g/guest-init.sh"; t
 fi
 chmod 755 /var/lib/pmc-lab "$g"
 
+# udev may still have given br0 a MAC of its own: insist.
+udevadm settle --timeout=10 || true
+[ "$(cat /sys/class/net/br0/address)" = "$mac" ] || { ip link set br0 address "$mac"; log "br0 MAC reset to $mac"; }
 touch /run/pmc-lab-ready
 log "$name ready"
