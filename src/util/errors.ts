@@ -21,6 +21,9 @@ export type PmcErrorCode =
   | 'PMC_E_CAPACITY'
   | 'PMC_E_STATE'
   | 'PMC_E_ISO_UNKNOWN'
+  | 'PMC_E_ADDRESS_INVALID'
+  | 'PMC_E_MAC_IN_USE'
+  | 'PMC_E_RANGE_EXHAUSTED'
   | 'PMC_E_CONFIRM'
   | 'PMC_E_REMOTE'
   | 'PMC_E_VERIFY';

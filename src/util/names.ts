@@ -8,11 +8,14 @@ import { PmcError } from './errors.js';
  */
 export const VM_NAME_MAX = 48;
 const VM_NAME = /^[a-z0-9][a-z0-9-]*$/;
+/** `drbdadm up all` means every resource; LVM keeps these LV names for itself. */
+const RESERVED_VM_NAMES = new Set(['all', 'snapshot', 'pvmove']);
 
 export function vmNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'is empty';
   if (name.length > VM_NAME_MAX) return `is ${name.length} characters long (at most ${VM_NAME_MAX})`;
   if (!VM_NAME.test(name)) return 'may only contain a-z, 0-9 and "-", and must not start with "-"';
+  if (RESERVED_VM_NAMES.has(name)) return 'is reserved (drbdadm or LVM give it a meaning of its own)';
   return undefined;
 }
 
