@@ -1,7 +1,9 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
+import { Transform } from 'node:stream';
 import type { SshPool } from '../ssh/pool.js';
 import type { RemoteResult } from '../ssh/types.js';
 import { isPmcError, PmcError } from '../util/errors.js';
+import { formatBytes } from '../util/units.js';
 import type { Plan, Step } from './plan.js';
 
 /** What happened to one step: its remote result, or why the node could not run it. */
@@ -39,7 +41,7 @@ export async function applyPlan(pool: SshPool, plan: Plan, opts: ApplyOptions): 
   const done: StepRecord[] = [];
   for (const [i, step] of plan.steps.entries()) {
     opts.log(`[${i + 1}/${plan.steps.length}] ${step.node}: ${step.why}`);
-    const record = await runStep(pool, step);
+    const record = await runStep(pool, step, opts.log);
     if (!record.ok) {
       opts.log(`failed on ${step.node}: ${record.error}`);
       const undone = await undo(pool, done, opts);
@@ -77,12 +79,14 @@ async function undo(pool: SshPool, done: readonly StepRecord[], opts: ApplyOptio
   return undone;
 }
 
-async function runStep(pool: SshPool, step: Step): Promise<StepRecord> {
+async function runStep(pool: SshPool, step: Step, log?: (line: string) => void): Promise<StepRecord> {
+  const progress = step.progress && log ? progressReporter(step.node, log) : undefined;
   try {
-    const stdin = await stepInput(pool, step);
+    const stdin = await stepInput(pool, step, progress);
     const result = await pool.run(step.node, step.command, {
       ...(stdin === undefined ? {} : { stdin }),
       ...(step.timeoutMs === undefined ? {} : { timeoutMs: step.timeoutMs }),
+      ...(progress ? { onStdout: progress.onOutput, onStderr: progress.onOutput } : {}),
     });
     const ok = result.exitCode === 0 || (result.exitCode !== null && (step.okExitCodes ?? []).includes(result.exitCode));
     return { step, ok, result, error: ok ? undefined : describeFailure(result) };
@@ -92,14 +96,62 @@ async function runStep(pool: SshPool, step: Step): Promise<StepRecord> {
   }
 }
 
-async function stepInput(pool: SshPool, step: Step): Promise<Buffer | string | NodeJS.ReadableStream | undefined> {
+async function stepInput(pool: SshPool, step: Step, progress: ProgressReporter | undefined): Promise<Buffer | string | NodeJS.ReadableStream | undefined> {
   if (!step.input) return undefined;
-  if ('localFile' in step.input) return createReadStream(step.input.localFile);
+  if ('localFile' in step.input) {
+    const file = createReadStream(step.input.localFile);
+    return progress ? progress.countSent(file, fileSize(step.input.localFile)) : file;
+  }
+  if ('text' in step.input) return step.input.text;
   const source = await pool.run(step.input.fromNode, step.input.command);
   if (source.exitCode !== 0) {
     throw new PmcError('PMC_E_REMOTE', `${step.input.fromNode}: ${step.input.command} failed: ${describeFailure(source)}`);
   }
   return source.stdout;
+}
+
+/** Progress lines of a long step, at most one per PROGRESS_INTERVAL_MS so a log stays readable. */
+const PROGRESS_INTERVAL_MS = 5000;
+
+type ProgressReporter = ReturnType<typeof progressReporter>;
+
+function progressReporter(node: string, log: (line: string) => void) {
+  let lastReport = Date.now();
+  const report = (text: string): void => {
+    if (Date.now() - lastReport < PROGRESS_INTERVAL_MS) return;
+    lastReport = Date.now();
+    log(`  ${node}: ${text}`);
+  };
+  return {
+    /** dd's status=progress rewrites its line with \r: the newest line of a chunk is the news. */
+    onOutput: (chunk: Buffer): void => {
+      const newest = chunk.toString('utf8').split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean).at(-1);
+      if (newest) report(newest);
+    },
+    /** Passes a local file through, counting what has been read from it (and so sent). */
+    countSent: (source: NodeJS.ReadableStream, totalBytes: number | undefined): NodeJS.ReadableStream => {
+      let sent = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          sent += chunk.length;
+          const share = totalBytes ? ` of ${formatBytes(totalBytes)} (${Math.floor((sent * 100) / totalBytes)}%)` : '';
+          report(`${formatBytes(sent)}${share} sent`);
+          done(null, chunk);
+        },
+      });
+      source.on('error', (err: Error) => counter.destroy(err));
+      return source.pipe(counter);
+    },
+  };
+}
+
+/** Undefined when the file cannot be read: the read stream then reports why, as the step's failure. */
+function fileSize(file: string): number | undefined {
+  try {
+    return statSync(file).size;
+  } catch {
+    return undefined;
+  }
 }
 
 export function describeFailure(result: RemoteResult): string {

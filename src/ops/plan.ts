@@ -12,8 +12,16 @@ export interface Step {
   why: string;
   /** How to take this step back if a later one fails (run on the same node). */
   undo?: { command: string; why: string };
-  /** Data sent to the command's stdin: the output of a command on another node, or a local file. */
-  input?: { fromNode: string; command: string } | { localFile: string };
+  /**
+   * Data sent to the command's stdin: the output of a command on another node, a local file,
+   * or text the plan carries (a file's content is never pasted into the command line).
+   */
+  input?: { fromNode: string; command: string } | { localFile: string } | { text: string };
+  /**
+   * A long step (a copy, a resync wait): while it runs, the newest line it prints, or how much
+   * of a local input file has been sent, is reported every few seconds.
+   */
+  progress?: boolean;
   /** Exit codes that count as success besides 0 (e.g. a probe that answers with 1). */
   okExitCodes?: number[];
   timeoutMs?: number;
@@ -35,6 +43,9 @@ export function describePlan(plan: Plan): string {
     lines.push(`${String(i + 1).padStart(3)}. [${step.node}] ${step.why}`);
     if (step.input && 'fromNode' in step.input) lines.push(`       [${step.input.fromNode}] $ ${step.input.command} |`);
     if (step.input && 'localFile' in step.input) lines.push(`       [manager] < ${step.input.localFile}`);
+    if (step.input && 'text' in step.input) {
+      lines.push('       stdin:', ...step.input.text.trimEnd().split('\n').map((line) => `       | ${line}`));
+    }
     lines.push(`       $ ${step.command}`);
     if (step.undo) lines.push(`       undo: $ ${step.undo.command}`);
   });
