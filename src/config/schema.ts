@@ -97,6 +97,11 @@ export const configSchema = z.strictObject({
   isoStore: path.optional(),
   /** VMs whose name starts with this are listed but never changed by pmc. */
   ignorePrefix: z.string().default('ignore'),
+  /**
+   * libvirt domain type of the VMs pmc creates: kvm (hardware virtualization), or qemu
+   * (software emulation) where KVM is missing or unusable, e.g. on nodes that are VMs themselves.
+   */
+  domainType: z.enum(['kvm', 'qemu']).default('kvm'),
 }).superRefine((cfg, ctx) => {
   const seen = new Map<string, number>();
   cfg.nodes.forEach((n, i) => {
