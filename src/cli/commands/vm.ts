@@ -4,6 +4,7 @@ import { openConsole, type ConsoleData } from '../../ops/vm-console.js';
 import type { ApplyResult } from '../../ops/execute.js';
 import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm-power.js';
 import { removeVm } from '../../ops/vm-rm.js';
+import { addVm } from '../../ops/vm-add.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
@@ -115,4 +116,32 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   view: consoleView,
 });
 
-export const vmCommands = [ls, info, start, stop, reboot, destroy, rm, consoleCommand];
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: number; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+  command: 'add <vm>',
+  aliases: ['create'],
+  describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', { type: 'string', demandOption: true, describe: 'its name: a-z, 0-9 and "-" (also the LV, DRBD resource and domain name)' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'a node for it, once or twice; the first is the primary (default: pmc chooses two)' })
+    .option('size', { alias: 's', type: 'string', demandOption: true, describe: 'disk size: GiB, or with a unit (512M, 20G)' })
+    .option('memory', { alias: 'm', type: 'string', demandOption: true, describe: 'memory: GiB, or with a unit (256M)' })
+    .option('cpus', { alias: 'c', type: 'number', default: 1, describe: 'vCPUs' })
+    .option('iso', { alias: 'i', type: 'string', describe: 'attach <name>.iso from the ISO store as a CD-ROM (copied to both nodes)' })
+    .option('ip', { alias: 'a', type: 'string', describe: 'the VM\'s IP address (gives the MAC when network.macFromIp is on)' })
+    .option('mac', { type: 'string', describe: 'its MAC address (default: network.macPrefix and three random bytes)' })
+    .option('clone', { type: 'string', describe: 'copy the disk of this VM (only crash-consistent if it runs)' })
+    .option('from', { type: 'string', describe: 'with --clone: read the source disk on this node (default: its primary)' })
+    .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
+    .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
+  examples: [
+    ['pmc vm add -p pm-1 -p pm-2 -s 20 -m 2 web-1', '20 GiB disk, 2 GiB memory, on pm-1 with pm-2 as standby'],
+    ['pmc vm add -s 10 -m 512M -i debian-12 db-1', 'pmc picks the nodes; boots the Debian installer from the ISO store'],
+    ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
+    ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
+  ],
+  run: (ctx, args) => addVm(ctx, { ...args, pm: args.pm === undefined ? undefined : [args.pm].flat() }),
+  view: applyView,
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand];

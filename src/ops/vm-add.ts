@@ -1,0 +1,182 @@
+/**
+ * `pmc vm add`: checks the arguments, reads the cluster, checks and places the VM, reads what
+ * the plan depends on from the chosen nodes (nothing changes until the plan runs), then plans
+ * and applies (or, with --dry-run, prints) the plan.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Context } from '../cli/context.js';
+import { selectNodes } from '../config/targets.js';
+import type { ClusterState } from '../model/cluster.js';
+import { readCluster } from '../model/read.js';
+import type { Report } from '../render/output.js';
+import { PmcError } from '../util/errors.js';
+import { assertVmName } from '../util/names.js';
+import { parseIp, parseMac } from '../util/network.js';
+import { commandLine, quote } from '../util/shell.js';
+import { parseSize } from '../util/units.js';
+import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
+import { describeFailure, type ApplyResult } from './execute.js';
+import { runPlan } from './run-plan.js';
+import {
+  checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
+} from './vm-add-plan.js';
+
+/** The command line of `pmc vm add`, as yargs parsed it. */
+export interface VmAddArgs {
+  vm: string;
+  pm?: string[];
+  size: string;
+  memory: string;
+  cpus: number;
+  iso?: string;
+  ip?: string;
+  mac?: string;
+  clone?: string;
+  from?: string;
+  start: boolean;
+  force: boolean;
+  dryRun: boolean;
+}
+
+/** Checks everything the command line alone can tell, before any node is asked. */
+export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
+  const name = assertVmName(args.vm);
+  if (!Number.isInteger(args.cpus) || args.cpus < 1) {
+    throw new PmcError('PMC_E_USAGE', `-c ${args.cpus}: the number of vCPUs must be a whole number from 1`, 'e.g. -c 2');
+  }
+  if (args.from !== undefined && args.clone === undefined) {
+    throw new PmcError('PMC_E_USAGE', '--from names the node to clone from, but --clone is missing', 'pmc vm add --clone web-1 --from pm-2 ...');
+  }
+  return {
+    name,
+    nodes: args.pm ?? [],
+    sizeBytes: parseSize(args.size, 'disk size (-s)'),
+    memoryBytes: parseSize(args.memory, 'memory (-m)'),
+    vcpus: args.cpus,
+    iso: args.iso === undefined ? undefined : isoFileName(args.iso),
+    ip: args.ip === undefined ? undefined : parseIp(args.ip),
+    mac: args.mac === undefined ? undefined : parseMac(args.mac),
+    clone: args.clone === undefined ? undefined : { vm: args.clone, from: args.from },
+    start: args.start,
+    force: args.force,
+  };
+}
+
+/** `-i ubuntu-2020` means ubuntu-2020.iso in the ISO store; never a path. */
+function isoFileName(input: string): string {
+  const file = input.endsWith('.iso') ? input : `${input}.iso`;
+  if (!/^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/.test(file)) {
+    throw new PmcError('PMC_E_ISO_UNKNOWN', `-i ${JSON.stringify(input)}: name an image of the ISO store, not a path`,
+      'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)');
+  }
+  return file;
+}
+
+export async function addVm(ctx: Context, args: VmAddArgs): Promise<Report<ApplyResult>> {
+  const request = parseVmAddArgs(args);
+  if (args.from !== undefined) selectNodes(ctx.config, [args.from]);
+  const localIso = request.iso ? await checksumLocalIso(ctx, request.iso) : undefined;
+  const state = await readCluster(ctx);
+  const target = checkVmAdd(state, ctx.config, request);
+  const facts = await gatherFacts(ctx, state, request, target, localIso);
+  const plan = planVmAdd(state, ctx.config, request, facts);
+  return runPlan(ctx, plan, args.dryRun);
+}
+
+type LocalIso = Pick<IsoFacts, 'localFile' | 'name' | 'sizeBytes' | 'sha256'>;
+
+async function checksumLocalIso(ctx: Context, name: string): Promise<LocalIso> {
+  const localFile = join(ctx.config.isoStore, name);
+  if (!existsSync(localFile)) {
+    const known = existsSync(ctx.config.isoStore) ? readdirSync(ctx.config.isoStore).filter((f) => f.endsWith('.iso')) : [];
+    throw new PmcError('PMC_E_ISO_UNKNOWN', `${name} is not in the ISO store ${ctx.config.isoStore}`,
+      known.length > 0 ? `the store holds: ${known.map((f) => f.replace(/\.iso$/, '')).join(', ')}` : 'put the image there first (isoStore in pmc.yaml names the folder)');
+  }
+  ctx.log(`checksumming ${localFile}`);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(localFile)) hash.update(chunk as Buffer);
+  return { localFile, name, sizeBytes: statSync(localFile).size, sha256: hash.digest('hex') };
+}
+
+/** The reads the plan depends on; each is a read, so a dry run may do them too. */
+async function gatherFacts(ctx: Context, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<VmAddFacts> {
+  const capabilityXml = await onEachNode(ctx, target.nodes, () => commandLine(['virsh', 'capabilities']));
+  const capabilities: Record<string, NodeCapabilities> = {};
+  for (const node of target.nodes) capabilities[node] = parseCapabilities(capabilityXml[node]!, node);
+  const [primary] = target.nodes as [string];
+  // virsh cpu-baseline takes every node's capabilities in one file and prints the CPU model all of them can run.
+  const cpu = await remoteRead(ctx, primary, `f=$(mktemp) && trap 'rm -f "$f"' EXIT && cat > "$f" && virsh cpu-baseline --migratable "$f"`,
+    target.nodes.map((n) => capabilityXml[n]).join('\n'));
+  return {
+    uuid: randomUUID(),
+    mac: chooseMac(state, ctx.config, request, (count) => randomBytes(count)),
+    cpu,
+    capabilities,
+    addresses: target.drbd ? await replicationAddresses(ctx, state, target.nodes) : {},
+    iso: localIso ? await isoOnNodes(ctx, target.nodes, localIso) : undefined,
+  };
+}
+
+/**
+ * The address each node of a pair replicates on: its `address` in pmc.yaml when that is an
+ * IP; otherwise its name (or host name) as the other node resolves it, because that is the
+ * node that must reach it. Asking the node itself could give a loopback alias (Debian maps
+ * its own name to 127.0.1.1).
+ */
+async function replicationAddresses(ctx: Context, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
+  const addresses: Record<string, string> = {};
+  await Promise.all(nodes.map(async (node) => {
+    const host = state.nodes.find((n) => n.name === node)!.host;
+    if (isIP(host)) {
+      addresses[node] = host;
+      return;
+    }
+    const other = nodes.find((n) => n !== node)!;
+    const out = await remoteRead(ctx, other, `getent ahostsv4 ${quote(host)} | awk 'NR == 1 { print $1 }'`);
+    const address = out.trim();
+    if (!isIP(address)) {
+      throw new PmcError('PMC_E_REMOTE', `${other} cannot resolve ${host}, the address of ${node}`,
+        `set the address of ${node} in pmc.yaml to its IP, or add ${host} to /etc/hosts on ${other}`);
+    }
+    addresses[node] = address;
+  }));
+  return addresses;
+}
+
+/** Which nodes hold the image already: the size first, the sha256 (slow on big images) only if it matches. */
+async function isoOnNodes(ctx: Context, nodes: readonly string[], iso: LocalIso): Promise<IsoFacts> {
+  const file = quote(`${NODE_ISO_DIR}/${iso.name}`);
+  const outputs = await onEachNode(ctx, nodes, () => `if [ -f ${file} ]; then echo present; `
+    + `if [ "$(stat -c %s ${file})" = ${iso.sizeBytes} ]; then sha256sum < ${file}; fi; fi`);
+  const presentOn: string[] = [];
+  const differentOn: string[] = [];
+  for (const node of nodes) {
+    const [present, sum] = outputs[node]!.trim().split('\n');
+    if (present !== 'present') continue;
+    if (sum?.split(/\s+/)[0] === iso.sha256) presentOn.push(node);
+    else differentOn.push(node);
+  }
+  return { ...iso, presentOn, differentOn };
+}
+
+async function onEachNode(ctx: Context, nodes: readonly string[], command: (node: string) => string): Promise<Record<string, string>> {
+  const outcomes = await ctx.pool.forEachNode(nodes, (node) => remoteRead(ctx, node, command(node)));
+  const out: Record<string, string> = {};
+  for (const o of outcomes) {
+    if (!o.ok) throw o.error;
+    out[o.node] = o.value;
+  }
+  return out;
+}
+
+async function remoteRead(ctx: Context, node: string, command: string, stdin?: string): Promise<string> {
+  const result = await ctx.pool.run(node, command, { timeoutMs: 120_000, ...(stdin === undefined ? {} : { stdin }) });
+  if (result.exitCode !== 0) {
+    throw new PmcError('PMC_E_REMOTE', `${node}: ${command} failed: ${describeFailure(result)}; nothing was changed`,
+      `run it on ${node} by hand to see why`);
+  }
+  return result.stdout;
+}
