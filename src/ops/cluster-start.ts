@@ -78,7 +78,10 @@ function describeSide(s: Side): string {
 export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   const base = { vm: vm.name };
   if (vm.ignored) return { ...base, kind: 'skip', reason: 'ignored (its name has the ignore prefix)' };
-  if (vm.runningOn.length > 0) return { ...base, kind: 'skip', reason: `already running on ${vm.runningOn.join(' and ')}` };
+  if (vm.runningOn.length > 0) {
+    const where = vm.replicas.filter((r) => vm.runningOn.includes(r.node)).map((r) => `${r.domain!.state} on ${r.node}`);
+    return { ...base, kind: 'skip', reason: `already ${where.join(' and ')}` };
+  }
 
   const hosts = vm.replicas.find((r) => r.resource)?.resource?.hosts.map((h) => h.name);
   if (!hosts) return decideWithoutDrbd(vm);

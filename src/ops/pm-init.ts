@@ -11,7 +11,8 @@ import type { ClusterState, NodeState } from '../model/cluster.js';
 import { readCluster } from '../model/read.js';
 import type { NodeFacts } from '../probe/types.js';
 import type { Report } from '../render/output.js';
-import type { SshTarget } from '../ssh/types.js';
+import type { RemoteResult, SshTarget } from '../ssh/types.js';
+import { isPmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
 import { formatBytes } from '../util/units.js';
 import { applyEach, describeFailure, type StepRecord } from './execute.js';
@@ -277,7 +278,13 @@ async function readInitFacts(ctx: Context, node: string): Promise<InitFacts> {
 /** Runs a passing check's proofs; the first that fails turns it into a FAIL that says why. */
 async function prove(ctx: Context, c: InitCheck): Promise<InitCheck> {
   for (const proof of c.proofs) {
-    const result = await ctx.pool.run(c.node, proof, { timeoutMs: 60_000 });
+    let result: RemoteResult;
+    try {
+      result = await ctx.pool.run(c.node, proof, { timeoutMs: 60_000 });
+    } catch (err) {
+      if (!isPmcError(err)) throw err;
+      return { ...c, status: 'FAIL', detail: `${c.detail}, but ${c.node} could not be asked to prove it: ${err.message}`, fix: err.hint ?? 'run pmc pm init again' };
+    }
     if (result.exitCode === 0) continue;
     const unresolved = /Could not resolve hostname/i.test(result.stderr);
     return {

@@ -173,8 +173,10 @@ export function analyzeTrust(from: TrustNode, to: TrustNode): TrustPair {
     });
   }
   const port = to.port === 22 ? [] : ['-p', String(to.port)];
+  // UpdateHostKeys=no: a proof only reads; OpenSSH would otherwise add more of the host's keys.
   const proofs = to.hosts.map((host) => commandLine([
-    'ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `ConnectTimeout=${VERIFY_TIMEOUT_SECONDS}`, ...port, host, 'true',
+    'ssh', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', 'UpdateHostKeys=no', '-o', `ConnectTimeout=${VERIFY_TIMEOUT_SECONDS}`,
+    ...port, host, 'true',
   ]));
   return { from: from.name, to: to.name, keyMissing, authorized, unknownHosts, conflicts, steps, proofs };
 }

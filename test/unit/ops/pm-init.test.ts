@@ -169,8 +169,8 @@ test('trusted pairs pass, and carry the ssh commands that prove it', () => {
   assert.ok(checks.every((c) => c.status === 'PASS'), JSON.stringify(checks.filter((c) => c.status !== 'PASS')));
   assert.equal(checks.filter((c) => c.check.startsWith('ssh to')).length, 6);
   assert.deepEqual(checks.find((c) => c.node === 'pm-2' && c.check === 'ssh to pm-3')!.proofs, [
-    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 pm-3 true',
-    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 10.99.0.13 true',
+    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o ConnectTimeout=10 pm-3 true',
+    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o ConnectTimeout=10 10.99.0.13 true',
   ]);
   assert.equal(fixPlan(checks).steps.length, 0);
 });

@@ -57,8 +57,8 @@ test('three nodes: trusted, missing key pair, unknown host and unauthorized key 
   assert.deepEqual(ok.unknownHosts, []);
   assert.deepEqual(ok.steps, []);
   assert.deepEqual(ok.proofs, [
-    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 pm-2 true',
-    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 10.99.0.12 true',
+    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o ConnectTimeout=10 pm-2 true',
+    'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o ConnectTimeout=10 10.99.0.12 true',
   ]);
 
   const noKey = analyzeTrust(pm2, pm1);
