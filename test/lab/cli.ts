@@ -21,6 +21,7 @@ import {
   repoRoot,
   restoreLink,
   serialLogPath,
+  shq,
   sshConfigPath,
   startNode,
   waitForNode,
@@ -141,7 +142,7 @@ async function test(args: string[]): Promise<void> {
 async function demo(): Promise<void> {
   await labUp({ log });
   const show = (argv: string[], label?: string) => {
-    console.log(`\n$ ${label ?? argv.join(" ")}`);
+    console.log(`\n$ ${label ?? argv.map(shq).join(" ")}`);
     const code = nsRun(argv);
     console.log(`(exit code ${code})`);
   };
