@@ -146,11 +146,20 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   }
 
   if (!chosen.replica.domain) {
-    const source = sides.find((s) => s.replica.domain)?.node ?? '<the other node>';
+    const source = sides.find((s) => s.replica.domain)?.node;
+    const unasked = sides.find((s) => !s.replica.reachable)?.node;
+    if (!source && !unasked) {
+      return {
+        ...base, kind: 'refuse',
+        reason: `no node defines the domain ${vm.name}, only its DRBD resource exists: a VM half made or half removed`,
+        fix: `finish it (virsh define its XML on ${a.node} and ${b.node}) or remove it (pmc vm rm ${vm.name})`,
+      };
+    }
+    const copy = `virsh dumpxml --inactive --security-info ${vm.name} > ${vm.name}.xml`;
     return {
       ...base, kind: 'refuse',
       reason: `the current data is on ${chosen.node}, but ${vm.name} is not defined there`,
-      fix: `on ${source}: virsh dumpxml --inactive --security-info ${vm.name} > ${vm.name}.xml; copy it to ${chosen.node} and virsh define it there; ${retry}`,
+      fix: `${source ? `on ${source}: ${copy}` : `once ${unasked} is back, on it: ${copy}`}; copy it to ${chosen.node} and virsh define it there; ${retry}`,
     };
   }
   const otherPrimary = sides.find((s) => s !== chosen && up(s) && s.resource!.role === 'Primary');

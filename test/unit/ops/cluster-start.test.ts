@@ -159,6 +159,13 @@ test('current data on a node without the definition: refused with how to define 
   assert.match((d as { reason: string }).reason, /current data is on pm-1, but web is not defined there/);
 });
 
+test('a DRBD resource without a domain anywhere (half made or half removed) is refused', () => {
+  const d = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-1': { domain: 'none' }, 'pm-2': { domain: 'none' } }));
+  assert.equal(d.kind, 'refuse');
+  assert.match((d as { reason: string }).reason, /^no node defines the domain web/);
+  assert.match((d as { fix: string }).fix, /pmc vm rm web/);
+});
+
 test('a VM without DRBD starts on the one node that defines it', () => {
   const d = decide({ 'pm-3': { domains: [domain('local', 'shut off', { disks: [] })] } });
   assert.equal(startsOn(d), 'pm-3');
