@@ -286,15 +286,17 @@ async function prove(ctx: Context, c: InitCheck): Promise<InitCheck> {
       return { ...c, status: 'FAIL', detail: `${c.detail}, but ${c.node} could not be asked to prove it: ${err.message}`, fix: err.hint ?? 'run pmc pm init again' };
     }
     if (result.exitCode === 0) continue;
-    const unresolved = /Could not resolve hostname/i.test(result.stderr);
-    return {
-      ...c,
-      status: 'FAIL',
-      detail: `${c.detail}, but on ${c.node} "${proof}" failed: ${describeFailure(result)}`,
-      fix: unresolved
-        ? `make the name resolve on ${c.node} (DNS, or a line "<address> <name>" in /etc/hosts)`
-        : `check sshd on the target (PermitRootLogin, AuthorizedKeysFile) and the network from ${c.node}`,
-    };
+    return { ...c, status: 'FAIL', detail: `${c.detail}, but on ${c.node} "${proof}" failed: ${describeFailure(result)}`, fix: proofFix(c.node, result.stderr) };
   }
   return c;
+}
+
+/** What to look at when ssh fails although the files say it should work. */
+function proofFix(node: string, stderr: string): string {
+  if (/Could not resolve hostname/i.test(stderr)) return `make the name resolve on ${node} (DNS, or a line "<address> <name>" in /etc/hosts)`;
+  if (/Host key verification failed/i.test(stderr)) {
+    return `ssh on ${node} reads other known_hosts files than ${KNOWN_HOSTS} (UserKnownHostsFile, GlobalKnownHostsFile in /etc/ssh/ssh_config), or they changed meanwhile: check them, then run pmc pm init again`;
+  }
+  if (/Permission denied/i.test(stderr)) return `the target's sshd refuses root's key: check PermitRootLogin and AuthorizedKeysFile in its /etc/ssh/sshd_config`;
+  return `check sshd on the target and the network from ${node}`;
 }
