@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { buildCluster, type NodeProbe } from '../../../src/model/cluster.js';
 import { decideStart, describeStart, planClusterStart, type StartDecision } from '../../../src/ops/cluster-start.js';
 import type { DrbdPeer, DrbdResource, NodeFacts } from '../../../src/probe/types.js';
+import { plainStyle } from '../../../src/render/style.js';
+import { clusterStartView } from '../../../src/render/views/cluster-start.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
@@ -191,4 +193,37 @@ test('the whole cluster: one decision per VM, never two nodes for one VM; --only
     'pm-1: drbdadm primary a', 'pm-1: virsh -c qemu:///system start --domain a',
     'pm-2: drbdadm primary b', 'pm-2: virsh -c qemu:///system start --domain b',
   ]);
+});
+
+test('the view: one line per VM, the fix under a refusal, degraded starts marked, a failed start with its undo', () => {
+  const start = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'])) as Extract<StartDecision, { kind: 'start' }>;
+  const degraded: StartDecision = { ...start, vm: 'db', node: 'pm-2', degraded: true, reason: 'pm-2 has the UpToDate disk; pm-1 could not be asked' };
+  const refused = decide(vmAfterPowerLoss('old', ['pm-1', 'pm-2'], { 'pm-1': { peer: standalone }, 'pm-2': { peer: standalone } }));
+  const skipped = decide(pairedVm('up', 'pm-3', 'pm-1', 12));
+  const applied = (d: Extract<StartDecision, { kind: 'start' }>) => ({ title: '', status: 'applied' as const, done: [], failed: undefined, undone: [], plan: { title: '', steps: d.steps, notes: [] } });
+  const failedStart = {
+    ...applied(start),
+    status: 'failed' as const,
+    failed: { step: start.steps[1]!, ok: false, result: undefined, error: 'exit 1: error: Failed to start domain' },
+    undone: [{ step: { node: 'pm-1', command: 'drbdadm secondary web', why: 'make pm-1 Secondary for web again' }, ok: true, result: undefined, error: undefined }],
+  };
+  const drbd = { mode: 'applied' as const, plan: { title: '', steps: [], notes: [] }, records: [], resources: [], unreachable: [] };
+  const text = clusterStartView({
+    mode: 'applied', plan: describeStart(drbd.plan, [start, degraded]), drbd, waitedSeconds: 0,
+    vms: [
+      { decision: degraded, result: applied(degraded) },
+      { decision: refused, result: undefined },
+      { decision: skipped, result: undefined },
+      { decision: start, result: failedStart },
+    ],
+  }, { style: plainStyle, headers: true, verbose: false });
+  assert.equal(text, [
+    'VMs',
+    '  db   started degraded on pm-2: pm-2 has the UpToDate disk; pm-1 could not be asked',
+    `  old  REFUSED: ${(refused as { reason: string }).reason}`,
+    `       fix: ${(refused as { fix: string }).fix}`,
+    '  up   skipped: already running on pm-3',
+    '  web  FAILED to start on pm-1: start web: exit 1: error: Failed to start domain',
+    '       undone: make pm-1 Secondary for web again',
+  ].join('\n'));
 });

@@ -5,6 +5,8 @@ import { buildCluster, type NodeProbe } from '../../../src/model/cluster.js';
 import {
   evaluateInit, fixPlan, markFixed, nodeChecks, type InitCheck, type InitFacts,
 } from '../../../src/ops/pm-init.js';
+import { plainStyle } from '../../../src/render/style.js';
+import { initView } from '../../../src/render/views/pm-init.js';
 import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import type { SshTarget } from '../../../src/ssh/types.js';
@@ -190,4 +192,15 @@ test('markFixed: FAIL before and PASS after is FIXED; the rest keep their status
   const c = (check: string, status: InitCheck['status']): InitCheck => ({ node: 'pm-1', check, status, detail: '', fix: undefined, steps: [], proofs: [] });
   const after = markFixed([c('a', 'FAIL'), c('b', 'FAIL'), c('c', 'PASS')], [c('a', 'PASS'), c('b', 'FAIL'), c('c', 'PASS')]);
   assert.deepEqual(after.map((x) => x.status), ['FIXED', 'FAIL', 'PASS']);
+});
+
+test('the view: checks by node, the fix under each failure, the plan on a dry run, a summary', () => {
+  const failing = checksOf(readyFacts('pm-1', { backupDirExists: false, tools: { xdelta3: false, rsync: true } }));
+  const text = initView({ checks: failing, mode: 'dry-run', plan: fixPlan(failing), applied: [] }, { style: plainStyle, headers: true, verbose: false });
+  const lines = text.split('\n');
+  assert.equal(lines[0], 'pm-1');
+  assert.match(text, /^ {2}FAIL {2}backup-dir +\/pmc-vm-backup does not exist\n {20}fix: mkdir -p \/pmc-vm-backup \(pmc pm init --fix does this\)$/m);
+  assert.match(text, /^ {2}FAIL {2}xdelta3 +not installed\n +fix: apt-get install xdelta3$/m);
+  assert.match(text, /^dry run, nothing changed: apply the safe fixes on pm-1 \(1 steps\)\n {2}1\. \[pm-1\] create the backup directory \/pmc-vm-backup\n {7}\$ mkdir -p \/pmc-vm-backup$/m);
+  assert.equal(lines.at(-1), '1 node: 9 passed, 0 fixed, 0 warnings, 2 failed');
 });
