@@ -665,7 +665,7 @@ function planNotes(request: VmAddRequest, target: VmAddTarget, facts: VmAddFacts
   }
   for (const node of facts.iso?.presentOn ?? []) notes.push(`${node} has an identical ${facts.iso!.name} already: not copied again`);
   for (const node of facts.iso?.differentOn ?? []) notes.push(`${node} has a different ${facts.iso!.name}: it is replaced (VMs that use it see the new image when they next start)`);
-  if (request.start && target.nodes.length === 2 && !target.clone) notes.push('both disks start UpToDate: the VM can migrate at once');
+  if (target.nodes.length === 2 && !target.clone) notes.push('both disks start UpToDate: the VM can migrate at once');
   for (const node of target.unchecked) {
     notes.push(`${node} could not be asked: the name ${request.name}${target.drbd ? `, minor ${target.drbd.minor} and port ${target.drbd.port}` : ''} were not checked against it (pmc cluster verify shows a clash once it is back)`);
   }
