@@ -1,4 +1,3 @@
-import type { Config } from '../config/load.js';
 import type {
   Domain, DrbdPeer, DrbdResource, LogicalVolume, NodeFacts,
 } from '../probe/types.js';
@@ -97,7 +96,13 @@ export type NodeProbe =
   | { node: string; ok: true; value: NodeFacts }
   | { node: string; ok: false; error: { code: PmcErrorCode; message: string; hint?: string | undefined } };
 
-export function buildCluster(config: Pick<Config, 'nodes' | 'ignorePrefix'>, probes: readonly NodeProbe[]): ClusterState {
+/** What the model needs of pmc.yaml: the nodes in order and the ignore prefix. */
+export interface ModelConfig {
+  nodes: ReadonlyArray<{ name: string; address?: string | undefined }>;
+  ignorePrefix: string;
+}
+
+export function buildCluster(config: ModelConfig, probes: readonly NodeProbe[]): ClusterState {
   const byNode = new Map(probes.map((p) => [p.node, p]));
   const order = config.nodes.map((n) => n.name);
   const parts = indexByVm(probes);
