@@ -106,17 +106,17 @@ async function status(): Promise<void> {
   console.log(s.up ? "lab is up" : "lab is not (fully) up");
 }
 
+/**
+ * Every test/lab/*.test.ts. Node's runner orders files by name (lab-* first, then pmc-*,
+ * zz-lab-faults last since it kills and restarts a node) and runs them one at a time.
+ */
 function testFiles(args: string[]): string[] {
   if (args.length) return args;
-  const files = fs
+  return fs
     .readdirSync(labTestDir)
     .filter((f) => f.endsWith(".test.ts"))
-    .sort();
-  // The fault tests kill and restart nodes: run them last.
-  const last = files.filter((f) => f.startsWith("faults"));
-  const first = files.filter((f) => f.startsWith("node") || f.startsWith("smoke"));
-  const rest = files.filter((f) => !last.includes(f) && !first.includes(f));
-  return [...first, ...rest, ...last].map((f) => path.relative(repoRoot, path.join(labTestDir, f)));
+    .sort()
+    .map((f) => path.relative(repoRoot, path.join(labTestDir, f)));
 }
 
 async function test(args: string[]): Promise<void> {

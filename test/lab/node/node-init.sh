@@ -19,11 +19,17 @@ install -m 644 "$S/hosts" /etc/hosts
 rm -f /etc/ssh/ssh_host_*
 install -m 600 "$S/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
 install -m 644 "$S/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
-install -d -m 700 /root/.ssh
-install -m 600 "$S/root_id_ed25519" /root/.ssh/id_ed25519
-install -m 644 "$S/root_id_ed25519.pub" /root/.ssh/id_ed25519.pub
-install -m 600 "$S/authorized_keys" /root/.ssh/authorized_keys
-install -m 644 "$S/known_hosts" /root/.ssh/known_hosts
+# Root's SSH files only on first boot: like a real server's, they persist across
+# restarts, and what a test (or pmc) changes there stays changed.
+if [ ! -e /var/lib/pmc-lab/root-ssh-installed ]; then
+  install -d -m 700 /root/.ssh
+  install -m 600 "$S/root_id_ed25519" /root/.ssh/id_ed25519
+  install -m 644 "$S/root_id_ed25519.pub" /root/.ssh/id_ed25519.pub
+  install -m 600 "$S/authorized_keys" /root/.ssh/authorized_keys
+  install -m 644 "$S/known_hosts" /root/.ssh/known_hosts
+  mkdir -p /var/lib/pmc-lab
+  touch /var/lib/pmc-lab/root-ssh-installed
+fi
 log "$name machine-id $(cat /etc/machine-id)"
 
 # Network: br0 holds eth0 and the node's address; br0 takes eth0's MAC (all nodes come
@@ -40,6 +46,12 @@ ip link set br0 up
 ip addr flush dev br0
 ip addr add "$addr/$prefix" dev br0
 log "br0 $addr/$prefix mac $mac"
+
+# No KVM in the nodes: QEMU's software CPU offers AMD SVM, so kvm_amd would load and
+# libvirt would offer "kvm" domains, but nested KVM on an emulated CPU never gets a guest
+# anywhere here. Without it libvirt offers only "qemu" (software emulation), which works.
+printf 'blacklist kvm_amd\nblacklist kvm_intel\ninstall kvm_amd /bin/false\ninstall kvm_intel /bin/false\n' > /etc/modprobe.d/pmc-lab-no-kvm.conf
+modprobe -r kvm_amd kvm_intel kvm 2>/dev/null || true
 
 # Kernel modules for DRBD 8.4 and device-mapper.
 modprobe drbd
@@ -92,5 +104,11 @@ chmod 755 /var/lib/pmc-lab "$g"
 # udev may still have given br0 a MAC of its own: insist.
 udevadm settle --timeout=10 || true
 [ "$(cat /sys/class/net/br0/address)" = "$mac" ] || { ip link set br0 address "$mac"; log "br0 MAC reset to $mac"; }
+# Cheaper SSH logins on an emulated CPU: no motd scripts per session, and root's systemd
+# user manager stays (lingers) instead of starting and stopping around each login.
+sed -i '/pam_motd\.so/d' /etc/pam.d/sshd
+mkdir -p /var/lib/systemd/linger
+touch /var/lib/systemd/linger/root
+
 touch /run/pmc-lab-ready
 log "$name ready"

@@ -8,6 +8,7 @@ import {
   HOST_ADDRESS,
   VOLUME_GROUP,
   ensureLabUp,
+  identityPath,
   inLabNamespace,
   knownHostsPath,
   labExec,
@@ -88,15 +89,24 @@ describe("lab nodes", { timeout: 20 * 60_000 }, () => {
   });
 
   it("resolve each other's names and SSH to each other as root with verified host keys", async () => {
-    for (const a of nodes) {
-      for (const b of nodes) {
-        const out = await labExecOk(
-          a.name,
-          `getent hosts ${b.name} | cut -d' ' -f1; ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.name} hostname; ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.address} hostname`,
+    await Promise.all(
+      nodes.map(async (a) => {
+        const script = nodes
+          .map(
+            (b) =>
+              `echo ${b.name} $(getent hosts ${b.name} | cut -d' ' -f1) ` +
+              `$(ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.name} hostname) ` +
+              `$(ssh -o BatchMode=yes -o StrictHostKeyChecking=yes ${b.address} hostname)`,
+          )
+          .join("; ");
+        const out = await labExecOk(a.name, script);
+        assert.deepEqual(
+          out.trim().split("\n"),
+          nodes.map((b) => `${b.name} ${b.address} ${b.name} ${b.name}`),
+          `from ${a.name}`,
         );
-        assert.deepEqual(out.trim().split("\n"), [b.address, b.name, b.name], `${a.name} -> ${b.name}`);
-      }
-    }
+      }),
+    );
   });
 
   it("are listed in .lab/ with their real host keys, and a wrong key is refused", async () => {
@@ -109,7 +119,8 @@ describe("lab nodes", { timeout: 20 * 60_000 }, () => {
     for (const n of nodes) assert.ok(yaml.includes(`  - name: ${n.name}\n    address: ${n.address}\n`));
     // The same ssh, with another key recorded for pm-1: host-key checking is really on.
     const wrong = `${knownHostsPath}.wrong-test`;
-    const other = nodes.length > 1 ? known.split("\n")[1]!.split(" ").slice(1).join(" ") : "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO6a0C7Xb8E9bN3n2xqf3Q4qzH0T8m2z8ZkqWnq8mJ9F";
+    // A valid ed25519 key that is not pm-1's host key: the lab's client key.
+    const other = fs.readFileSync(`${identityPath}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
     fs.writeFileSync(wrong, `${nodes[0]!.name},${nodes[0]!.address} ${other}\n`);
     try {
       const r = await labExec(nodes[0]!.name, "true", { sshOptions: [`UserKnownHostsFile=${wrong}`] });
