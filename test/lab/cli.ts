@@ -11,6 +11,7 @@ import {
   cutLink,
   ensureImage,
   killNode,
+  labDir,
   labDown,
   labNodes,
   labStatus,
@@ -51,8 +52,10 @@ function labEnv(): NodeJS.ProcessEnv {
 }
 
 /** Run argv inside the namespace with inherited stdio; returns its exit code. */
-function nsRun(argv: string[]): number {
-  const r = spawnSync("ip", ["netns", "exec", NAMESPACE, ...argv], {
+function nsRun(argv: string[], lockFile?: string): number {
+  const cmd = ["ip", "netns", "exec", NAMESPACE, ...argv];
+  if (lockFile) cmd.unshift("flock", "-w", "7200", lockFile);
+  const r = spawnSync(cmd[0]!, cmd.slice(1), {
     stdio: "inherit",
     cwd: repoRoot,
     env: labEnv(),
@@ -130,7 +133,11 @@ async function test(args: string[]): Promise<void> {
   const files = testFiles(args);
   log(`running ${files.length} test files inside namespace ${NAMESPACE}: ${files.join(" ")}`);
   const t1 = Date.now();
-  const code = nsRun(["node", "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files]);
+  // Two suites on one lab would trip over each other (tests kill nodes): one at a time.
+  fs.mkdirSync(labDir, { recursive: true });
+  const lock = path.join(labDir, "test.lock");
+  log(`(one suite at a time: waits while another test:lab run holds ${path.relative(repoRoot, lock)})`);
+  const code = nsRun(["node", "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files], lock);
   const tSuite = (Date.now() - t1) / 1000;
   log(
     `timings: image build ${r.imageBuildSeconds ? secs(r.imageBuildSeconds) : "cached"}, boot ${r.alreadyUp ? "(already up)" : secs(r.bootSeconds)}, ` +

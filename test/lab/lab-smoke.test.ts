@@ -25,6 +25,7 @@ import {
 const res: DrbdResourceSpec = { name: "lab-smoke", minor: 90, port: 7790, nodes: ["pm-1", "pm-2"] };
 const lv = `/dev/${VOLUME_GROUP}/${res.name}`;
 let dev = "";
+const consoleLog = `/var/log/libvirt/qemu/${res.name}-console.log`;
 const t = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
 async function cleanup(): Promise<void> {
@@ -53,11 +54,13 @@ describe("smoke: LV + DRBD + libvirt + live migration on the lab", { timeout: 20
 
   it("runs the guest workload as a domain on /dev/drbd90 on pm-1", async () => {
     const t0 = Date.now();
-    await writeNodeFile("pm-1", `/tmp/${res.name}.xml`, guestDomainXml({ name: res.name, disk: dev }));
+    await writeNodeFile("pm-1", `/tmp/${res.name}.xml`, guestDomainXml({ name: res.name, disk: dev, consoleFile: consoleLog }));
     await labExecOk("pm-1", `virsh -q define /tmp/${res.name}.xml && virsh -q start ${res.name}`);
-    const c1 = await waitForCounter("pm-1", dev, 0);
+    console.log(`# guest console: ${consoleLog} on the node that runs it`);
+    // Emulation inside emulation: the guest's kernel takes 2-5 minutes to reach /init.
+    const c1 = await waitForCounter("pm-1", dev, 0, 900_000);
     console.log(`# guest wrote its first counter (${c1}) ${t(t0)} after start`);
-    const c2 = await waitForCounter("pm-1", dev, c1, 60_000);
+    const c2 = await waitForCounter("pm-1", dev, c1, 120_000);
     assert.ok(c2 > c1);
     // Replicated: the peer's LV (under DRBD) shows the counter too.
     await waitFor("the counter to reach pm-2's LV", async () => ((await readCounter("pm-2", lv)) ?? 0) >= c1, 30_000);
@@ -73,7 +76,7 @@ describe("smoke: LV + DRBD + libvirt + live migration on the lab", { timeout: 20
     await labExecOk("pm-1", `drbdadm secondary ${res.name}`);
     const afterMigration = (await readCounter("pm-2", dev))!;
     assert.ok(afterMigration >= before, `counter ${afterMigration} >= ${before}`);
-    const later = await waitForCounter("pm-2", dev, afterMigration, 60_000);
+    const later = await waitForCounter("pm-2", dev, afterMigration, 120_000);
     console.log(`# counter ${before} before, ${afterMigration} right after, ${later} later on pm-2`);
   });
 

@@ -906,8 +906,18 @@ export async function drbdConnectionState(node: string, res: string): Promise<st
  * (on every node under /var/lib/pmc-lab/guest/) whose /init writes "PMC-COUNTER <n>" into
  * the first sector of its disk about twice a second. `disk` is a block device, e.g. /dev/drbd10.
  */
-export function guestDomainXml(opts: { name: string; disk: string; memoryMiB?: number; uuid?: string }): string {
+export function guestDomainXml(opts: {
+  name: string;
+  disk: string;
+  memoryMiB?: number;
+  uuid?: string;
+  /** Write the guest's serial console to this file on the node (default: a pty). */
+  consoleFile?: string;
+}): string {
   const mem = opts.memoryMiB ?? 96;
+  const serial = opts.consoleFile
+    ? `<serial type='file'><source path='${opts.consoleFile}' append='on'/><target port='0'/></serial>`
+    : "<serial type='pty'><target port='0'/></serial>";
   return `<domain type='qemu'>
   <name>${opts.name}</name>${opts.uuid ? `\n  <uuid>${opts.uuid}</uuid>` : ""}
   <memory unit='MiB'>${mem}</memory>
@@ -916,8 +926,9 @@ export function guestDomainXml(opts: { name: string; disk: string; memoryMiB?: n
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>${GUEST_KERNEL}</kernel>
     <initrd>${GUEST_INITRD}</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+    <cmdline>console=ttyS0 panic=-1 mitigations=off tsc=reliable no_timer_check printk.time=1</cmdline>
   </os>
+  <features><acpi/><apic/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -927,8 +938,8 @@ export function guestDomainXml(opts: { name: string; disk: string; memoryMiB?: n
       <source dev='${opts.disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-    <serial type='pty'><target port='0'/></serial>
-    <console type='pty'><target type='serial' port='0'/></console>
+    ${serial}
+    <console type='${opts.consoleFile ? "file" : "pty"}'><target type='serial' port='0'/></console>
     <memballoon model='none'/>
   </devices>
 </domain>
