@@ -1,0 +1,262 @@
+// pmc pm init, pm drbd-up and cluster start on the real cluster. pm init passes everywhere;
+// trust and the backup directory are broken on purpose, found, and repaired by --fix (and a
+// real `ssh pm-3 true` from pm-1 proves it). A VM made by hand on pm-2 and pm-3 is brought
+// back by cluster start exactly once, a split brain look-alike is refused, and finally pm-3
+// loses power while it runs the VM: cluster start brings it back degraded on pm-2.
+// Shares the lab with other tests: only `start-` names, DRBD minors 300-399, ports 8100-8199,
+// and only pm-3 is ever broken or powered off, and restored right away.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  createDrbdResource,
+  drbdConnectionState,
+  drbdDiskStates,
+  drbdRoles,
+  ensureLabUp,
+  guestDomainXml,
+  killNode,
+  labExec,
+  labExecOk,
+  removeDrbdResource,
+  shq,
+  startNode,
+  waitFor,
+  waitForCounter,
+  waitForNode,
+  writeNodeFile,
+  type DrbdResourceSpec,
+} from "./lab.ts";
+import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+
+const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: ["pm-2", "pm-3"] };
+const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
+const device = `/dev/drbd${vm.minor}`;
+const BACKUP_DIR = "/pmc-vm-backup";
+/**
+ * Lines the trust test removes from nodes' files. They are put back line by line, only where
+ * missing, so that even two runs of this file at once (the whole suite and this file alone)
+ * leave the files whole.
+ */
+const removed: Array<{ node: string; file: string; line: string }> = [];
+
+const config = labConfigVariant("start", (yaml) =>
+  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 300, last: 399 }\n    ports: { first: 8100, last: 8199 }\n"),
+);
+
+interface Check {
+  node: string;
+  check: string;
+  status: string;
+  detail: string;
+}
+interface InitResult {
+  checks: Check[];
+  plan: { steps: Array<{ node: string; command: string; input?: { fromNode: string; command: string } }> };
+  applied: Array<{ ok: boolean; error?: string }>;
+}
+interface DrbdUpResult {
+  mode: string;
+  plan: { steps: Array<{ node: string; command: string }> };
+  resources: Array<{ node: string; resource: string; action: string; role?: string; disk?: string }>;
+}
+interface StartResult {
+  mode: string;
+  plan: { steps: Array<{ node: string; command: string }> };
+  vms: Array<{ decision: { vm: string; kind: string; node?: string; degraded?: boolean; reason: string; fix?: string }; result?: { status: string } }>;
+}
+
+/** pmc with the test's config; logs how long it took. */
+async function pmcTimed<T>(args: string[]): Promise<{ code: number; data: T; stderr: string }> {
+  const t0 = Date.now();
+  const r = await pmcJson<T>(args, { config });
+  console.log(`# pmc ${args.join(" ")}: exit ${r.code} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return r;
+}
+
+async function domainStates(): Promise<string[]> {
+  return Promise.all(vm.nodes.map(async (n) => {
+    const r = await labExec(n, `virsh domstate ${vm.name}`);
+    return r.exitCode === 0 ? r.stdout.trim() : "undefined";
+  }));
+}
+
+function status(result: InitResult, node: string, check: string): string | undefined {
+  return result.checks.find((c) => c.node === node && c.check === check)?.status;
+}
+
+async function removeVm(): Promise<void> {
+  await Promise.all(vm.nodes.map((n) => labExec(n, `virsh -q destroy ${vm.name} 2>/dev/null; virsh -q undefine ${vm.name} 2>/dev/null; true`)));
+  await removeDrbdResource(vm);
+}
+
+/** Removes the lines of `file` on `node` that `match` selects, remembering them. */
+async function removeLines(node: string, file: string, match: (line: string) => boolean): Promise<void> {
+  const lines = (await labExecOk(node, `cat ${file}`)).split("\n").filter(match);
+  removed.push(...lines.map((line) => ({ node, file, line })));
+  for (const line of lines) await labExecOk(node, `grep -vxF -e ${shq(line)} ${file} > ${file}.tmp; cat ${file}.tmp > ${file}; rm ${file}.tmp`);
+}
+
+/** Puts back what the trust test took away, whatever state it stopped in. */
+async function restoreNodeFiles(): Promise<void> {
+  for (const { node, file, line } of removed.splice(0)) {
+    await labExecOk(node, `grep -qxF -e ${shq(line)} ${file} || printf '%s\\n' ${shq(line)} >> ${file}`);
+  }
+  await labExecOk("pm-3", `mkdir -p ${BACKUP_DIR}`);
+}
+
+describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 * 60_000 }, () => {
+  before(async () => {
+    await ensureLabUp();
+    await restoreNodeFiles();
+    await removeVm();
+  });
+  after(async () => {
+    await restoreNodeFiles();
+    await removeVm();
+  });
+
+  it("pm init pm-1: every check passes, trust both ways with pm-2 and pm-3 proven by ssh", async () => {
+    const r = await pmcTimed<InitResult>(["pm", "init", "pm-1"]);
+    const failed = r.data.checks.filter((c) => c.status !== "PASS");
+    assert.deepEqual(failed, [], JSON.stringify(failed, null, 2));
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.data.checks.filter((c) => c.check.startsWith("ssh to")).map((c) => `${c.node}>${c.check.slice(7)}`).sort(),
+      ["pm-1>pm-2", "pm-1>pm-3", "pm-2>pm-1", "pm-3>pm-1"]);
+  });
+
+  it("broken trust and a missing backup directory FAIL; --dry-run changes nothing; --fix repairs them", async () => {
+    // pm-1 forgets pm-3's host key; pm-3 stops accepting the nodes' root key; pm-3 loses its backup directory.
+    await removeLines("pm-1", "/root/.ssh/known_hosts", (line) => /^pm-3[, ]/.test(line));
+    const rootKey = (await labExecOk("pm-1", "cat /root/.ssh/id_ed25519.pub")).trim();
+    await removeLines("pm-3", "/root/.ssh/authorized_keys", (line) => line === rootKey);
+    const backupRemoved = (await labExec("pm-3", `rmdir ${BACKUP_DIR}`)).exitCode === 0;
+    try {
+      assert.notEqual((await labExec("pm-1", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes pm-3 true")).exitCode, 0, "broken on purpose");
+
+      const broken = await pmcTimed<InitResult>(["pm", "init", "pm-3"]);
+      assert.equal(broken.code, 1);
+      assert.equal(status(broken.data, "pm-1", "ssh to pm-3"), "FAIL");
+      assert.equal(status(broken.data, "pm-2", "ssh to pm-3"), "FAIL");
+      if (backupRemoved) assert.equal(status(broken.data, "pm-3", "backup-dir"), "FAIL");
+      assert.match(broken.data.checks.find((c) => c.node === "pm-1" && c.check === "ssh to pm-3")!.detail,
+        /pm-1's root key is not in pm-3's \/root\/.ssh\/authorized_keys; pm-1 does not know pm-3's host key as pm-3/);
+
+      const knownBefore = await labExecOk("pm-1", "cat /root/.ssh/known_hosts");
+      const dry = await pmcTimed<InitResult>(["pm", "init", "pm-3", "--fix", "--dry-run"]);
+      assert.equal(dry.code, 1);
+      assert.ok(dry.data.plan.steps.some((s) => s.node === "pm-3" && s.input?.fromNode === "pm-1" && s.input.command === "cat /root/.ssh/id_ed25519.pub"));
+      assert.ok(dry.data.plan.steps.some((s) => s.node === "pm-1" && s.command.includes("'pm-3,10.99.0.13 ssh-ed25519 ")));
+      assert.equal(await labExecOk("pm-1", "cat /root/.ssh/known_hosts"), knownBefore, "dry run changes nothing");
+
+      const fixed = await pmcTimed<InitResult>(["pm", "init", "pm-3", "--fix"]);
+      assert.deepEqual(fixed.data.applied.filter((a) => !a.ok), []);
+      assert.equal(fixed.code, 0, JSON.stringify(fixed.data.checks.filter((c) => c.status === "FAIL"), null, 2));
+      assert.equal(status(fixed.data, "pm-1", "ssh to pm-3"), "FIXED");
+      assert.equal(status(fixed.data, "pm-2", "ssh to pm-3"), "FIXED");
+      if (backupRemoved) assert.equal(status(fixed.data, "pm-3", "backup-dir"), "FIXED");
+
+      await labExecOk("pm-1", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes pm-3 true");
+      await labExecOk("pm-1", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes 10.99.0.13 true");
+      const authorized = await labExecOk("pm-3", "cat /root/.ssh/authorized_keys");
+      assert.equal(authorized.split("\n").filter((l) => l === rootKey).length, 1, "the shared root key is added once");
+
+      const again = await pmcTimed<InitResult>(["pm", "init", "pm-3", "--fix", "--dry-run"]);
+      assert.deepEqual(again.data.plan.steps, [], "nothing left to fix");
+    } finally {
+      await restoreNodeFiles();
+    }
+  });
+
+  it("pm drbd-up brings a resource that was taken down back up; its dry run changes nothing", async () => {
+    const t0 = Date.now();
+    await createDrbdResource(vm, 64);
+    console.log(`# ${vm.name} created and synced in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await labExecOk("pm-2", `drbdadm secondary ${vm.name}`);
+    await labExecOk("pm-3", `drbdadm down ${vm.name}`);
+
+    const dry = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name, "--dry-run"]);
+    assert.deepEqual(dry.data.plan.steps.map((s) => [s.node, s.command]), [["pm-3", `drbdadm up ${vm.name}`]]);
+    assert.deepEqual(dry.data.resources.map((r) => [r.resource, r.action]), [[vm.name, "would bring up"]]);
+    assert.notEqual((await labExec("pm-3", `drbdadm role ${vm.name}`)).exitCode, 0, "still down after the dry run");
+
+    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    assert.equal(up.code, 0);
+    assert.deepEqual(up.data.resources.map((r) => [r.resource, r.action, r.role]), [[vm.name, "brought up", "Secondary"]]);
+    await waitFor(`${vm.name} to connect`, async () => (await drbdConnectionState("pm-3", vm.name)) === "Connected", 120_000);
+    assert.deepEqual(await drbdDiskStates("pm-3", vm.name), ["UpToDate", "UpToDate"]);
+
+    const noop = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    assert.deepEqual(noop.data.resources.map((r) => r.action), ["already up"]);
+  });
+
+  it("cluster start refuses a VM whose two sides are both StandAlone and UpToDate (how a split brain looks)", async () => {
+    await writeNodeFile("pm-2", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
+    await writeNodeFile("pm-3", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
+    await Promise.all(vm.nodes.map((n) => labExecOk(n, `virsh -q define /root/${vm.name}.xml`)));
+    await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm disconnect ${vm.name}`)));
+    try {
+      const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
+      assert.equal(r.code, 1);
+      assert.equal(r.data.vms[0]!.decision.kind, "refuse");
+      assert.match(r.data.vms[0]!.decision.reason, /^split brain/);
+      assert.match(r.data.vms[0]!.decision.fix!, /--discard-my-data/);
+      assert.deepEqual(await domainStates(), ["shut off", "shut off"]);
+      assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Unknown"]);
+    } finally {
+      await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm connect ${vm.name}`)));
+      await waitFor(`${vm.name} to reconnect`, async () => (await drbdConnectionState("pm-2", vm.name)) === "Connected", 120_000);
+    }
+  });
+
+  it("cluster start: the dry run shows the plan and changes nothing; then the VM starts exactly once", async () => {
+    const dry = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name, "--dry-run"]);
+    assert.equal(dry.code, 0);
+    assert.equal(dry.data.mode, "dry-run");
+    assert.deepEqual(dry.data.plan.steps.map((s) => [s.node, s.command]), [
+      ["pm-2", `drbdadm primary ${vm.name}`],
+      ["pm-2", `virsh -c qemu:///system start --domain ${vm.name}`],
+    ]);
+    assert.deepEqual(await domainStates(), ["shut off", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Secondary"]);
+
+    const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
+    assert.equal(r.code, 0, JSON.stringify(r.data.vms));
+    assert.deepEqual([r.data.vms[0]!.decision.kind, r.data.vms[0]!.decision.node, r.data.vms[0]!.result?.status], ["start", "pm-2", "applied"]);
+    assert.deepEqual(await domainStates(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
+    await waitForCounter("pm-2", device, 0);
+
+    const again = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
+    assert.equal(again.code, 0);
+    assert.deepEqual([again.data.vms[0]!.decision.kind, again.data.vms[0]!.decision.reason], ["skip", "already running on pm-2"]);
+    assert.deepEqual(await domainStates(), ["running", "shut off"]);
+  });
+
+  it("power loss of pm-3 while it runs the VM: cluster start brings it back degraded on pm-2; pm-3 rejoins as the peer", async () => {
+    // Move the VM to pm-3 by hand (stop, swap roles, start), so that pm-3 is the last primary.
+    await labExecOk("pm-2", `virsh -q destroy ${vm.name} && drbdadm secondary ${vm.name}`);
+    await labExecOk("pm-3", `drbdadm primary ${vm.name} && virsh -q start ${vm.name}`);
+    const counter = await waitForCounter("pm-3", device, 0);
+    try {
+      await killNode("pm-3");
+      const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
+      const d = r.data.vms[0]!.decision;
+      assert.deepEqual([d.kind, d.node, d.degraded, r.data.vms[0]!.result?.status], ["start", "pm-2", true, "applied"], JSON.stringify(d));
+      assert.match(d.reason, /pm-2 has the UpToDate disk; pm-3 could not be asked/);
+      assert.equal(r.code, 3, "the command ran, but pm-3 could not be asked");
+      assert.equal((await labExecOk("pm-2", `virsh domstate ${vm.name}`)).trim(), "running");
+      await waitForCounter("pm-2", device, counter);
+    } finally {
+      await startNode("pm-3");
+      const t0 = Date.now();
+      await waitForNode("pm-3");
+      console.log(`# pm-3 back after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
+    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    assert.ok(["brought up", "already up"].includes(up.data.resources[0]!.action), JSON.stringify(up.data.resources));
+    await waitFor(`${vm.name} to resync to pm-3`, async () => (await drbdDiskStates("pm-2", vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
+    const again = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
+    assert.deepEqual([again.code, again.data.vms[0]!.decision.kind], [0, "skip"]);
+    assert.deepEqual(await domainStates(), ["running", "shut off"], "never on both");
+  });
+});
