@@ -1,0 +1,209 @@
+// pmc's VM lifecycle on the real cluster: a VM made by hand exactly the way the old bash tool
+// made it (LV, old-format .res with allow-two-primaries, forced Primary on the first node,
+// domain defined on the second from the first's XML) is stopped, started on either node,
+// rebooted, reached on its console and removed by pmc; what pmc refuses changes nothing.
+// Shares the lab with other tests: only `life-` names, DRBD minors 200-299, ports 8000-8099.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  VOLUME_GROUP,
+  createDrbdResource,
+  drbdRoles,
+  ensureLabUp,
+  guestDomainXml,
+  labExec,
+  labExecOk,
+  readCounter,
+  removeDrbdResource,
+  run,
+  waitForCounter,
+  writeNodeFile,
+  type DrbdResourceSpec,
+} from "./lab.ts";
+import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+
+const vm: DrbdResourceSpec = { name: "life-a", minor: 200, port: 8000, nodes: ["pm-1", "pm-2"] };
+const ignored = "ignore-life-b";
+const device = `/dev/drbd${vm.minor}`;
+/** The LV under DRBD: readable on either node, whatever its role (the metadata is at its end). */
+const disk = `/dev/${VOLUME_GROUP}/${vm.name}`;
+const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
+
+const config = labConfigVariant("life", (yaml) =>
+  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 200, last: 299 }\n    ports: { first: 8000, last: 8099 }\n"),
+);
+
+/** The part of `--json` output of an applied plan the tests look at. */
+interface Applied {
+  plan: { steps: Array<{ node: string; command: string }> };
+}
+
+/** pmc with the test's config; logs how long it took. */
+async function pmcTimed(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const t0 = Date.now();
+  const r = await pmc(args, { config });
+  console.log(`# pmc ${args.join(" ")}: exit ${r.exitCode} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return r;
+}
+
+async function domainState(node: string, name = vm.name): Promise<string> {
+  const r = await labExec(node, `virsh domstate ${name}`);
+  return r.exitCode === 0 ? r.stdout.trim() : "undefined";
+}
+
+async function states(): Promise<string[]> {
+  return Promise.all(vm.nodes.map((n) => domainState(n)));
+}
+
+async function cleanup(): Promise<void> {
+  await Promise.all(
+    ALL_NODES.map((n) =>
+      labExec(n, `for d in ${vm.name} ${ignored}; do virsh destroy $d; virsh undefine --nvram $d; done >/dev/null 2>&1; rm -f /root/${vm.name}.xml /root/${ignored}.xml; true`),
+    ),
+  );
+  await removeDrbdResource(vm);
+}
+
+describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 30 * 60_000 }, () => {
+  before(async () => {
+    await ensureLabUp();
+    await cleanup();
+    // The old tool: LV + resource with allow-two-primaries on both nodes, first node forced Primary.
+    await createDrbdResource(vm, 256);
+    // 96 MiB: the guest workload's kernel does not boot in 64.
+    await writeNodeFile("pm-1", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, memoryMiB: 96 }));
+    await labExecOk("pm-1", `virsh define /root/${vm.name}.xml && virsh start ${vm.name}`);
+    // ... and the peer defined from the first node's XML, so both have the same UUID.
+    await writeNodeFile("pm-2", `/root/${vm.name}.xml`, await labExecOk("pm-1", `virsh dumpxml --inactive --security-info ${vm.name}`));
+    await labExecOk("pm-2", `virsh define /root/${vm.name}.xml`);
+  });
+
+  after(cleanup);
+
+  it("dry runs print the plan and change nothing", async () => {
+    const uuid = (await labExecOk("pm-1", `virsh domuuid ${vm.name}`)).trim();
+    const rm = await pmcTimed(["vm", "rm", "--dry-run", vm.name]);
+    assert.equal(rm.exitCode, 0, rm.stderr);
+    assert.match(rm.stdout, /^dry run, nothing changed: remove life-a from pm-1, pm-2 \(9 steps\)/);
+    assert.ok(rm.stdout.includes(`[pm-1] power off life-a on pm-1, where it runs\n       $ virsh destroy ${uuid}`));
+    assert.ok(rm.stdout.includes(`$ lvremove -y ${disk}`));
+    assert.ok(rm.stdout.includes(`$ rm -f -- /etc/drbd.d/${vm.name}.res`));
+    for (const args of [["stop", "--force"], ["reboot"]]) {
+      const r = await pmcTimed(["vm", ...args, "--dry-run", vm.name]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stdout, /^dry run, nothing changed/);
+    }
+    assert.deepEqual(await states(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
+    await labExecOk("pm-2", `lvs ${VOLUME_GROUP}/${vm.name} && test -f /etc/drbd.d/${vm.name}.res`);
+  });
+
+  it("rm without -f and without a terminal refuses and changes nothing", async () => {
+    const r = await pmcTimed(["vm", "rm", vm.name]);
+    assert.equal(r.exitCode, 1);
+    assert.match(r.stderr, /no terminal to confirm on \[PMC_E_CONFIRM\]/);
+    assert.match(r.stderr, /pass -f/);
+    assert.deepEqual(await states(), ["running", "shut off"]);
+  });
+
+  it("stop waits for the guest up to --timeout, then fails saying so (this guest ignores ACPI)", async () => {
+    const r = await pmcTimed(["vm", "stop", "--timeout", "10", vm.name]);
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stdout, /life-a did not shut down within 10 s; "pmc vm stop --force life-a" powers it off \(still running\)/);
+    assert.match(r.stdout, /nothing had changed yet/);
+    assert.deepEqual(await states(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
+  });
+
+  it("stop --force powers it off and demotes DRBD on both sides", async () => {
+    const r = await pmcTimed(["vm", "stop", "--force", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /done: power off life-a \(2 steps\)/);
+    assert.deepEqual(await states(), ["shut off", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Secondary", "Secondary"]);
+  });
+
+  it("start with both sides Secondary picks the preferred node and promotes it first", async () => {
+    const { code, data } = await pmcJson<Applied>(["vm", "start", vm.name], { config });
+    assert.equal(code, 0, JSON.stringify(data));
+    assert.deepEqual(data.plan.steps.map((s) => `${s.node} ${s.command.split(" ").slice(0, 2).join(" ")}`), ["pm-1 drbdadm primary", "pm-1 virsh start"]);
+    assert.deepEqual(await states(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
+  });
+
+  it("start refuses a VM that already runs (never two copies)", async () => {
+    const r = await pmcTimed(["vm", "start", "-p", "pm-2", vm.name]);
+    assert.equal(r.exitCode, 1);
+    assert.match(r.stderr, /life-a is already running on pm-1 \[PMC_E_STATE\]/);
+    assert.deepEqual(await states(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Primary"]);
+  });
+
+  it("destroy -f powers off and demotes; start -p pm-2 then runs it on the peer with the same data", async () => {
+    const d = await pmcTimed(["vm", "destroy", "-f", vm.name]);
+    assert.equal(d.exitCode, 0, d.stderr + d.stdout);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Secondary", "Secondary"]);
+    const last = (await readCounter("pm-1", disk)) ?? 0;
+    const s = await pmcTimed(["vm", "start", "-p", "pm-2", vm.name]);
+    assert.equal(s.exitCode, 0, s.stderr + s.stdout);
+    assert.match(s.stdout, /done: start life-a on pm-2 \(2 steps\)/);
+    assert.deepEqual(await states(), ["shut off", "running"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
+    // The guest boots from the replicated data (minutes under emulation) and counts on.
+    const t0 = Date.now();
+    const now = await waitForCounter("pm-2", device, last, 600_000);
+    console.log(`# the guest on pm-2 counts on from ${last} (now ${now}), ${((Date.now() - t0) / 1000).toFixed(0)} s after start`);
+  });
+
+  it("reboot asks the guest where it runs; it stays there", async () => {
+    const r = await pmcTimed(["vm", "reboot", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /done: reboot life-a on pm-2 \(1 steps\)/);
+    assert.deepEqual(await states(), ["shut off", "running"]);
+  });
+
+  it("console without a terminal prints an ssh command that reaches the node the way pmc does", async () => {
+    const r = await pmcTimed(["vm", "console", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /^serial console of life-a on pm-2 \(leave it with Ctrl\+\]\):\n {2}ssh -t .* 10\.99\.0\.12 'virsh console [0-9a-f-]{36}'\n/);
+    assert.match(r.stdout, /no graphical console: life-a has no VNC display/);
+    const { data } = await pmcJson<{ argv: string[] }>(["vm", "console", vm.name], { config });
+    // The same connection, with a command that needs no terminal in place of the console.
+    const probe = [...data.argv.slice(0, -1).filter((a) => a !== "-t"), "-o", "BatchMode=yes", `virsh domstate ${vm.name}`];
+    const reached = await run(probe);
+    assert.equal(reached.exitCode, 0, reached.stderr);
+    assert.equal(reached.stdout.trim(), "running");
+  });
+
+  it("a VM with the ignore prefix is listed but refused by every mutating command", async () => {
+    await writeNodeFile("pm-3", `/root/${ignored}.xml`, guestDomainXml({ name: ignored, disk: "/dev/null" }));
+    await labExecOk("pm-3", `virsh define /root/${ignored}.xml`);
+    const { data } = await pmcJson<Array<{ name: string; flags: string[] }>>(["vm", "ls", ignored], { config });
+    assert.deepEqual(data[0]!.flags, ["ignored"]);
+    for (const args of [["start"], ["stop"], ["destroy", "-f"], ["reboot"], ["rm", "-f"]]) {
+      const r = await pmcTimed(["vm", ...args, ignored]);
+      assert.equal(r.exitCode, 1, args.join(" "));
+      assert.match(r.stderr, /ignore-life-b starts with the ignore prefix "ignore"; pmc does not change it \[PMC_E_VM_IGNORED\]/);
+    }
+    assert.equal(await domainState("pm-3", ignored), "shut off");
+  });
+
+  it("rm -f removes the running VM: no domain, LV, resource file, DRBD device or resource left on any node", async () => {
+    const r = await pmcTimed(["vm", "rm", "-f", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /note: life-a runs on pm-2: it is powered off first, without a shutdown/);
+    assert.match(r.stdout, /done: remove life-a from pm-1, pm-2 \(9 steps\)/);
+    for (const node of ALL_NODES) {
+      const left = await labExecOk(
+        node,
+        `virsh dominfo ${vm.name} >/dev/null 2>&1 && echo domain; lvs ${VOLUME_GROUP}/${vm.name} >/dev/null 2>&1 && echo lv; ` +
+          `test -e /etc/drbd.d/${vm.name}.res && echo res-file; test -e ${device} && echo device; ` +
+          `grep -q '^ *${vm.minor}:' /proc/drbd && echo proc-drbd; drbdsetup events2 --now | grep -q 'name:${vm.name} ' && echo drbd-resource; true`,
+      );
+      assert.equal(left.trim(), "", `${node} still has: ${left.trim()}`);
+    }
+    const again = await pmcTimed(["vm", "rm", "-f", vm.name]);
+    assert.equal(again.exitCode, 1);
+    assert.match(again.stderr, /no VM named "life-a" \[PMC_E_VM_UNKNOWN\]/);
+  });
+});
