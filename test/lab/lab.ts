@@ -229,19 +229,16 @@ export function namespaceExists(): boolean {
   return fs.existsSync(`/run/netns/${NAMESPACE}`);
 }
 
-let inNsCache: boolean | undefined;
 /** Is this process inside the lab's network namespace? */
 export function inNamespace(): boolean {
-  if (inNsCache !== undefined) return inNsCache;
   if (!namespaceExists()) return false;
   try {
     const a = fs.statSync("/proc/self/ns/net");
     const b = fs.statSync(`/run/netns/${NAMESPACE}`);
-    inNsCache = a.ino === b.ino && a.dev === b.dev;
+    return a.ino === b.ino && a.dev === b.dev;
   } catch {
-    inNsCache = false;
+    return false;
   }
-  return inNsCache;
 }
 
 /** argv, wrapped in `ip netns exec <lab namespace>` unless we are already inside it. */
