@@ -5,6 +5,7 @@
 import type { Context } from '../cli/context.js';
 import type { Config } from '../config/load.js';
 import type { ClusterState, Vm } from '../model/cluster.js';
+import { unreachableWarnings } from '../model/read.js';
 import type { Report } from '../render/output.js';
 import type { Domain } from '../probe/types.js';
 import { PmcError } from '../util/errors.js';
@@ -55,21 +56,21 @@ export function destroyStep(node: string, domain: Domain, why: string): Step {
 }
 
 /** Nodes of the VM that could not be asked. */
-export function unreachableNodes(vm: Vm): string[] {
+export function nodesNotAsked(vm: Vm): string[] {
   return vm.replicas.filter((r) => !r.reachable).map((r) => r.node);
 }
 
 /**
- * Applies (or with --dry-run shows) a VM plan. When a node that matters could not be asked
- * the command still did what it could; the exit status then says "partial" and the plan's
- * notes say what was left alone.
+ * Applies (or with --dry-run shows) a VM plan. When one of the nodes that matter could not be
+ * asked the command still did what it could; the exit status then says "partial", a warning
+ * says why the node could not be asked, and the plan's notes say what was left there.
  */
-export async function runVmPlan(ctx: Context, plan: Plan, dryRun: boolean, unreachable: readonly string[]): Promise<Report<ApplyResult>> {
+export async function runVmPlan(ctx: Context, plan: Plan, dryRun: boolean, state: ClusterState, nodes: readonly string[]): Promise<Report<ApplyResult>> {
   const report = await runPlan(ctx, plan, dryRun);
-  const warnings = unreachable.map((node) => `${node} could not be asked; pmc did nothing there`);
+  const down = state.nodes.filter((n) => !n.reachable && nodes.includes(n.name));
   return {
     ...report,
-    status: report.status === 'ok' && unreachable.length > 0 ? 'partial' : report.status,
-    warnings: [...report.warnings, ...warnings],
+    status: report.status === 'ok' && down.length > 0 ? 'partial' : report.status,
+    warnings: [...report.warnings, ...unreachableWarnings({ ...state, nodes: down })],
   };
 }

@@ -14,7 +14,7 @@ import { quote } from '../util/shell.js';
 import type { ApplyResult } from './execute.js';
 import type { Plan, Step } from './plan.js';
 import {
-  demoteStep, destroyStep, drbdadmCommand, managedVm, runVmPlan, unreachableNodes, virshCommand, type PlannerConfig,
+  demoteStep, destroyStep, drbdadmCommand, managedVm, nodesNotAsked, runVmPlan, virshCommand, type PlannerConfig,
 } from './vm-lifecycle.js';
 
 export const DEFAULT_STOP_TIMEOUT_S = 120;
@@ -37,7 +37,7 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
     throw new PmcError('PMC_E_STATE', `${vm.name} is already ${running.map((r) => `${r.domain!.state} on ${r.node}`).join(' and ')}`,
       running.length > 1 ? 'it runs twice: keep the copy with the newer data and destroy the other by hand' : `pmc vm reboot ${vm.name} restarts it where it runs`);
   }
-  const down = unreachableNodes(vm);
+  const down = nodesNotAsked(vm);
   if (down.length > 0) {
     throw new PmcError('PMC_E_STATE', `${down.join(' and ')} could not be asked: ${vm.name} may be running there`,
       'pmc never starts a second copy; bring the node back and run the command again');
@@ -137,7 +137,7 @@ export function planVmStop(state: ClusterState, name: string, config: PlannerCon
     if (!r.reachable || r.resource?.role !== 'Primary') continue;
     steps.push(demoteStep(r.node, r.resource.name, `demote ${r.resource.name} to Secondary on ${r.node}, so that ${vm.name} can start on either node`));
   }
-  const notes = unreachableNodes(vm).map((node) => `${node} could not be asked: if ${vm.name} runs there, it goes on running`);
+  const notes = nodesNotAsked(vm).map((node) => `${node} could not be asked: if ${vm.name} runs there, it goes on running`);
   if (steps.length === 0) notes.push(`${vm.name} is already shut off${vm.replicas.some((r) => r.resource) ? ' and Secondary' : ''} on every node that answered`);
   return { title: opts.force ? `power off ${vm.name}` : `shut down ${vm.name}`, steps, notes };
 }
@@ -165,7 +165,7 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
   const vm = managedVm(state, name, config);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length === 0) {
-    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${unreachableNodes(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${vm.name}`);
+    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${nodesNotAsked(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${vm.name}`);
   }
   if (running.length > 1) {
     throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${running.map((r) => r.node).join(' and ')} at once`,
@@ -181,13 +181,13 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
 
 export async function startVm(ctx: Context, name: string, opts: StartOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmStart(state, name, ctx.config, opts), opts.dryRun, []);
+  return runVmPlan(ctx, planVmStart(state, name, ctx.config, opts), opts.dryRun, state, []);
 }
 
 export async function stopVm(ctx: Context, name: string, opts: StopOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   const plan = planVmStop(state, name, ctx.config, opts);
-  return runVmPlan(ctx, plan, opts.dryRun, unreachableNodes(managedVm(state, name, ctx.config)));
+  return runVmPlan(ctx, plan, opts.dryRun, state, managedVm(state, name, ctx.config).nodes);
 }
 
 /** `pmc vm destroy`: the power-off of `stop --force`; asks first unless -f. */
@@ -198,10 +198,10 @@ export async function destroyVm(ctx: Context, name: string, opts: { force: boole
   if (!opts.dryRun && !opts.force && vm.runningOn.length > 0) {
     await confirmByTyping(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
   }
-  return runVmPlan(ctx, plan, opts.dryRun, unreachableNodes(vm));
+  return runVmPlan(ctx, plan, opts.dryRun, state, vm.nodes);
 }
 
 export async function rebootVm(ctx: Context, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmReboot(state, name, ctx.config), opts.dryRun, []);
+  return runVmPlan(ctx, planVmReboot(state, name, ctx.config), opts.dryRun, state, []);
 }

@@ -116,5 +116,5 @@ export async function removeVm(ctx: Context, name: string, opts: { force: boolea
     const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
     await confirmByTyping(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
   }
-  return runVmPlan(ctx, plan, opts.dryRun, state.nodes.filter((n) => !n.reachable).map((n) => n.name));
+  return runVmPlan(ctx, plan, opts.dryRun, state, state.nodes.map((n) => n.name));
 }
