@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/model/cluster.js';
 import type { Plan } from '../../../src/ops/plan.js';
+import type { Context } from '../../../src/cli/context.js';
+import { runVmPlan } from '../../../src/ops/vm-lifecycle.js';
 import { planVmReboot, planVmStart, planVmStop } from '../../../src/ops/vm-power.js';
 import { planVmRm } from '../../../src/ops/vm-rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
@@ -100,6 +102,15 @@ describe('vm rm', () => {
     assert.match(note!, /pmc vm rm -f web" again/);
     assert.match(note!, /pmc cluster verify/);
     assert.ok(plan.notes.every((n) => !n.startsWith('pm-3')), 'pm-3 answered');
+  });
+
+  test('with a node down the dry run (and the run) is partial, and the warning says why', async () => {
+    const state = withNodeDown('pm-2', pairedVm('web', 'pm-1', 'pm-2', 10));
+    const ctx = { log: () => undefined } as unknown as Context;
+    const report = await runVmPlan(ctx, planVmRm(state, 'web', CONFIG), true, state, ['pm-1', 'pm-2', 'pm-3']);
+    assert.equal(report.status, 'partial');
+    assert.deepEqual(report.warnings, ['pm-2: connection timed out']);
+    assert.equal(report.data.status, 'dry-run');
   });
 
   test('a down node outside the VM\'s pair is mentioned too', () => {
