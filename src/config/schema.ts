@@ -98,10 +98,11 @@ export const configSchema = z.strictObject({
   /** VMs whose name starts with this are listed but never changed by pmc. */
   ignorePrefix: z.string().default('ignore'),
   /**
-   * libvirt domain type of the VMs pmc creates: kvm (hardware virtualization), or qemu
-   * (software emulation) where KVM is missing or unusable, e.g. on nodes that are VMs themselves.
+   * libvirt domain type of the VMs pmc creates: kvm (hardware virtualization), qemu (software
+   * emulation, e.g. on nodes that are VMs themselves), or auto: kvm where libvirt offers it on
+   * every node of the VM, else qemu.
    */
-  domainType: z.enum(['kvm', 'qemu']).default('kvm'),
+  domainType: z.enum(['auto', 'kvm', 'qemu']).default('auto'),
 }).superRefine((cfg, ctx) => {
   const seen = new Map<string, number>();
   cfg.nodes.forEach((n, i) => {

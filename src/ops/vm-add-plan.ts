@@ -398,7 +398,7 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   assertMacFree(state, facts.mac);
   const { name } = request;
   const [primary, peer] = target.nodes as [string, string | undefined];
-  const arch = domainArch(target.nodes, facts, config.domainType);
+  const kind = domainKind(target.nodes, facts, config.domainType);
   const vg = config.storage.volumeGroup;
   const lv = `/dev/${vg}/${name}`;
   const disk = target.drbd ? `/dev/drbd${target.drbd.minor}` : lv;
@@ -421,8 +421,8 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   const xml = domainXml({
     name,
     uuid: facts.uuid,
-    type: config.domainType,
-    arch,
+    type: kind.type,
+    arch: kind.arch,
     memoryBytes: request.memoryBytes,
     vcpus: request.vcpus,
     disk,
@@ -460,10 +460,13 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     });
   }
 
-  return { title: planTitle(request, target, facts.mac), steps, notes: planNotes(request, target, facts, lv) };
+  const notes = planNotes(request, target, facts, lv);
+  if (kind.note) notes.push(kind.note);
+  return { title: planTitle(request, target, facts.mac), steps, notes };
 }
 
-function domainArch(nodes: readonly string[], facts: VmAddFacts, domainType: Config['domainType']): string {
+/** The architecture both nodes share, and the domain type: as configured, or with auto kvm where every node offers it. */
+function domainKind(nodes: readonly string[], facts: VmAddFacts, configured: Config['domainType']): { arch: string; type: 'kvm' | 'qemu'; note: string | undefined } {
   const caps = nodes.map((n) => ({ node: n, ...facts.capabilities[n]! }));
   const arch = caps[0]!.arch;
   const odd = caps.find((c) => c.arch !== arch);
@@ -471,12 +474,18 @@ function domainArch(nodes: readonly string[], facts: VmAddFacts, domainType: Con
     throw new PmcError('PMC_E_STATE', `${caps[0]!.node} is ${arch} but ${odd.node} is ${odd.arch}: a VM cannot move between them`,
       'pair nodes of the same architecture with -p');
   }
-  const lacking = caps.find((c) => !c.domainTypes.includes(domainType));
-  if (lacking) {
-    throw new PmcError('PMC_E_STATE', `${lacking.node} cannot run ${domainType} domains (libvirt offers ${lacking.domainTypes.join(', ') || 'none'})`,
-      domainType === 'kvm' ? 'load the kvm module on the node, or set "domainType: qemu" in pmc.yaml for software emulation' : 'check the node\'s QEMU installation (virsh capabilities)');
+  const withoutKvm = caps.find((c) => !c.domainTypes.includes('kvm'));
+  if (configured === 'auto') {
+    return withoutKvm
+      ? { arch, type: 'qemu', note: `libvirt on ${withoutKvm.node} offers no KVM: the VM runs under software emulation (qemu), much slower` }
+      : { arch, type: 'kvm', note: undefined };
   }
-  return arch;
+  const lacking = caps.find((c) => !c.domainTypes.includes(configured));
+  if (lacking) {
+    throw new PmcError('PMC_E_STATE', `${lacking.node} cannot run ${configured} domains (libvirt offers ${lacking.domainTypes.join(', ') || 'none'})`,
+      configured === 'kvm' ? 'load the kvm module on the node, or set "domainType: auto" in pmc.yaml to fall back to software emulation' : 'check the node\'s QEMU installation (virsh capabilities)');
+  }
+  return { arch, type: configured, note: undefined };
 }
 
 /** The resource file, the same on both nodes; allow-two-primaries stays off (migrations turn it on while they run). */

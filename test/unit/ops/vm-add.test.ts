@@ -390,11 +390,30 @@ describe('vm add: ISO images', () => {
 });
 
 describe('vm add: the domain type', () => {
-  test('kvm is refused on nodes whose libvirt does not offer it', () => {
-    const kvm = config('');
-    kvm.domainType = 'kvm';
-    const caps = { arch: 'x86_64', domainTypes: ['qemu'] };
+  const qemuOnly = { arch: 'x86_64', domainTypes: ['qemu'] };
+  const typeOf = (p: Plan) => /<domain type="(\w+)">/.exec((p.steps.find((s) => s.input && 'text' in s.input && s.command.includes('virsh define'))!.input as { text: string }).text)![1];
+  const withType = (domainType: 'auto' | 'kvm' | 'qemu') => Object.assign(config(), { domainType });
+
+  test('auto: kvm where both nodes offer it, as the real cluster\'s libvirt does', () => {
+    const auto = withType('auto');
+    assert.equal(typeOf(planVmAdd(cluster(auto), auto, request(), facts())), 'kvm');
+  });
+
+  test('auto: software emulation when a node offers no kvm, and the plan says so', () => {
+    const auto = withType('auto');
+    const p = planVmAdd(cluster(auto), auto, request(), facts({ capabilities: { 'pm-1': facts().capabilities['pm-1']!, 'pm-2': qemuOnly } }));
+    assert.equal(typeOf(p), 'qemu');
+    assert.ok(p.notes.some((n) => /libvirt on pm-2 offers no KVM: the VM runs under software emulation/.test(n)));
+  });
+
+  test('kvm asked for is refused on nodes whose libvirt does not offer it', () => {
+    const kvm = withType('kvm');
     refuses('PMC_E_STATE', /pm-1 cannot run kvm domains \(libvirt offers qemu\)/,
-      () => planVmAdd(cluster(kvm), kvm, request(), facts({ capabilities: { 'pm-1': caps, 'pm-2': caps } })));
+      () => planVmAdd(cluster(kvm), kvm, request(), facts({ capabilities: { 'pm-1': qemuOnly, 'pm-2': qemuOnly } })));
+  });
+
+  test('nodes of different architectures are not paired', () => {
+    refuses('PMC_E_STATE', /pm-1 is x86_64 but pm-2 is aarch64/,
+      () => planVmAdd(cluster(CFG), CFG, request(), facts({ capabilities: { 'pm-1': qemuOnly, 'pm-2': { arch: 'aarch64', domainTypes: ['qemu'] } } })));
   });
 });
