@@ -26,7 +26,7 @@ import {
   writeNodeFile,
   type DrbdResourceSpec,
 } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigVariant, pmcJson } from "./pmc.ts";
 
 const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: ["pm-2", "pm-3"] };
 const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
