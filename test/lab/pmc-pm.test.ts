@@ -1,8 +1,8 @@
 // pmc pm init, pm drbd-up and cluster start on the real cluster. pm init passes everywhere;
 // trust and the backup directory are broken on purpose, found, and repaired by --fix (and a
-// real `ssh pm-3 true` from pm-1 proves it). A VM made by hand on pm-2 and pm-3 is brought
+// real `ssh pm-3 true` from pm-1 proves it). A VM made by hand on pm-1 and pm-3 is brought
 // back by cluster start exactly once, a split brain look-alike is refused, and finally pm-3
-// loses power while it runs the VM: cluster start brings it back degraded on pm-2.
+// loses power while it runs the VM: cluster start brings it back degraded on pm-1.
 // Shares the lab with other tests: only `start-` names, DRBD minors 300-399, ports 8100-8199,
 // and only pm-3 is ever broken or powered off, and restored right away.
 import assert from "node:assert/strict";
@@ -28,7 +28,10 @@ import {
 } from "./lab.ts";
 import { labConfigVariant, pmcJson } from "./pmc.ts";
 
-const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: ["pm-2", "pm-3"] };
+/** pm-3 is the node this test powers off; pm-1 is the one no other lab test does. */
+const HOME = "pm-1";
+const PEER = "pm-3";
+const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: [HOME, PEER] };
 const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
 const device = `/dev/drbd${vm.minor}`;
 const BACKUP_DIR = "/pmc-vm-backup";
@@ -171,27 +174,27 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
     const t0 = Date.now();
     await createDrbdResource(vm, 64);
     console.log(`# ${vm.name} created and synced in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    await labExecOk("pm-2", `drbdadm secondary ${vm.name}`);
-    await labExecOk("pm-3", `drbdadm down ${vm.name}`);
+    await labExecOk(HOME, `drbdadm secondary ${vm.name}`);
+    await labExecOk(PEER, `drbdadm down ${vm.name}`);
 
-    const dry = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name, "--dry-run"]);
-    assert.deepEqual(dry.data.plan.steps.map((s) => [s.node, s.command]), [["pm-3", `drbdadm up ${vm.name}`]]);
+    const dry = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", PEER, "--only", vm.name, "--dry-run"]);
+    assert.deepEqual(dry.data.plan.steps.map((s) => [s.node, s.command]), [[PEER, `drbdadm up ${vm.name}`]]);
     assert.deepEqual(dry.data.resources.map((r) => [r.resource, r.action]), [[vm.name, "would bring up"]]);
-    assert.notEqual((await labExec("pm-3", `drbdadm role ${vm.name}`)).exitCode, 0, "still down after the dry run");
+    assert.notEqual((await labExec(PEER, `drbdadm role ${vm.name}`)).exitCode, 0, "still down after the dry run");
 
-    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", PEER, "--only", vm.name]);
     assert.equal(up.code, 0);
     assert.deepEqual(up.data.resources.map((r) => [r.resource, r.action, r.role]), [[vm.name, "brought up", "Secondary"]]);
-    await waitFor(`${vm.name} to connect`, async () => (await drbdConnectionState("pm-3", vm.name)) === "Connected", 120_000);
-    assert.deepEqual(await drbdDiskStates("pm-3", vm.name), ["UpToDate", "UpToDate"]);
+    await waitFor(`${vm.name} to connect`, async () => (await drbdConnectionState(PEER, vm.name)) === "Connected", 120_000);
+    assert.deepEqual(await drbdDiskStates(PEER, vm.name), ["UpToDate", "UpToDate"]);
 
-    const noop = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    const noop = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", PEER, "--only", vm.name]);
     assert.deepEqual(noop.data.resources.map((r) => r.action), ["already up"]);
   });
 
   it("cluster start refuses a VM whose two sides are both StandAlone and UpToDate (how a split brain looks)", async () => {
-    await writeNodeFile("pm-2", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
-    await writeNodeFile("pm-3", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
+    await writeNodeFile(HOME, `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
+    await writeNodeFile(PEER, `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
     await Promise.all(vm.nodes.map((n) => labExecOk(n, `virsh -q define /root/${vm.name}.xml`)));
     await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm disconnect ${vm.name}`)));
     try {
@@ -201,10 +204,10 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
       assert.match(r.data.vms[0]!.decision.reason, /^split brain/);
       assert.match(r.data.vms[0]!.decision.fix!, /--discard-my-data/);
       assert.deepEqual(await domainStates(), ["shut off", "shut off"]);
-      assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Unknown"]);
+      assert.deepEqual(await drbdRoles(HOME, vm.name), ["Secondary", "Unknown"]);
     } finally {
       await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm connect ${vm.name}`)));
-      await waitFor(`${vm.name} to reconnect`, async () => (await drbdConnectionState("pm-2", vm.name)) === "Connected", 120_000);
+      await waitFor(`${vm.name} to reconnect`, async () => (await drbdConnectionState(HOME, vm.name)) === "Connected", 120_000);
     }
   });
 
@@ -213,48 +216,48 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
     assert.equal(dry.code, 0);
     assert.equal(dry.data.mode, "dry-run");
     assert.deepEqual(dry.data.plan.steps.map((s) => [s.node, s.command]), [
-      ["pm-2", `drbdadm primary ${vm.name}`],
-      ["pm-2", `virsh -c qemu:///system start --domain ${vm.name}`],
+      [HOME, `drbdadm primary ${vm.name}`],
+      [HOME, `virsh -c qemu:///system start --domain ${vm.name}`],
     ]);
     assert.deepEqual(await domainStates(), ["shut off", "shut off"]);
-    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Secondary"]);
+    assert.deepEqual(await drbdRoles(HOME, vm.name), ["Secondary", "Secondary"]);
 
     const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
     assert.equal(r.code, 0, JSON.stringify(r.data.vms));
-    assert.deepEqual([r.data.vms[0]!.decision.kind, r.data.vms[0]!.decision.node, r.data.vms[0]!.result?.status], ["start", "pm-2", "applied"]);
+    assert.deepEqual([r.data.vms[0]!.decision.kind, r.data.vms[0]!.decision.node, r.data.vms[0]!.result?.status], ["start", HOME, "applied"]);
     assert.deepEqual(await domainStates(), ["running", "shut off"]);
-    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
-    await waitForCounter("pm-2", device, 0);
+    assert.deepEqual(await drbdRoles(HOME, vm.name), ["Primary", "Secondary"]);
+    await waitForCounter(HOME, device, 0);
 
     const again = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
     assert.equal(again.code, 0);
-    assert.deepEqual([again.data.vms[0]!.decision.kind, again.data.vms[0]!.decision.reason], ["skip", "already running on pm-2"]);
+    assert.deepEqual([again.data.vms[0]!.decision.kind, again.data.vms[0]!.decision.reason], ["skip", `already running on ${HOME}`]);
     assert.deepEqual(await domainStates(), ["running", "shut off"]);
   });
 
-  it("power loss of pm-3 while it runs the VM: cluster start brings it back degraded on pm-2; pm-3 rejoins as the peer", async () => {
-    // Move the VM to pm-3 by hand (stop, swap roles, start), so that pm-3 is the last primary.
-    await labExecOk("pm-2", `virsh -q destroy ${vm.name} && drbdadm secondary ${vm.name}`);
-    await labExecOk("pm-3", `drbdadm primary ${vm.name} && virsh -q start ${vm.name}`);
-    const counter = await waitForCounter("pm-3", device, 0);
+  it(`power loss of ${PEER} while it runs the VM: cluster start brings it back degraded on ${HOME}; ${PEER} rejoins as the peer`, async () => {
+    // Move the VM to PEER by hand (stop, swap roles, start), so that it is the last primary.
+    await labExecOk(HOME, `virsh -q destroy ${vm.name} && drbdadm secondary ${vm.name}`);
+    await labExecOk(PEER, `drbdadm primary ${vm.name} && virsh -q start ${vm.name}`);
+    const counter = await waitForCounter(PEER, device, 0);
     try {
-      await killNode("pm-3");
+      await killNode(PEER);
       const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
       const d = r.data.vms[0]!.decision;
-      assert.deepEqual([d.kind, d.node, d.degraded, r.data.vms[0]!.result?.status], ["start", "pm-2", true, "applied"], JSON.stringify(d));
-      assert.match(d.reason, /pm-2 has the UpToDate disk; pm-3 could not be asked/);
-      assert.equal(r.code, 3, "the command ran, but pm-3 could not be asked");
-      assert.equal((await labExecOk("pm-2", `virsh domstate ${vm.name}`)).trim(), "running");
-      await waitForCounter("pm-2", device, counter);
+      assert.deepEqual([d.kind, d.node, d.degraded, r.data.vms[0]!.result?.status], ["start", HOME, true, "applied"], JSON.stringify(d));
+      assert.match(d.reason, new RegExp(`${HOME} has the UpToDate disk; ${PEER} could not be asked`));
+      assert.equal(r.code, 3, `the command ran, but ${PEER} could not be asked`);
+      assert.equal((await labExecOk(HOME, `virsh domstate ${vm.name}`)).trim(), "running");
+      await waitForCounter(HOME, device, counter);
     } finally {
-      await startNode("pm-3");
+      await startNode(PEER);
       const t0 = Date.now();
-      await waitForNode("pm-3");
-      console.log(`# pm-3 back after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      await waitForNode(PEER);
+      console.log(`# ${PEER} back after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
-    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", "pm-3", "--only", vm.name]);
+    const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", PEER, "--only", vm.name]);
     assert.ok(["brought up", "already up"].includes(up.data.resources[0]!.action), JSON.stringify(up.data.resources));
-    await waitFor(`${vm.name} to resync to pm-3`, async () => (await drbdDiskStates("pm-2", vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
+    await waitFor(`${vm.name} to resync to ${PEER}`, async () => (await drbdDiskStates(HOME, vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
     const again = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
     assert.deepEqual([again.code, again.data.vms[0]!.decision.kind], [0, "skip"]);
     assert.deepEqual(await domainStates(), ["running", "shut off"], "never on both");
