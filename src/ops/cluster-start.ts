@@ -96,8 +96,8 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   const resourceName = sides.find((s) => s.resource)!.resource!.name;
   const [a, b] = sides as [Side, Side];
 
-  // Both StandAlone is how an 8.4 split brain looks, unless DRBD itself marked one side stale.
-  if (sides.some((s) => s.resource?.splitBrain) || (vm.flags.includes('split-brain') && sides.every(current))) {
+  // Both StandAlone and UpToDate is how an 8.4 split brain looks (only the kernel log says more).
+  if (sides.some((s) => s.resource?.splitBrain) || sides.every((s) => current(s) && connection(s) === 'StandAlone')) {
     return {
       ...base, kind: 'refuse',
       reason: `split brain: the data on ${a.node} and ${b.node} diverged (${describeSide(a)}; ${describeSide(b)})`,

@@ -107,6 +107,10 @@ test('split brain is refused with the fix: kernel-log evidence, or both StandAlo
   const bothStandAlone = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-1': { peer: standalone }, 'pm-2': { peer: standalone } }));
   assert.equal(bothStandAlone.kind, 'refuse');
   assert.match((bothStandAlone as { reason: string }).reason, /^split brain/);
+
+  // events2 on an 8.4 kernel may list no connection at all for a StandAlone resource.
+  const noConnection = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-1': { resource: { peers: [] } }, 'pm-2': { resource: { peers: [] } } }));
+  assert.match((noConnection as { reason: string }).reason, /^split brain/);
 });
 
 test('both UpToDate but unable to connect (one StandAlone) is refused: pmc does not guess', () => {
