@@ -17,6 +17,7 @@ import {
   killNode,
   labExec,
   labExecOk,
+  labNodes,
   removeDrbdResource,
   shq,
   startNode,
@@ -87,9 +88,11 @@ function status(result: InitResult, node: string, check: string): string | undef
   return result.checks.find((c) => c.node === node && c.check === check)?.status;
 }
 
+/** Removes the VM from every node: a node that was down during an earlier cleanup may still hold parts of it. */
 async function removeVm(): Promise<void> {
-  await Promise.all(vm.nodes.map((n) => labExec(n, `virsh -q destroy ${vm.name} 2>/dev/null; virsh -q undefine ${vm.name} 2>/dev/null; true`)));
-  await removeDrbdResource(vm);
+  await Promise.all(labNodes().map((n) => labExec(n.name, `virsh -q destroy ${vm.name} 2>/dev/null; virsh -q undefine ${vm.name} 2>/dev/null; rm -f /root/${vm.name}.xml; true`)));
+  // removeDrbdResource just walks its node list, whose type is made for creating a pair.
+  await removeDrbdResource({ ...vm, nodes: labNodes().map((n) => n.name) as [string, string] });
 }
 
 /** Removes the lines of `file` on `node` that `match` selects, remembering them. */
