@@ -66,7 +66,7 @@ export function planVmRm(state: ClusterState, name: string, config: PlannerConfi
   for (const node of state.nodes.filter((n) => !n.reachable && !vm.nodes.includes(n.name))) {
     notes.push(`${node.name} could not be asked: anything of ${vm.name} there stays ("pmc cluster verify" shows it once the node is back)`);
   }
-  const touched = [...new Set(steps.map((s) => s.node))];
+  const touched = present.map((r) => r.node).filter((node) => steps.some((s) => s.node === node));
   return { title: `remove ${vm.name}${touched.length ? ` from ${touched.join(', ')}` : ''}`, steps, notes };
 }
 
