@@ -19,8 +19,8 @@ export type StartDecision =
   | { vm: string; kind: 'start'; node: string; degraded: boolean; reason: string; steps: Step[] }
   /** Nothing to do: already running, or ignored. */
   | { vm: string; kind: 'skip'; reason: string }
-  /** Not decidable yet: DRBD is still coming up or connecting. */
-  | { vm: string; kind: 'pending'; reason: string }
+  /** Not decidable yet: DRBD is still coming up, connecting, or noticing a lost peer; `fix` if it stays so. */
+  | { vm: string; kind: 'pending'; reason: string; fix?: string }
   | { vm: string; kind: 'refuse'; reason: string; fix: string };
 
 export interface VmStartOutcome {
@@ -110,6 +110,16 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   }
   if (up(a) && up(b) && !(connected(a) && connected(b)) && sides.every((s) => connected(s) || !SETTLED.includes(connection(s)))) {
     return { ...base, kind: 'pending', reason: `${a.node} and ${b.node} are not connected yet (${connection(a)}/${connection(b)})` };
+  }
+  // A peer pmc cannot ask but DRBD still talks to is alive, or was until seconds ago: it may run the VM.
+  const unasked = sides.find((s) => !s.replica.reachable);
+  const seer = sides.find(connected);
+  if (unasked && seer) {
+    return {
+      ...base, kind: 'pending',
+      reason: `${seer.node} still sees ${unasked.node} connected over DRBD (as ${seer.resource!.peers[0]?.role ?? 'Unknown'}), though pmc cannot ask ${unasked.node}: it may be up and running ${vm.name}`,
+      fix: `find out whether ${unasked.node} runs ${vm.name}; if it is down, DRBD on ${seer.node} notices within seconds; ${retry}`,
+    };
   }
 
   const currentSides = sides.filter(current);
@@ -263,7 +273,7 @@ export async function clusterStart(ctx: Context, opts: ClusterStartOptions): Pro
   }
   const waitedSeconds = Math.round((Date.now() - t0) / 1000);
   const final = decisions.map((d): StartDecision => (d.kind === 'pending'
-    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason} after ${waitedSeconds} s`, fix: `check the DRBD link between the nodes (drbdadm cstate ${d.vm}), then pmc cluster start --only ${d.vm}` }
+    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${d.vm}), then pmc cluster start --only ${d.vm}` }
     : d));
   const vms = await startAll(ctx, final);
   const drbd: DrbdUpResult = {

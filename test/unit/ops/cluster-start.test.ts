@@ -133,6 +133,13 @@ test('peer node down, local disk UpToDate (the last primary): starts degraded th
   assert.match(plan.notes[0]!, /^web starts degraded on pm-2 .* stop one of them at once$/);
 });
 
+test('peer node unreachable but still Connected over DRBD (just lost, or only the manager lost it): pending, never started', () => {
+  const d = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-2': { peer: { role: 'Primary' } } }), { unreachable: ['pm-1'] });
+  assert.equal(d.kind, 'pending');
+  assert.match((d as { reason: string }).reason, /^pm-2 still sees pm-1 connected over DRBD \(as Primary\), though pmc cannot ask pm-1: it may be up and running web$/);
+  assert.match((d as { fix: string }).fix, /^find out whether pm-1 runs web; if it is down, DRBD on pm-2 notices within seconds; then pmc cluster start --only web$/);
+});
+
 test('peer node down and the local disk not UpToDate: refused, bring the peer back', () => {
   const d = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-2': { resource: { diskState: 'Outdated' }, peer: connecting } }), { unreachable: ['pm-1'] });
   assert.equal(d.kind, 'refuse');
@@ -160,7 +167,7 @@ test('the other side Primary without running the VM while this side has the curr
 });
 
 test('current data on a node without the definition: refused with how to define it', () => {
-  const d = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-1': { domain: 'none' } }), { unreachable: ['pm-2'] });
+  const d = decide(vmAfterPowerLoss('web', ['pm-1', 'pm-2'], { 'pm-1': { domain: 'none', peer: connecting } }), { unreachable: ['pm-2'] });
   assert.equal(d.kind, 'refuse');
   assert.match((d as { reason: string }).reason, /current data is on pm-1, but web is not defined there/);
 });
