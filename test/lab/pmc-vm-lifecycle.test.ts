@@ -200,6 +200,6 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 30 * 6
     }
     const again = await pmcTimed(["vm", "rm", "-f", vm.name]);
     assert.equal(again.exitCode, 1);
-    assert.match(again.stderr, /no VM named "life-a" \[PMC_E_VM_UNKNOWN\]/);
+    assert.match(again.stderr, /no VM named "life-a" on any node \[PMC_E_VM_UNKNOWN\]/);
   });
 });
