@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
-import { consoleArgv, graphicalHint } from '../../../src/ops/vm-console.js';
-import { planVmStop } from '../../../src/ops/vm-power.js';
+import { consoleArgv, graphicalHint } from '../../../src/ops/vm/console.js';
+import { planVmStop } from '../../../src/ops/vm/power.js';
 import type { SshTarget } from '../../../src/ssh/types.js';
 import { CONFIG, domain, pairedVm, probes } from '../model/factory.js';
 
