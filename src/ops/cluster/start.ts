@@ -248,13 +248,13 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
   let state = await readCluster(ctx);
   const reachable = state.nodes.filter((n) => n.reachable).map((n) => n.name);
   const resources = resourcesOf(state, opts.only);
-  const drbdPlan = planDrbdUp(state, reachable, ctx.config.storage.volumeGroup, resources);
+  const drbdPlan = planDrbdUp(state, reachable, ctx.config, resources);
   let decisions = planClusterStart(state, opts.only, drbdPlan.steps.length === 0);
   const plan = describeStart(drbdPlan, decisions);
   const allNodes = state.nodes.map((n) => n.name);
   if (opts.dryRun) {
     const drbd: DrbdUpResult = {
-      mode: 'dry-run', plan: drbdPlan, records: [], resources: drbdUpRows(state, reachable, drbdPlan, undefined, resources), unreachable: unreachableNodes(state, allNodes),
+      mode: 'dry-run', plan: drbdPlan, records: [], resources: drbdUpRows(state, reachable, drbdPlan, undefined, ctx.config.ignorePrefix, resources), unreachable: unreachableNodes(state, allNodes),
     };
     return report({ mode: 'dry-run', plan, drbd, vms: decisions.map((decision) => ({ decision, result: undefined })), waitedSeconds: 0 }, state);
   }
@@ -276,7 +276,7 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
     : d));
   const vms = await startAll(ctx, final);
   const drbd: DrbdUpResult = {
-    mode: 'applied', plan: drbdPlan, records, resources: drbdUpRows(state, reachable, drbdPlan, records, resources), unreachable: unreachableNodes(state, allNodes),
+    mode: 'applied', plan: drbdPlan, records, resources: drbdUpRows(state, reachable, drbdPlan, records, ctx.config.ignorePrefix, resources), unreachable: unreachableNodes(state, allNodes),
   };
   return report({ mode: 'applied', plan, drbd, vms, waitedSeconds }, state);
 }

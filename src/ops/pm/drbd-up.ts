@@ -4,6 +4,7 @@
  * broken resource does not keep the others down. Then it reports every resource's state.
  */
 import type { OpContext, Report } from '../engine/context.js';
+import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
@@ -16,7 +17,8 @@ import type { Plan, Step } from '../engine/plan.js';
 export interface DrbdResourceRow {
   node: string;
   resource: string;
-  action: 'already up' | 'down' | 'would bring up' | 'brought up' | 'failed';
+  /** ignored: a VM named with the ignore prefix; pmc leaves its resource as it is. */
+  action: 'already up' | 'down' | 'would bring up' | 'brought up' | 'failed' | 'ignored';
   /** Why bringing it up failed. */
   error: string | undefined;
   role: string | undefined;
@@ -45,6 +47,9 @@ export interface DrbdUpOptions {
 
 const UP_TIMEOUT_MS = 120_000;
 
+/** What planning drbd-up needs of pmc.yaml. */
+export type DrbdUpConfig = Pick<Config, 'ignorePrefix' | 'storage'>;
+
 function upStep(node: string, resource: string): Step {
   return { node, command: commandLine(['drbdadm', 'up', resource]), why: `bring up DRBD resource ${resource}`, timeoutMs: UP_TIMEOUT_MS };
 }
@@ -57,13 +62,19 @@ function localResources(state: ClusterState, node: string, only: readonly string
     && (only === undefined || only.includes(r.name)));
 }
 
+/** Resources of VMs named with the ignore prefix: shown, never brought up (cherrypop's rule). */
+function isIgnored(resource: Pick<DrbdResource, 'name'>, ignorePrefix: string): boolean {
+  return ignorePrefix !== '' && resource.name.startsWith(ignorePrefix);
+}
+
 /** What drbd-up would run on these nodes: only what is missing, in the order it must happen. */
-export function planDrbdUp(state: ClusterState, nodes: readonly string[], volumeGroup: string, only?: readonly string[]): Plan {
+export function planDrbdUp(state: ClusterState, nodes: readonly string[], config: DrbdUpConfig, only?: readonly string[]): Plan {
   const steps: Step[] = [];
+  const volumeGroup = config.storage.volumeGroup;
   for (const node of nodes) {
     const facts = state.nodes.find((n) => n.name === node)?.facts;
     if (!facts) continue;
-    const down = localResources(state, node, only).filter((r) => !r.up);
+    const down = localResources(state, node, only).filter((r) => !r.up && !isIgnored(r, config.ignorePrefix));
     if (down.length === 0) continue;
     if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
       steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
@@ -78,12 +89,13 @@ export function planDrbdUp(state: ClusterState, nodes: readonly string[], volume
  * One row per resource: what drbd-up did (from `records`, or what it would do when there are
  * none) and the state it is in now.
  */
-export function drbdUpRows(state: ClusterState, nodes: readonly string[], plan: Plan, records: readonly StepRecord[] | undefined, only?: readonly string[]): DrbdResourceRow[] {
+export function drbdUpRows(state: ClusterState, nodes: readonly string[], plan: Plan, records: readonly StepRecord[] | undefined, ignorePrefix: string, only?: readonly string[]): DrbdResourceRow[] {
   return nodes.flatMap((node) => localResources(state, node, only).map((r): DrbdResourceRow => {
     const command = upStep(node, r.name).command;
     const planned = plan.steps.some((s) => s.node === node && s.command === command);
     const record = records?.find((x) => x.step.node === node && x.step.command === command);
-    const action = !planned ? (r.up ? 'already up' : 'down') : !records ? 'would bring up' : record?.ok && r.up ? 'brought up' : 'failed';
+    const action = isIgnored(r, ignorePrefix) ? 'ignored'
+      : !planned ? (r.up ? 'already up' : 'down') : !records ? 'would bring up' : record?.ok && r.up ? 'brought up' : 'failed';
     const peer = r.peers[0];
     return {
       node,
@@ -119,14 +131,14 @@ export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Rep
     throw new PmcError('PMC_E_USAGE', `no DRBD resource ${unknown.join(', ')} on ${nodes.join(', ')}`, 'pmc vm ls shows the resources (resource = VM name)');
   }
   const only = opts.resources.length ? opts.resources : undefined;
-  const plan = planDrbdUp(state, nodes, ctx.config.storage.volumeGroup, only);
+  const plan = planDrbdUp(state, nodes, ctx.config, only);
   const unreachable = unreachableNodes(state, nodes);
   if (opts.dryRun) {
-    return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, only), unreachable });
+    return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, ctx.config.ignorePrefix, only), unreachable });
   }
   const records = await applyEach(ctx.pool, plan, { log: ctx.log });
   const after = plan.steps.length ? await readNodes(ctx, nodes) : state;
-  return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, only), unreachable });
+  return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, ctx.config.ignorePrefix, only), unreachable });
 }
 
 function report(result: DrbdUpResult): Report<DrbdUpResult> {
