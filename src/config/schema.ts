@@ -53,6 +53,11 @@ const node = z.strictObject({
   name: nodeName,
   address: z.string().min(1).optional(),
   ssh: sshOverrides.optional(),
+  /**
+   * A command the manager runs (sh -c) to power the node off for good before a failover
+   * (IPMI, PDU); pmc fails over only when it exits 0. PMC_NODE and PMC_NODE_ADDRESS are set.
+   */
+  fence: z.string().min(1).optional(),
 });
 
 const storage = z.strictObject({

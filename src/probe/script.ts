@@ -38,6 +38,7 @@ export const SECTION = {
   virshNames: 'virsh-names',
   tools: 'tools',
   backupDir: 'backup-dir',
+  authority: 'authority',
 } as const;
 
 /** Sections that exist once per .res file or per domain: `<prefix><file or domain name>`. */
@@ -52,9 +53,15 @@ export const SECTION_PREFIX = {
 export const CHECKED_TOOLS: readonly (keyof ToolFacts)[] = ['xdelta3', 'rsync'];
 
 const DRBD_CONFIG_DIR = '/etc/drbd.d';
+/**
+ * Where a failover records, per DRBD resource, that this node's copy is the authoritative one
+ * and which node holds the stale copy: one file per resource, `<lost node> <ISO time>`. It stays
+ * until `pmc pm rejoin` has made the lost node a resync target.
+ */
+export const AUTHORITY_DIR = '/var/lib/pmc/authoritative';
 /** Every tool call gets this long; a hung virsh or drbdsetup must not cost the whole probe. */
 const TOOL_TIMEOUT_SECONDS = 20;
-/** Only the last split-brain reports matter; the kernel log can be megabytes. */
+/** Only the last split-brain reports and lost connections matter; the kernel log can be megabytes. */
 const KERNEL_LOG_LINES = 100;
 const RES_FILE_MAX_BYTES = 65536;
 /** Enough for any tool's error message; a runaway stderr must not swamp the output. */
@@ -115,8 +122,14 @@ pmc_res_files() {
 # dmesg's own exit code must survive the filter, so it is read whole first.
 pmc_kernel_log() {
   pmc_log=$(dmesg) || return
-  printf '%s\\n' "$pmc_log" | grep -F 'Split-Brain' | tail -n ${KERNEL_LOG_LINES}
+  printf '%s\\n' "$pmc_log" | grep -F -e 'Split-Brain' -e 'conn( Connected -> ' | tail -n ${KERNEL_LOG_LINES}
   return 0
+}
+
+pmc_authority() {
+  for pmc_f in ${AUTHORITY_DIR}/*; do
+    if [ -f "$pmc_f" ]; then printf '%s %s\n' "\${pmc_f##*/}" "$(head -c 256 "$pmc_f" | head -n 1)"; fi
+  done
 }
 
 pmc_tools() {
@@ -131,6 +144,7 @@ pmc_section ${S.meminfo} cat /proc/meminfo
 pmc_section ${S.cpus} getconf _NPROCESSORS_ONLN
 pmc_section ${S.tools} pmc_tools
 pmc_section ${S.backupDir} test -d ${backupDir}
+pmc_section ${S.authority} pmc_authority
 pmc_section ${S.vgs} pmc_tool vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size ${vg}
 pmc_section ${S.lvs} pmc_tool lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_attr,lv_size,origin ${vg}
 pmc_section ${S.bridge} ip -j -d link show dev ${bridge}

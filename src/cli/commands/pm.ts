@@ -3,6 +3,11 @@ import { listNodes } from '../../ops/pm/list.js';
 import { pmDrbdUp, type DrbdUpResult } from '../../ops/pm/drbd-up.js';
 import { pmInit, type InitResult } from '../../ops/pm/init.js';
 import { drbdUpView } from '../../render/views/drbd-up.js';
+import type { ApplyResult } from '../../ops/engine/execute.js';
+import { failoverNode } from '../../ops/pm/failover.js';
+import { rejoinNode } from '../../ops/pm/rejoin.js';
+import { applyView } from '../../render/views/plan.js';
+import { FAILOVER_EPILOGUE, nodeIsDownOption } from './vm.js';
 import { nodesView, PM_COLUMNS } from '../../render/views/nodes.js';
 import { initView } from '../../render/views/pm-init.js';
 
@@ -55,4 +60,35 @@ const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dr
   view: drbdUpView,
 });
 
-export const pmCommands = [ls, init, drbdUp];
+const nodeArgument = { type: 'string', demandOption: true, describe: 'the node' } as const;
+
+const failover = defineCommand<{ node: string; yesNodeIsDown?: string; dryRun: boolean }, ApplyResult>({
+  command: 'failover <node>',
+  describe: 'a node is dead: start every VM that ran on it on its DRBD peer',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .option('yes-node-is-down', nodeIsDownOption)
+    .epilogue(`${FAILOVER_EPILOGUE}\nThe VMs taken are those whose peer's kernel log says the node was their DRBD Primary when the link was lost; the others are listed with the reason.`),
+  examples: [
+    ['pmc pm failover pm-1', 'asks you to type "pm-1" (or runs its fence command), then starts its VMs on their peers'],
+    ['pmc pm failover --dry-run pm-1', 'which VMs, and every command'],
+  ],
+  run: (ctx, args) => failoverNode(ctx, args.node, { dryRun: args.dryRun, yesNodeIsDown: args.yesNodeIsDown }),
+  view: applyView,
+});
+
+const rejoin = defineCommand<{ node: string; dryRun: boolean }, ApplyResult>({
+  command: 'rejoin <node>',
+  describe: 'a node is back after a failover: resync its stale copies from the survivors (discarding its data), bring the rest up',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .epilogue('Stale: a VM failed over away from it, or a split brain where the other side runs the VM. Its domain is powered off if it booted, it becomes Secondary and connects with --discard-my-data; never the other way round.'),
+  examples: [
+    ['pmc pm rejoin pm-1', 'after pm-1 is back: its copies resync from the peers, with progress'],
+    ['pmc pm rejoin --dry-run pm-1', 'which copies are stale, and every command'],
+  ],
+  run: (ctx, args) => rejoinNode(ctx, args.node, { dryRun: args.dryRun }),
+  view: applyView,
+});
+
+export const pmCommands = [ls, init, drbdUp, failover, rejoin];

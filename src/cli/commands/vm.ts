@@ -5,6 +5,7 @@ import type { ApplyResult } from '../../ops/engine/execute.js';
 import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm/power.js';
 import { removeVm } from '../../ops/vm/rm.js';
 import { addVm } from '../../ops/vm/add.js';
+import { failoverVm } from '../../ops/vm/failover.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
@@ -144,4 +145,29 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
   view: applyView,
 });
 
-export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand];
+/** `--yes-node-is-down PM`, shared with pm failover. */
+export const nodeIsDownOption = {
+  type: 'string', describe: 'confirm without typing that this node is powered off (for scripts; a fence command in pmc.yaml replaces it)',
+} as const;
+
+export const FAILOVER_EPILOGUE = 'Refused while the node answers SSH (use pmc vm mv), and when the survivor\'s disk may lack the dead node\'s last writes '
+  + '(not UpToDate, StandAlone, or disconnected on purpose before). Proof the node is down: its fence command (nodes[].fence in pmc.yaml) '
+  + 'exiting 0, else typing its name (or --yes-node-is-down). The survivor records that its copy is the current one until pmc pm rejoin.';
+
+const failover = defineCommand<{ vm: string; yesNodeIsDown?: string; dryRun: boolean }, ApplyResult>({
+  command: 'failover <vm>',
+  describe: 'the node that ran a VM is dead: start the VM on its DRBD peer from the peer\'s disk',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('yes-node-is-down', nodeIsDownOption)
+    .epilogue(FAILOVER_EPILOGUE),
+  examples: [
+    ['pmc vm failover web-1', 'asks you to type the dead node\'s name (or fences it with its fence command)'],
+    ['pmc vm failover --dry-run web-1', 'the checks and the commands, nothing changes'],
+    ['pmc vm failover --yes-node-is-down pm-1 web-1', 'for scripts: you state that pm-1 is off'],
+  ],
+  run: (ctx, args) => failoverVm(ctx, args.vm, { dryRun: args.dryRun, yesNodeIsDown: args.yesNodeIsDown }),
+  view: applyView,
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand, failover];

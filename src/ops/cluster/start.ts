@@ -94,6 +94,9 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   });
   const resourceName = sides.find((s) => s.resource)!.resource!.name;
   const [a, b] = sides as [Side, Side];
+  // After a failover the record on the survivor decides: the lost node's copy is stale whatever
+  // DRBD on it says (a crashed primary comes back UpToDate and StandAlone, like a split brain).
+  if (vm.authority) return decideAfterFailover(vm, vm.authority, sides, resourceName, drbdUpDone);
 
   // Both StandAlone and UpToDate is how an 8.4 split brain looks (only the kernel log says more).
   if (sides.some((s) => s.resource?.splitBrain) || sides.every((s) => current(s) && connection(s) === 'StandAlone')) {
@@ -180,6 +183,43 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
     };
   }
   return { ...base, kind: 'start', node: chosen.node, degraded, reason, steps: startSteps(chosen, vm.name, resourceName) };
+}
+
+/** Only the node a failover made authoritative may run the VM; the other waits for `pmc pm rejoin`. */
+function decideAfterFailover(vm: Vm, authority: NonNullable<Vm['authority']>, sides: readonly Side[], resourceName: string, drbdUpDone: boolean): StartDecision {
+  const base = { vm: vm.name };
+  const kept = sides.find((s) => s.node === authority.node);
+  const stale = sides.find((s) => s.node === authority.lostNode);
+  if (!kept || !stale) {
+    return { ...base, kind: 'refuse', reason: `the failover record on ${authority.node} names ${authority.lostNode}, which is not a node of ${resourceName}`, fix: `check /var/lib/pmc/authoritative/${resourceName} on ${authority.node}` };
+  }
+  const history = `${vm.name} failed over from ${stale.node} to ${kept.node} at ${authority.at}`;
+  const rejoin = `pmc pm rejoin ${stale.node}`;
+  if (!drbdUpDone && kept.replica.reachable && kept.resource && !kept.resource.up) {
+    return { ...base, kind: 'pending', reason: `DRBD is down on ${kept.node}, which holds the current copy: decided once drbd-up has brought it up` };
+  }
+  if (!current(kept)) {
+    return {
+      ...base, kind: 'refuse',
+      reason: `${history}: only ${kept.node}'s copy is current, and ${describeSide(kept)}`,
+      fix: `bring ${kept.node} back with DRBD up (pmc pm drbd-up ${kept.node}); never start ${vm.name} on ${stale.node}, whose copy is stale; then ${rejoin}`,
+    };
+  }
+  if (up(stale) && stale.resource!.role === 'Primary') {
+    return {
+      ...base, kind: 'refuse',
+      reason: `${history}, but ${stale.node} is DRBD Primary with the stale copy`,
+      fix: `on ${stale.node}: virsh destroy ${vm.name} if it runs there, drbdadm secondary ${resourceName}; then ${rejoin}`,
+    };
+  }
+  if (!kept.replica.domain) {
+    return { ...base, kind: 'refuse', reason: `${history}, but ${vm.name} is not defined on ${kept.node}`, fix: `define it on ${kept.node} from ${stale.node}'s virsh dumpxml --inactive --security-info ${vm.name}` };
+  }
+  return {
+    ...base, kind: 'start', node: kept.node, degraded: !connected(kept),
+    reason: `${history}: ${kept.node} holds the current copy (${stale.node}'s is stale until ${rejoin})`,
+    steps: startSteps(kept, vm.name, resourceName),
+  };
 }
 
 /** A VM without DRBD runs from a disk only one node has: start it there, if exactly one node defines it. */

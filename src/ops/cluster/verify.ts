@@ -12,7 +12,7 @@ export type CheckCode =
   | 'PMC_V_NODE_DRBD_NOT_LOADED' | 'PMC_V_NODE_LIBVIRT_DOWN' | 'PMC_V_NODE_N_PLUS_1'
   | 'PMC_V_VM_RUNNING_TWICE' | 'PMC_V_VM_DEFINED_ON_ONE' | 'PMC_V_VM_UUID_DIFFERS' | 'PMC_V_VM_XML_DIFFERS'
   | 'PMC_V_DRBD_DOWN' | 'PMC_V_DRBD_NOT_CONNECTED' | 'PMC_V_DRBD_NOT_UPTODATE' | 'PMC_V_DRBD_SPLIT_BRAIN'
-  | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED'
+  | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED' | 'PMC_V_DRBD_STALE_COPY'
   | 'PMC_V_MINOR_DUPLICATE' | 'PMC_V_PORT_DUPLICATE'
   | 'PMC_V_ORPHAN_LV' | 'PMC_V_ORPHAN_RESOURCE_FILE' | 'PMC_V_ORPHAN_DOMAIN';
 
@@ -148,9 +148,19 @@ function checkVm(vm: Vm, add: Add): void {
       });
     }
   }
+  if (vm.authority) {
+    const { node, lostNode, at } = vm.authority;
+    add({
+      ...where, node: lostNode, code: 'PMC_V_DRBD_STALE_COPY', severity: 'error',
+      message: `${vm.name}: the copy on ${lostNode} is stale: ${vm.name} failed over to ${node} at ${at}, and ${node}'s copy is the current one`,
+      fix: `pmc pm rejoin ${lostNode} (it discards ${lostNode}'s copy and resyncs it from ${node}; never start ${vm.name} on ${lostNode} before)`,
+    });
+  }
   for (const r of withResource) {
     const res = r.resource!;
     const node = r.node;
+    // After a failover the pair is apart on purpose: the stale-copy finding says what to do.
+    if (vm.authority) continue;
     if (!res.up) {
       add({
         ...where, node, code: 'PMC_V_DRBD_DOWN', severity: 'error',

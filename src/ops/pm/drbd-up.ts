@@ -8,7 +8,7 @@ import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
-import type { DrbdResource } from '../../probe/types.js';
+import type { DrbdResource, NodeFacts } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
 import { applyEach, type StepRecord } from '../engine/execute.js';
@@ -50,7 +50,7 @@ const UP_TIMEOUT_MS = 120_000;
 /** What planning drbd-up needs of pmc.yaml. */
 export type DrbdUpConfig = Pick<Config, 'ignorePrefix' | 'storage'>;
 
-function upStep(node: string, resource: string): Step {
+export function upStep(node: string, resource: string): Step {
   return { node, command: commandLine(['drbdadm', 'up', resource]), why: `bring up DRBD resource ${resource}`, timeoutMs: UP_TIMEOUT_MS };
 }
 
@@ -62,8 +62,18 @@ function localResources(state: ClusterState, node: string, only: readonly string
     && (only === undefined || only.includes(r.name)));
 }
 
+/** What must happen on a node before a resource can come up: the VG active, the module loaded. */
+export function drbdPrelude(facts: NodeFacts, node: string, volumeGroup: string): Step[] {
+  const steps: Step[] = [];
+  if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
+    steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
+  }
+  if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
+  return steps;
+}
+
 /** Resources of VMs named with the ignore prefix: shown, never brought up (cherrypop's rule). */
-function isIgnored(resource: Pick<DrbdResource, 'name'>, ignorePrefix: string): boolean {
+export function isIgnored(resource: Pick<DrbdResource, 'name'>, ignorePrefix: string): boolean {
   return ignorePrefix !== '' && resource.name.startsWith(ignorePrefix);
 }
 
@@ -76,11 +86,7 @@ export function planDrbdUp(state: ClusterState, nodes: readonly string[], config
     if (!facts) continue;
     const down = localResources(state, node, only).filter((r) => !r.up && !isIgnored(r, config.ignorePrefix));
     if (down.length === 0) continue;
-    if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
-      steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
-    }
-    if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
-    steps.push(...down.map((r) => upStep(node, r.name)));
+    steps.push(...drbdPrelude(facts, node, volumeGroup), ...down.map((r) => upStep(node, r.name)));
   }
   return { title: steps.length ? `bring up DRBD on ${[...new Set(steps.map((s) => s.node))].join(', ')}` : 'every DRBD resource is up', steps, notes: [] };
 }

@@ -514,7 +514,7 @@ export function resourceFile(config: Pick<Config, 'storage'>, name: string, lv: 
   ].join('\n');
 }
 
-function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
+export function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
   const file = `/etc/drbd.d/${name}.res`;
   const temp = `${file}.tmp`;
   return [
@@ -604,7 +604,7 @@ function cloneStep(state: ClusterState, target: string, source: CloneSource, dev
   };
 }
 
-function resyncWaitStep(primary: string, name: string, lvBytes: number): Step {
+export function resyncWaitStep(primary: string, name: string, lvBytes: number): Step {
   const r = quote(name);
   const loop = [
     `ds=$(drbdadm dstate ${r}) || exit 1`,

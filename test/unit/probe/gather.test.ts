@@ -28,6 +28,7 @@ function probeOutput(node: NodeState, replace: Record<string, string> = {}): str
     ['cpus', '2\n'],
     ['tools', 'xdelta3 yes\nrsync yes\n'],
     ['backup-dir', ''],
+    ['authority', ''],
     ['vgs', real('vgs-json.txt')],
     ['lvs', real('lvs-json.txt')],
     ['bridge', BRIDGE_JSON],
