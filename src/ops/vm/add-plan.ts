@@ -405,12 +405,7 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
 
   const steps: Step[] = [];
   for (const node of target.nodes) {
-    steps.push({
-      node,
-      command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${target.lvBytes}b`, '-n', name, vg]),
-      why: `create the LV ${lv} (${formatBytes(target.lvBytes)}) on ${node}`,
-      undo: { command: commandLine(['lvremove', '-q', '-y', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
-    });
+    steps.push(lvCreateStep(node, name, vg, target.lvBytes));
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }
   if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)));
@@ -440,17 +435,7 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     why: `define the domain ${name} (UUID ${facts.uuid}) on ${primary}`,
     undo: undefine(primary),
   });
-  if (peer) {
-    steps.push({
-      node: peer,
-      command: defineCommand(),
-      input: { fromNode: primary, command: commandLine(['virsh', 'dumpxml', '--inactive', '--security-info', facts.uuid]) },
-      // Defined from the primary's own description, the peer gets the same UUID and expanded
-      // defaults (machine type, addresses): without that, live migration refuses the domain.
-      why: `define ${name} on ${peer} from ${primary}'s definition, with the same UUID`,
-      undo: undefine(peer),
-    });
-  }
+  if (peer) steps.push(definePeerStep(primary, peer, name, facts.uuid));
   if (request.start) {
     steps.push({
       node: primary,
@@ -514,18 +499,48 @@ export function resourceFile(config: Pick<Config, 'storage'>, name: string, lv: 
   ].join('\n');
 }
 
-export function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
+/** The LV of a VM's disk on one node, removed again if a later step fails. */
+export function lvCreateStep(node: string, name: string, vg: string, bytes: number): Step {
+  const lv = `/dev/${vg}/${name}`;
+  return {
+    node,
+    command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${bytes}b`, '-n', name, vg]),
+    why: `create the LV ${lv} (${formatBytes(bytes)}) on ${node}`,
+    undo: { command: commandLine(['lvremove', '-q', '-y', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
+  };
+}
+
+/** Writes /etc/drbd.d/<name>.res on a node; `undo` says how to take it back (default: remove it). */
+export function resourceFileStep(node: string, name: string, resource: string, undo?: Step['undo']): Step {
   const file = `/etc/drbd.d/${name}.res`;
   const temp = `${file}.tmp`;
+  return {
+    node,
+    // Written aside and renamed, so drbdadm never reads half a file; the name ends in .tmp, not .res, so drbdadm skips it.
+    command: `cat > ${quote(temp)} && mv -f ${quote(temp)} ${quote(file)} || { rm -f ${quote(temp)}; exit 1; }`,
+    input: { text: resource },
+    why: `write the DRBD resource file ${file} on ${node}`,
+    undo: undo ?? { command: commandLine(['rm', '-f', file]), why: `remove ${file} on ${node}` },
+  };
+}
+
+/**
+ * Defines the domain on the peer from the primary's own description: the peer gets the same
+ * UUID and expanded defaults (machine type, addresses); without that, live migration refuses it.
+ */
+export function definePeerStep(primary: string, peer: string, name: string, uuid: string): Step {
+  return {
+    node: peer,
+    command: defineCommand(),
+    input: { fromNode: primary, command: commandLine(['virsh', 'dumpxml', '--inactive', '--security-info', uuid]) },
+    why: `define ${name} on ${peer} from ${primary}'s definition, with the same UUID`,
+    undo: { command: commandLine(['virsh', 'undefine', uuid]), why: `undefine the domain ${name} on ${peer}` },
+  };
+}
+
+export function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
   return [
-    {
-      node,
-      // Written aside and renamed, so drbdadm never reads half a file; the name ends in .tmp, not .res, so drbdadm skips it.
-      command: `cat > ${quote(temp)} && mv -f ${quote(temp)} ${quote(file)} || { rm -f ${quote(temp)}; exit 1; }`,
-      input: { text: resource },
-      why: `write the DRBD resource file ${file} on ${node}`,
-      undo: { command: commandLine(['rm', '-f', file]), why: `remove ${file} on ${node}` },
-    },
+    resourceFileStep(node, name, resource),
     {
       node,
       // --force: the LV is the one this run created; create-md would otherwise ask about its old content.

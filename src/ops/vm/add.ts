@@ -125,7 +125,7 @@ async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRe
  * node that must reach it. Asking the node itself could give a loopback alias (Debian maps
  * its own name to 127.0.1.1).
  */
-async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
+export async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
   const addresses: Record<string, string> = {};
   await Promise.all(nodes.map(async (node) => {
     const host = state.nodes.find((n) => n.name === node)!.host;
