@@ -6,6 +6,7 @@ import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '..
 import { removeVm } from '../../ops/vm/rm.js';
 import { addVm } from '../../ops/vm/add.js';
 import { failoverVm } from '../../ops/vm/failover.js';
+import { peerRecreate } from '../../ops/vm/peer-recreate.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
@@ -170,4 +171,20 @@ const failover = defineCommand<{ vm: string; yesNodeIsDown?: string; dryRun: boo
   view: applyView,
 });
 
-export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand, failover];
+const peerRecreateCommand = defineCommand<{ first: string; second?: string; dryRun: boolean }, ApplyResult>({
+  command: 'peer-recreate <first> [second]',
+  describe: 'replace a VM\'s standby copy while it runs: pmc vm peer-recreate [NEWPM] VM (without NEWPM: rebuild it on the same node)',
+  builder: (y) => dryRunOption(y)
+    .positional('first', { type: 'string', demandOption: true, describe: 'NEWPM, or the VM when no node is given' })
+    .positional('second', { type: 'string', describe: 'the VM, when NEWPM is given' })
+    .epilogue('The new copy is resynced in full from the primary; only when it is UpToDate are the old secondary\'s domain, LV and resource file removed. A failure before that puts the old secondary back.'),
+  examples: [
+    ['pmc vm peer-recreate pm-3 web-1', 'web-1\'s standby copy moves to pm-3'],
+    ['pmc vm peer-recreate web-1', 'rebuild the standby copy on the same node (its disk was replaced)'],
+    ['pmc vm peer-recreate --dry-run pm-3 web-1', 'every command, nothing changes'],
+  ],
+  run: (ctx, args) => peerRecreate(ctx, args.second ?? args.first, args.second === undefined ? undefined : args.first, { dryRun: args.dryRun }),
+  view: applyView,
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand, failover, peerRecreateCommand];
