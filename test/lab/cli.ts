@@ -178,6 +178,12 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
+  // When a node fails (dry runs and help: nothing changes on the lab).
+  pmc(["help", "vm", "failover"]);
+  pmc(["help", "pm", "rejoin"]);
+  pmc(["help", "vm", "peer-recreate"]);
+  pmc(["pm", "failover", "--dry-run", "pm-1"]);
+  pmc(["pm", "rejoin", "--dry-run", "pm-1"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 
