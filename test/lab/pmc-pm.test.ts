@@ -36,11 +36,6 @@ const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: [
 const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
 const device = `/dev/drbd${vm.minor}`;
 const BACKUP_DIR = "/pmc-vm-backup";
-/**
- * Lines the trust test removes from nodes' files. They are put back line by line, only where
- * missing, so that even two runs of this file at once (the whole suite and this file alone)
- * leave the files whole.
- */
 
 const config = labConfigVariant("start", (yaml) =>
   yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 300, last: 399 }\n    ports: { first: 8100, last: 8199 }\n"),
