@@ -20,7 +20,7 @@ import { plainStyle } from '../../src/render/style.js';
 import { vmsView } from '../../src/render/views/vms.js';
 import { SshPool } from '../../src/ssh/pool.js';
 import { pairedVm, probes } from '../unit/model/factory.js';
-import { frame, real } from '../unit/probe/helpers.js';
+import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir } from '../ssh/sshd.js';
 
 const NODES = 100;
@@ -40,7 +40,7 @@ function measure<T>(label: string, rounds: number, fn: () => T): T {
 function realNodeOutput(hostname: string): string {
   const sections: [string, string][] = [
     ['hostname', `${hostname}\n`], ['meminfo', real('proc-meminfo.txt')], ['cpus', '2\n'],
-    ['vgs', real('vgs-json.txt')], ['lvs', real('lvs-json.txt')],
+    ['lvm', lvmFullreport()],
     ['proc-drbd', real('proc-drbd.connected-primary.txt')], ['drbdadm-version', real('drbdadm-version.txt')],
     ['drbd-events2', real('drbdsetup-events2-now-statistics.84.txt')], ['drbdsetup-show', real('drbdsetup-show.84.txt')],
     ['drbd-res-files', '/etc/drbd.d/test-vm.res\n'], ['drbdadm-dump', real('drbdadm-dump.txt')],

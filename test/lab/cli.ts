@@ -9,6 +9,7 @@ import {
   NAMESPACE,
   cacheDir,
   cutLink,
+  ensureHostPackages,
   ensureImage,
   killNode,
   labDir,
@@ -216,6 +217,7 @@ async function main(): Promise<void> {
     case "demo":
       return demo();
     case "image": {
+      ensureHostPackages(log);
       const r = await ensureImage(log);
       log(`image ${r.dir} ${r.built ? `built in ${secs(r.seconds)}` : "(cached)"}`);
       return;

@@ -17,12 +17,12 @@ import { fingerprintSha256 } from '../../src/ssh/known-hosts.js';
 import { SshPool, type SshPoolOptions } from '../../src/ssh/pool.js';
 import type { SshTarget } from '../../src/ssh/types.js';
 import {
-  freePort, generateKey, knownHostsLine, run, startAgent, startSshd, sshdUnavailable, tempDir, type KeyPair, type Sshd,
+  freePort, generateKey, knownHostsLine, run, startAgent, startSshd, sshdSkip, tempDir, type KeyPair, type Sshd,
 } from './sshd.js';
 
 const execFileAsync = promisify(execFile);
 
-describe('ssh transport', { skip: sshdUnavailable }, () => {
+describe('ssh transport', { skip: sshdSkip }, () => {
   let dir: string;
   let clientKey: KeyPair;
   let agentKey: KeyPair;
