@@ -103,7 +103,7 @@ describe("when a node fails: vm failover, pm rejoin, ignored VMs left down", { t
   it("vm failover is refused while pm-1 answers; nothing changes on pm-2", async () => {
     const r = await pmcTimed(["vm", "failover", "--yes-node-is-down", "pm-1", "fo-a"]);
     assert.notEqual(r.exitCode, 0);
-    assert.match(r.stderr, /PMC_E_STATE.*fo-a runs on pm-1|PMC_E_NODE_ALIVE/);
+    assert.match(r.stderr, /fo-a runs on pm-1.*\[PMC_E_STATE\]|\[PMC_E_NODE_ALIVE\]/);
     assert.deepEqual(await drbdRoles("pm-2", "fo-a"), ["Secondary", "Primary"]);
     assert.equal((await labExec("pm-2", `test -e ${AUTHORITY}/fo-a`)).exitCode, 1);
   });
@@ -118,13 +118,13 @@ describe("when a node fails: vm failover, pm rejoin, ignored VMs left down", { t
 
     const b = await pmcTimed(["vm", "failover", "--yes-node-is-down", "pm-1", "fo-b"]);
     assert.equal(b.exitCode, 1, `${b.stdout}\n${b.stderr}`);
-    assert.match(b.stderr, /PMC_E_STATE.*StandAlone/);
+    assert.match(b.stderr, /StandAlone.*\[PMC_E_STATE\]/);
     assert.deepEqual(await drbdRoles("pm-2", "fo-b"), ["Secondary", "Unknown"]);
     assert.equal(await qemuPid("pm-2", "fo-b"), "");
 
     const noTty = await pmcTimed(["vm", "failover", "fo-a"]);
     assert.notEqual(noTty.exitCode, 0);
-    assert.match(noTty.stderr, /PMC_E_CONFIRM.*--yes-node-is-down pm-1/);
+    assert.match(noTty.stderr, /\[PMC_E_CONFIRM\][\s\S]*--yes-node-is-down pm-1/);
     assert.deepEqual(await drbdRoles("pm-2", "fo-a"), ["Secondary", "Unknown"], "nothing changed without the confirmation");
 
     const dry = await pmcTimed(["vm", "failover", "--dry-run", "fo-a"]);
