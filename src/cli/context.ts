@@ -1,7 +1,5 @@
-import { loadConfig } from '../config/load.js';
 import type { OpContext } from '../ops/engine/context.js';
-import { sshTargets } from '../config/targets.js';
-import { SshPool } from '../ssh/pool.js';
+import { selectNodes, sshTargets } from '../config/targets.js';
 import { confirmByTyping } from './confirm.js';
 import type { Streams } from '../render/output.js';
 import type { Style } from '../render/style.js';
@@ -20,8 +18,16 @@ export interface Context extends OpContext {
   streams: Streams;
 }
 
-export function openContext(opts: GlobalOptions, style: Style, streams: Streams): Context {
+/**
+ * Reads pmc.yaml, checks that the nodes named on the command line are in it, and prepares the
+ * SSH pool (which connects on first use). The config loader and SSH are loaded only here, so
+ * --help and usage errors never load them, and a config error never loads SSH.
+ */
+export async function openContext(opts: GlobalOptions, style: Style, streams: Streams, nodeNames: readonly string[] = []): Promise<Context> {
+  const { loadConfig } = await import('../config/load.js');
   const config = loadConfig(opts.config);
+  if (nodeNames.length > 0) selectNodes(config, nodeNames);
+  const { SshPool } = await import('../ssh/pool.js');
   const log = (line: string) => streams.err(`${style.dim(line)}\n`);
   const pool = new SshPool(sshTargets(config), {
     concurrency: config.ssh.concurrency,

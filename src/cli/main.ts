@@ -4,7 +4,7 @@ import { emitError, emitReport, EXIT, processStreams, type Streams } from '../re
 import { colorWanted, makeStyle } from '../render/style.js';
 import { PmcError } from '../util/errors.js';
 import type { PmcCommand } from './command.js';
-import { openContext, type GlobalOptions } from './context.js';
+import type { Context, GlobalOptions } from './context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
 import { vmCommands } from './commands/vm.js';
@@ -42,7 +42,9 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .completion('completion', 'print a bash/zsh completion script (pmc completion >> ~/.bashrc)')
     .epilogue('pmc, the poor man\'s cloud: highly available VMs on LVM, DRBD and libvirt, over SSH.\nRun "pmc help <group> <command>" for a command\'s options and examples.\nExit codes: 0 ok, 1 failed, 2 usage error, 3 some nodes could not be asked.')
     .fail((msg, err) => {
-      if (err) throw err;
+      // yargs' own refusals (a missing option value, a failed check) are YErrors: usage errors like the others.
+      if (err && err.name !== 'YError') throw err;
+      msg ??= err?.message ?? 'invalid arguments';
       const text = msg.startsWith('Did you mean') ? `unknown command; ${msg.replace(/^Did you mean (\S+)\?$/, 'did you mean "$1"?')}` : msg;
       throw new PmcError('PMC_E_USAGE', text, 'run "pmc --help" (or "pmc <group> --help") for the commands and options');
     })
@@ -69,10 +71,13 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     });
   }
   parser.command('help [command..]', 'show help for a command, e.g. pmc help vm add', {}, async (args: any) => {
-    await main([...(args.command ?? []), '--help'], streams, env);
+    const words: string[] = (args.command ?? []).map(String);
+    assertKnownCommand(words);
+    exitCode = await main([...words, '--help'], streams, env);
   });
 
   try {
+    if (argv.includes('--help') || argv.includes('-h')) assertKnownCommand(leadingWords(argv));
     await parser.parseAsync();
   } catch (err) {
     return emitError(err, wantsColor(undefined), argv.includes('--verbose') || argv.includes('-v'), streams);
@@ -80,12 +85,16 @@ export async function main(argv: string[], streams: Streams = processStreams, en
   return exitCode;
 }
 
-async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnType<typeof makeStyle>, streams: Streams): Promise<number> {
-  let ctx: ReturnType<typeof openContext> | undefined;
+async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnType<typeof makeStyle>, streams: Streams): Promise<number> {
+  let ctx: Context | undefined;
+  let args = parsed;
   try {
-    ctx = openContext(args, style, streams);
+    args = { ...parsed, ...cmd.check?.(parsed) };
+    const nodes = (cmd.nodes?.(args) ?? []).filter((n): n is string => n !== undefined);
+    const { openContext } = await import('./context.js');
+    ctx = await openContext(args, style, streams, nodes);
     const report = await cmd.run(ctx, args);
-    return emitReport(report, cmd.view, {
+    return emitReport(report, await cmd.view(), {
       json: args.json,
       style,
       fields: typeof args.output === 'string' ? args.output.split(',').map((f: string) => f.trim()).filter(Boolean) : undefined,
@@ -97,6 +106,28 @@ async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnTyp
   } finally {
     await ctx?.pool.close();
   }
+}
+
+/** `pmc help WORDS`: the words must name a group, or a group and one of its commands. */
+function assertKnownCommand(words: readonly string[]): void {
+  const [groupName, commandName, ...rest] = words;
+  // yargs shows help for "pmc bogus --help" and exits 0; a typo must not look like success.
+  if (groupName === undefined || (['help', 'completion'].includes(groupName) && commandName === undefined)) return;
+  const group = GROUPS.find((g) => g.name === groupName);
+  const command = commandName === undefined ? undefined
+    : group?.commands.find((c) => c.command.split(' ')[0] === commandName || c.aliases?.includes(commandName));
+  if (!group || (commandName !== undefined && !command) || (rest.length > 0 && !command)) {
+    const known = group
+      ? `the ${group.name} commands are ${group.commands.map((c) => c.command.split(' ')[0]).join(', ')}`
+      : `the groups are ${GROUPS.map((g) => g.name).join(', ')}`;
+    throw new PmcError('PMC_E_USAGE', `no command ${JSON.stringify(words.join(" "))}`, `${known}; run "pmc --help"`);
+  }
+}
+
+/** The words before the first option: the group, the command and its positional arguments. */
+function leadingWords(argv: readonly string[]): string[] {
+  const firstOption = argv.findIndex((a) => a.startsWith('-'));
+  return argv.slice(0, firstOption === -1 ? argv.length : firstOption);
 }
 
 export function cliArgs(): string[] {

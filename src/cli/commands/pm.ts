@@ -1,10 +1,9 @@
 import { dryRunOption, listOptions, defineCommand } from '../command.js';
-import { listNodes } from '../../ops/pm/list.js';
-import { pmDrbdUp, type DrbdUpResult } from '../../ops/pm/drbd-up.js';
-import { pmInit, type InitResult } from '../../ops/pm/init.js';
-import { drbdUpView } from '../../render/views/drbd-up.js';
-import { nodesView, PM_COLUMNS } from '../../render/views/nodes.js';
-import { initView } from '../../render/views/pm-init.js';
+import type { listNodes } from '../../ops/pm/list.js';
+import type { DrbdUpResult } from '../../ops/pm/drbd-up.js';
+import type { InitResult } from '../../ops/pm/init.js';
+import { PM_COLUMNS } from '../../render/views/nodes.js';
+import { assertVmReference } from '../../util/validate.js';
 
 const ls = defineCommand<{ nodes: string[] }, Awaited<ReturnType<typeof listNodes>>['data']>({
   command: 'ls [nodes..]',
@@ -18,8 +17,9 @@ const ls = defineCommand<{ nodes: string[] }, Awaited<ReturnType<typeof listNode
     ['pmc pm ls -o name,memfree,vgfree --no-headers', 'chosen fields, for scripts'],
     ['pmc pm ls --json', 'everything, as JSON'],
   ],
-  run: (ctx, args) => listNodes(ctx, args.nodes),
-  view: nodesView,
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/list.js')).listNodes(ctx, args.nodes),
+  view: async () => (await import('../../render/views/nodes.js')).nodesView,
 });
 
 const init = defineCommand<{ nodes: string[]; all: boolean; fix: boolean; dryRun: boolean }, InitResult>({
@@ -35,8 +35,9 @@ const init = defineCommand<{ nodes: string[]; all: boolean; fix: boolean; dryRun
     ['pmc pm init --fix --dry-run', 'show what --fix would run on which node'],
     ['pmc pm init --fix', 'fix what is safe to fix on every node, then check again'],
   ],
-  run: (ctx, args) => pmInit(ctx, { nodes: args.all ? [] : args.nodes, fix: args.fix, dryRun: args.dryRun }),
-  view: initView,
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/init.js')).pmInit(ctx, { nodes: args.all ? [] : args.nodes, fix: args.fix, dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/pm-init.js')).initView,
 });
 
 const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dryRun: boolean }, DrbdUpResult>({
@@ -51,8 +52,10 @@ const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dr
     ['pmc pm drbd-up pm-2', 'bring DRBD up on pm-2 after it booted'],
     ['pmc pm drbd-up pm-2 --dry-run', 'show the commands, change nothing'],
   ],
-  run: (ctx, args) => pmDrbdUp(ctx, { nodes: args.all ? [] : args.nodes, resources: args.only, dryRun: args.dryRun }),
-  view: drbdUpView,
+  check: (args) => { args.only.forEach(assertVmReference); },
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/drbd-up.js')).pmDrbdUp(ctx, { nodes: args.all ? [] : args.nodes, resources: args.only, dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/drbd-up.js')).drbdUpView,
 });
 
 export const pmCommands = [ls, init, drbdUp];

@@ -1,13 +1,17 @@
 import { listOptions, defineCommand, dryRunOption } from '../command.js';
-import { listVms, showVm } from '../../ops/vm/list.js';
-import { openConsole, type ConsoleData } from '../../ops/vm/console.js';
 import type { ApplyResult } from '../../ops/engine/execute.js';
-import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm/power.js';
-import { removeVm } from '../../ops/vm/rm.js';
-import { addVm } from '../../ops/vm/add.js';
-import { consoleView } from '../../render/views/console.js';
-import { applyView } from '../../render/views/plan.js';
-import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
+import type { ConsoleData } from '../../ops/vm/console.js';
+import type { listVms, showVm } from '../../ops/vm/list.js';
+import { parseVmAddArgs } from '../../ops/vm/add-args.js';
+import { DEFAULT_STOP_TIMEOUT_S } from '../../ops/vm/defaults.js';
+import { VM_COLUMNS } from '../../render/views/vms.js';
+import { assertVmReference, parseSeconds } from '../../util/validate.js';
+
+/** The view of every command that runs a plan. */
+const applyView = async () => (await import('../../render/views/plan.js')).applyView;
+
+const vmArgument = { type: 'string', demandOption: true, describe: 'the VM' } as const;
+const checkVm = (args: { vm: string }) => { assertVmReference(args.vm); };
 
 const ls = defineCommand<{ vms: string[] }, Awaited<ReturnType<typeof listVms>>['data']>({
   command: 'ls [vms..]',
@@ -21,21 +25,21 @@ const ls = defineCommand<{ vms: string[] }, Awaited<ReturnType<typeof listVms>>[
     ['pmc vm ls web-1 db-1', 'just these'],
     ['pmc vm ls -o name,node,repl --no-headers', 'chosen fields, for scripts'],
   ],
-  run: (ctx, args) => listVms(ctx, args.vms),
-  view: vmsView,
+  check: (args) => { args.vms.forEach(assertVmReference); },
+  run: async (ctx, args) => (await import('../../ops/vm/list.js')).listVms(ctx, args.vms),
+  view: async () => (await import('../../render/views/vms.js')).vmsView,
 });
 
 const info = defineCommand<{ vm: string }, Awaited<ReturnType<typeof showVm>>['data']>({
   command: 'info <vm>',
   aliases: ['show'],
   describe: 'everything known about one VM, node by node',
-  builder: (y) => y.positional('vm', { type: 'string', demandOption: true, describe: 'the VM' }),
+  builder: (y) => y.positional('vm', vmArgument),
   examples: [['pmc vm info test-vm', 'domain, DRBD and LV on each of its nodes']],
-  run: (ctx, args) => showVm(ctx, args.vm),
-  view: vmDetailsView,
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/list.js')).showVm(ctx, args.vm),
+  view: async () => (await import('../../render/views/vms.js')).vmDetailsView,
 });
-
-const vmArgument = { type: 'string', demandOption: true, describe: 'the VM' } as const;
 
 const rm = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'rm <vm>',
@@ -50,7 +54,8 @@ const rm = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, ApplyR
     ['pmc vm rm --dry-run web-1', 'every command it would run, on which node'],
     ['pmc vm rm -f web-1', 'no question (for scripts)'],
   ],
-  run: (ctx, args) => removeVm(ctx, args.vm, args),
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/rm.js')).removeVm(ctx, args.vm, args),
   view: applyView,
 });
 
@@ -59,13 +64,15 @@ const start = defineCommand<{ vm: string; node?: string; dryRun: boolean }, Appl
   describe: 'start a VM on its DRBD primary (else its preferred node), promoting DRBD first',
   builder: (y) => dryRunOption(y)
     .positional('vm', vmArgument)
-    .option('node', { alias: 'p', type: 'string', describe: 'start it on this node (one of its pair)' })
+    .option('node', { alias: 'p', type: 'string', requiresArg: true, describe: 'start it on this node (one of its pair)' })
     .epilogue('Refused when it already runs anywhere, when the chosen disk is not UpToDate, when DRBD is not connected, and in split brain.'),
   examples: [
     ['pmc vm start web-1', 'on the node that holds its current data'],
     ['pmc vm start -p pm-2 web-1', 'on pm-2 (its peer), if pm-2\'s disk is UpToDate'],
   ],
-  run: (ctx, args) => startVm(ctx, args.vm, args),
+  nodes: (args) => [args.node],
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/power.js')).startVm(ctx, args.vm, args),
   view: applyView,
 });
 
@@ -75,13 +82,17 @@ const stop = defineCommand<{ vm: string; timeout: number; force: boolean; dryRun
   describe: 'shut a VM down (ACPI), wait until it is off, then demote its DRBD resource to Secondary',
   builder: (y) => dryRunOption(y)
     .positional('vm', vmArgument)
-    .option('timeout', { alias: 't', type: 'number', default: DEFAULT_STOP_TIMEOUT_S, describe: 'seconds to wait for the guest to shut down' })
+    .option('timeout', {
+      alias: 't', type: 'string', requiresArg: true, default: String(DEFAULT_STOP_TIMEOUT_S),
+      describe: 'seconds to wait for the guest to shut down (1 to 86400)',
+    })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'power it off instead (as pmc vm destroy)' }),
   examples: [
-    ['pmc vm stop web-1', 'waits up to 120 s, then fails saying so'],
+    ['pmc vm stop web-1', `waits up to ${DEFAULT_STOP_TIMEOUT_S} s, then fails saying so`],
     ['pmc vm stop --force web-1', 'pull the power'],
   ],
-  run: (ctx, args) => stopVm(ctx, args.vm, { timeoutSeconds: args.timeout, force: args.force, dryRun: args.dryRun }),
+  check: (args) => { checkVm(args); return { timeout: parseSeconds(args.timeout, '--timeout') }; },
+  run: async (ctx, args) => (await import('../../ops/vm/power.js')).stopVm(ctx, args.vm, { timeoutSeconds: args.timeout, force: args.force, dryRun: args.dryRun }),
   view: applyView,
 });
 
@@ -93,7 +104,8 @@ const destroy = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, A
     .positional('vm', vmArgument)
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name' }),
   examples: [['pmc vm destroy -f web-1', 'power off without asking']],
-  run: (ctx, args) => destroyVm(ctx, args.vm, args),
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/power.js')).destroyVm(ctx, args.vm, args),
   view: applyView,
 });
 
@@ -102,7 +114,8 @@ const reboot = defineCommand<{ vm: string; dryRun: boolean }, ApplyResult>({
   describe: 'ask a running VM to reboot where it runs',
   builder: (y) => dryRunOption(y).positional('vm', vmArgument),
   examples: [['pmc vm reboot web-1', 'virsh reboot on the node that runs it']],
-  run: (ctx, args) => rebootVm(ctx, args.vm, args),
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/power.js')).rebootVm(ctx, args.vm, args),
   view: applyView,
 });
 
@@ -112,25 +125,26 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   builder: (y) => dryRunOption(y).positional('vm', vmArgument)
     .epilogue('Without a terminal, or with --dry-run, it prints the ssh command instead of running it.'),
   examples: [['pmc vm console web-1', 'leave with Ctrl+]']],
-  run: (ctx, args) => openConsole(ctx, args.vm, args),
-  view: consoleView,
+  check: checkVm,
+  run: async (ctx, args) => (await import('../../ops/vm/console.js')).openConsole(ctx, args.vm, args),
+  view: async () => (await import('../../render/views/console.js')).consoleView,
 });
 
-const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: number; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'add <vm>',
   aliases: ['create'],
   describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
   builder: (y) => dryRunOption(y)
     .positional('vm', { type: 'string', demandOption: true, describe: 'its name: a-z, 0-9 and "-" (also the LV, DRBD resource and domain name)' })
-    .option('pm', { alias: 'p', type: 'string', describe: 'a node for it, once or twice; the first is the primary (default: pmc chooses two)' })
-    .option('size', { alias: 's', type: 'string', demandOption: true, describe: 'disk size: GiB, or with a unit (512M, 20G)' })
-    .option('memory', { alias: 'm', type: 'string', demandOption: true, describe: 'memory: GiB, or with a unit (256M)' })
-    .option('cpus', { alias: 'c', type: 'number', default: 1, describe: 'vCPUs' })
-    .option('iso', { alias: 'i', type: 'string', describe: 'attach <name>.iso from the ISO store as a CD-ROM (copied to both nodes)' })
-    .option('ip', { alias: 'a', type: 'string', describe: 'the VM\'s IP address (gives the MAC when network.macFromIp is on)' })
-    .option('mac', { type: 'string', describe: 'its MAC address (default: network.macPrefix and three random bytes)' })
-    .option('clone', { type: 'string', describe: 'copy the disk of this VM (only crash-consistent if it runs)' })
-    .option('from', { type: 'string', describe: 'with --clone: read the source disk on this node (default: its primary)' })
+    .option('pm', { alias: 'p', type: 'string', requiresArg: true, describe: 'a node for it, once or twice; the first is the primary (default: pmc chooses two)' })
+    .option('size', { alias: 's', type: 'string', requiresArg: true, demandOption: true, describe: 'disk size: GiB, or with a unit (512M, 20G)' })
+    .option('memory', { alias: 'm', type: 'string', requiresArg: true, demandOption: true, describe: 'memory: GiB, or with a unit (256M)' })
+    .option('cpus', { alias: 'c', type: 'string', requiresArg: true, default: '1', describe: 'vCPUs (1 to 1024)' })
+    .option('iso', { alias: 'i', type: 'string', requiresArg: true, describe: 'attach <name>.iso from the ISO store as a CD-ROM (copied to both nodes)' })
+    .option('ip', { alias: 'a', type: 'string', requiresArg: true, describe: 'the VM\'s IP address (gives the MAC when network.macFromIp is on)' })
+    .option('mac', { type: 'string', requiresArg: true, describe: 'its MAC address (default: network.macPrefix and three random bytes)' })
+    .option('clone', { type: 'string', requiresArg: true, describe: 'copy the disk of this VM (only crash-consistent if it runs)' })
+    .option('from', { type: 'string', requiresArg: true, describe: 'with --clone: read the source disk on this node (default: its primary)' })
     .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
     .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
@@ -140,8 +154,15 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
     ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
   ],
-  run: (ctx, args) => addVm(ctx, { ...args, pm: args.pm === undefined ? undefined : [args.pm].flat() }),
+  check: (args) => { parseVmAddArgs(vmAddArgs(args)); },
+  nodes: (args) => [...vmAddArgs(args).pm ?? [], args.from],
+  run: async (ctx, args) => (await import('../../ops/vm/add.js')).addVm(ctx, vmAddArgs(args)),
   view: applyView,
 });
+
+/** `-p` given once is a string, twice an array. */
+function vmAddArgs<T extends { pm?: string | string[] }>(args: T): T & { pm?: string[] } {
+  return { ...args, pm: args.pm === undefined ? undefined : [args.pm].flat() };
+}
 
 export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand];

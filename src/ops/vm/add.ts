@@ -12,67 +12,14 @@ import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
-import { assertVmName } from '../../util/names.js';
-import { parseIp, parseMac } from '../../util/network.js';
 import { commandLine, quote } from '../../util/shell.js';
-import { parseSize } from '../../util/units.js';
 import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
 import { describeFailure, type ApplyResult } from '../engine/execute.js';
 import { runPlan } from '../engine/run-plan.js';
 import {
   checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
 } from './add-plan.js';
-
-/** The command line of `pmc vm add`, as yargs parsed it. */
-export interface VmAddArgs {
-  vm: string;
-  pm?: string[];
-  size: string;
-  memory: string;
-  cpus: number;
-  iso?: string;
-  ip?: string;
-  mac?: string;
-  clone?: string;
-  from?: string;
-  start: boolean;
-  force: boolean;
-  dryRun: boolean;
-}
-
-/** Checks everything the command line alone can tell, before any node is asked. */
-export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
-  const name = assertVmName(args.vm);
-  if (!Number.isInteger(args.cpus) || args.cpus < 1) {
-    throw new PmcError('PMC_E_USAGE', `-c ${args.cpus}: the number of vCPUs must be a whole number from 1`, 'e.g. -c 2');
-  }
-  if (args.from !== undefined && args.clone === undefined) {
-    throw new PmcError('PMC_E_USAGE', '--from names the node to clone from, but --clone is missing', 'pmc vm add --clone web-1 --from pm-2 ...');
-  }
-  return {
-    name,
-    nodes: args.pm ?? [],
-    sizeBytes: parseSize(args.size, 'disk size (-s)'),
-    memoryBytes: parseSize(args.memory, 'memory (-m)'),
-    vcpus: args.cpus,
-    iso: args.iso === undefined ? undefined : isoFileName(args.iso),
-    ip: args.ip === undefined ? undefined : parseIp(args.ip),
-    mac: args.mac === undefined ? undefined : parseMac(args.mac),
-    clone: args.clone === undefined ? undefined : { vm: args.clone, from: args.from },
-    start: args.start,
-    force: args.force,
-  };
-}
-
-/** `-i ubuntu-2020` means ubuntu-2020.iso in the ISO store; never a path. */
-function isoFileName(input: string): string {
-  const file = input.endsWith('.iso') ? input : `${input}.iso`;
-  if (!/^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/.test(file)) {
-    throw new PmcError('PMC_E_ISO_UNKNOWN', `-i ${JSON.stringify(input)}: name an image of the ISO store, not a path`,
-      'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)');
-  }
-  return file;
-}
+import { parseVmAddArgs, type VmAddArgs } from './add-args.js';
 
 export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<ApplyResult>> {
   const request = parseVmAddArgs(args);

@@ -9,13 +9,13 @@ import { readCluster } from '../../model/read.js';
 import type { Domain } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { quote } from '../../util/shell.js';
+import { parseSeconds } from '../../util/validate.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
   demoteStep, destroyStep, drbdadmCommand, managedVm, nodesNotAsked, runVmPlan, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
-
-export const DEFAULT_STOP_TIMEOUT_S = 120;
+import { DEFAULT_STOP_TIMEOUT_S } from './defaults.js';
 
 export interface StartOptions {
   /** Start there instead of on the primary / preferred node. */
@@ -120,9 +120,7 @@ export interface StopOptions {
  * Secondary wherever it is Primary, so that it can start on either node next time.
  */
 export function planVmStop(state: ClusterState, name: string, config: PlannerConfig, opts: StopOptions): Plan {
-  if (!opts.force && !(Number.isInteger(opts.timeoutSeconds) && opts.timeoutSeconds > 0)) {
-    throw new PmcError('PMC_E_USAGE', `--timeout must be a whole number of seconds above 0 (got ${opts.timeoutSeconds})`, 'e.g. --timeout 300');
-  }
+  if (!opts.force) parseSeconds(opts.timeoutSeconds, '--timeout');
   const vm = managedVm(state, name, config);
   const steps: Step[] = [];
   for (const r of vm.replicas) {

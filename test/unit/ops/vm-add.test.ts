@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import type { Plan } from '../../../src/ops/engine/plan.js';
-import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm/add.js';
+import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm/add-args.js';
 import {
   checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type VmAddRequest,
 } from '../../../src/ops/vm/add-plan.js';
@@ -81,7 +81,7 @@ describe('vm add: arguments', () => {
   });
 
   test('-c must be a whole number, --from needs --clone', () => {
-    refuses('PMC_E_USAGE', /vCPUs/, () => parseVmAddArgs({ ...base, cpus: 0 }));
+    refuses('PMC_E_USAGE', /-c "0": must be a whole number of vCPUs/, () => parseVmAddArgs({ ...base, cpus: 0 }));
     refuses('PMC_E_USAGE', /--clone is missing/, () => parseVmAddArgs({ ...base, from: 'pm-1' }));
   });
 
