@@ -35,7 +35,7 @@ export function defineCommand<Args, Data>(cmd: PmcCommand<Args, Data>): PmcComma
 /** The list options shared by `pm ls` and `vm ls`. */
 export function listOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return y
-    .option('output', { alias: 'o', type: 'string', describe: 'comma-separated fields to show (see the list below)' })
+    .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'comma-separated fields to show (see the list below)' })
     .option('headers', { type: 'boolean', default: true, describe: 'print the header line (--no-headers to omit it)' });
 }
 

@@ -89,6 +89,8 @@ async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnT
   let ctx: Context | undefined;
   let args = parsed;
   try {
+    assertGivenOnce(parsed);
+    assertNoExtraWords(parsed._);
     args = { ...parsed, ...cmd.check?.(parsed) };
     const nodes = (cmd.nodes?.(args) ?? []).filter((n): n is string => n !== undefined);
     const { openContext } = await import('./context.js');
@@ -121,6 +123,30 @@ function assertKnownCommand(words: readonly string[]): void {
       ? `the ${group.name} commands are ${group.commands.map((c) => c.command.split(' ')[0]).join(', ')}`
       : `the groups are ${GROUPS.map((g) => g.name).join(', ')}`;
     throw new PmcError('PMC_E_USAGE', `no command ${JSON.stringify(words.join(" "))}`, `${known}; run "pmc --help"`);
+  }
+}
+
+/** Options that may be given more than once (yargs collects them in an array), and positional lists. */
+const REPEATABLE = new Set(['_', 'pm', 'p', 'only', 'nodes', 'vms']);
+
+/** `--config a --config b` (or any other option twice): refused, rather than guessing which one was meant. */
+function assertGivenOnce(args: Record<string, unknown>): void {
+  const repeated = Object.keys(args).find((key) => !REPEATABLE.has(key) && Array.isArray(args[key]));
+  if (repeated !== undefined) {
+    const option = repeated.length === 1 ? `-${repeated}` : `--${repeated}`;
+    throw new PmcError('PMC_E_USAGE', `${option} is given ${(args[repeated] as unknown[]).length} times`, `give ${option} once`);
+  }
+}
+
+/**
+ * The words yargs did not use: after the group and command, only words following "--" are
+ * left (`pmc vm ls -- -x`); yargs' strict mode lets them pass, and they would be ignored.
+ */
+function assertNoExtraWords(words: ReadonlyArray<string | number>): void {
+  const extra = words.slice(2);
+  if (extra.length > 0) {
+    throw new PmcError('PMC_E_USAGE', `unexpected argument ${JSON.stringify(String(extra[0]))}`,
+      'names of VMs and nodes never start with "-"; run "pmc <group> <command> --help" for its arguments');
   }
 }
 

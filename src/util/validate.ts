@@ -61,7 +61,7 @@ export function isHostAddress(value: string): boolean {
  * DRBD resource and domain of the same name, so the name must be a valid LV name; a VM
  * created outside pmc may use capitals, "_", "+" and "." (pmc's own are stricter: assertVmName).
  */
-const VM_REFERENCE = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
+const VM_REFERENCE = /^(?!\.\.?$)[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
 
 export function assertVmReference(name: string): string {
   if (!VM_REFERENCE.test(name)) {

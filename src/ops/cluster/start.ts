@@ -8,7 +8,7 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
 import { readCluster, unreachableWarnings } from '../../model/read.js';
 import type { DrbdConnectionState, DrbdResource } from '../../probe/types.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { applyEach, applyPlan, type ApplyResult } from '../engine/execute.js';
 import { findVm } from '../vm/list.js';
 import type { Plan, Step } from '../engine/plan.js';
@@ -84,9 +84,9 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
 
   const hosts = vm.replicas.find((r) => r.resource)?.resource?.hosts.map((h) => h.name);
   if (!hosts) return decideWithoutDrbd(vm);
-  const retry = `then pmc cluster start --only ${vm.name}`;
+  const retry = `then pmc cluster start --only ${quote(vm.name)}`;
   if (hosts.length !== 2) {
-    return { ...base, kind: 'refuse', reason: `its DRBD resource has ${hosts.length} nodes (${hosts.join(', ')}); pmc starts two-node pairs only`, fix: `start it by hand: drbdadm primary ${vm.name} && virsh start ${vm.name} on the right node` };
+    return { ...base, kind: 'refuse', reason: `its DRBD resource has ${hosts.length} nodes (${hosts.join(', ')}); pmc starts two-node pairs only`, fix: `start it by hand: drbdadm primary ${quote(vm.name)} && virsh start ${quote(vm.name)} on the right node` };
   }
   const sides = hosts.map((node): Side => {
     const replica = vm.replicas.find((r) => r.node === node) ?? { node, reachable: false, domain: undefined, resource: undefined, lv: undefined };
@@ -100,7 +100,7 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
     return {
       ...base, kind: 'refuse',
       reason: `split brain: the data on ${a.node} and ${b.node} diverged (${describeSide(a)}; ${describeSide(b)})`,
-      fix: `decide whose data to keep (the other node's changes since the split are lost); on the other node: drbdadm secondary ${resourceName} && drbdadm connect --discard-my-data ${resourceName}; on the kept node: drbdadm connect ${resourceName}; ${retry}`,
+      fix: `decide whose data to keep (the other node's changes since the split are lost); on the other node: drbdadm secondary ${quote(resourceName)} && drbdadm connect --discard-my-data ${quote(resourceName)}; on the kept node: drbdadm connect ${quote(resourceName)}; ${retry}`,
     };
   }
   const waitingForDrbd = sides.filter((s) => s.replica.reachable && s.resource && !s.resource.up);
@@ -129,14 +129,14 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
       reason: `no node has UpToDate data (${describeSide(a)}; ${describeSide(b)})`,
       fix: away.length
         ? `bring ${away.join(' and ')} back with DRBD up (pmc pm drbd-up ${away.join(' ')}): its data may be the current one; ${retry}`
-        : `find out which node has the newest data; only if you are sure: drbdadm primary --force ${resourceName} there; ${retry}`,
+        : `find out which node has the newest data; only if you are sure: drbdadm primary --force ${quote(resourceName)} there; ${retry}`,
     };
   }
   if (currentSides.length === 2 && !(connected(a) && connected(b))) {
     return {
       ...base, kind: 'refuse',
       reason: `both ${a.node} and ${b.node} claim UpToDate data but are not connected (${connection(a)}/${connection(b)}): they may have diverged`,
-      fix: `check the DRBD link and run drbdadm connect ${resourceName} on both; if they stay StandAlone it is a split brain (see pmc cluster verify); ${retry}`,
+      fix: `check the DRBD link and run drbdadm connect ${quote(resourceName)} on both; if they stay StandAlone it is a split brain (see pmc cluster verify); ${retry}`,
     };
   }
 
@@ -161,10 +161,10 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
       return {
         ...base, kind: 'refuse',
         reason: `no node defines the domain ${vm.name}, only its DRBD resource exists: a VM half made or half removed`,
-        fix: `finish it (virsh define its XML on ${a.node} and ${b.node}) or remove it (pmc vm rm ${vm.name})`,
+        fix: `finish it (virsh define its XML on ${a.node} and ${b.node}) or remove it (pmc vm rm ${quote(vm.name)})`,
       };
     }
-    const copy = `virsh dumpxml --inactive --security-info ${vm.name} > ${vm.name}.xml`;
+    const copy = `virsh dumpxml --inactive --security-info ${quote(vm.name)} > ${quote(`${vm.name}.xml`)}`;
     return {
       ...base, kind: 'refuse',
       reason: `the current data is on ${chosen.node}, but ${vm.name} is not defined there`,
@@ -176,7 +176,7 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
     return {
       ...base, kind: 'refuse',
       reason: `${otherPrimary.node} is DRBD Primary for ${resourceName} although ${vm.name} does not run there, and ${chosen.node} has the current data`,
-      fix: `on ${otherPrimary.node}: drbdadm secondary ${resourceName}; ${retry}`,
+      fix: `on ${otherPrimary.node}: drbdadm secondary ${quote(resourceName)}; ${retry}`,
     };
   }
   return { ...base, kind: 'start', node: chosen.node, degraded, reason, steps: startSteps(chosen, vm.name, resourceName) };
@@ -192,7 +192,7 @@ function decideWithoutDrbd(vm: Vm): StartDecision {
   return {
     vm: vm.name, kind: 'refuse',
     reason: `defined on ${defined.map((r) => r.node).join(' and ') || 'no reachable node'} without a DRBD resource: pmc cannot tell which copy is current`,
-    fix: `start it by hand on the right node: virsh start ${vm.name}`,
+    fix: `start it by hand on the right node: virsh start ${quote(vm.name)}`,
   };
 }
 
@@ -272,7 +272,7 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
   }
   const waitedSeconds = Math.round((Date.now() - t0) / 1000);
   const final = decisions.map((d): StartDecision => (d.kind === 'pending'
-    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${d.vm}), then pmc cluster start --only ${d.vm}` }
+    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${quote(d.vm)}), then pmc cluster start --only ${quote(d.vm)}` }
     : d));
   const vms = await startAll(ctx, final);
   const drbd: DrbdUpResult = {

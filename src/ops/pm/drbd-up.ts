@@ -66,7 +66,7 @@ export function planDrbdUp(state: ClusterState, nodes: readonly string[], volume
     const down = localResources(state, node, only).filter((r) => !r.up);
     if (down.length === 0) continue;
     if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
-      steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
+      steps.push({ node, command: commandLine(['vgchange', '-ay', '--', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
     }
     if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
     steps.push(...down.map((r) => upStep(node, r.name)));

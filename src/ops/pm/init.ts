@@ -83,7 +83,7 @@ export function nodeChecks(node: NodeState, target: SshTarget, extra: InitFacts 
     vgCheck(name, f, config.storage.volumeGroup),
     f.backupDirExists
       ? check(name, 'backup-dir', 'PASS', config.backups.directory)
-      : check(name, 'backup-dir', 'FAIL', `${config.backups.directory} does not exist`, `mkdir -p ${config.backups.directory}`,
+      : check(name, 'backup-dir', 'FAIL', `${config.backups.directory} does not exist`, commandLine(['mkdir', '-p', config.backups.directory]),
         [{ node: name, command: commandLine(['mkdir', '-p', config.backups.directory]), why: `create the backup directory ${config.backups.directory}` }]),
     ...(['xdelta3', 'rsync'] as const).map((tool) => (f.tools[tool]
       ? check(name, tool, 'PASS', 'installed')

@@ -407,9 +407,9 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   for (const node of target.nodes) {
     steps.push({
       node,
-      command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${target.lvBytes}b`, '-n', name, vg]),
+      command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${target.lvBytes}b`, '-n', name, '--', vg]),
       why: `create the LV ${lv} (${formatBytes(target.lvBytes)}) on ${node}`,
-      undo: { command: commandLine(['lvremove', '-q', '-y', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
+      undo: { command: commandLine(['lvremove', '-q', '-y', '--', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
     });
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }

@@ -81,7 +81,7 @@ async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: 
       return;
     }
     const other = nodes.find((n) => n !== node)!;
-    const out = await remoteRead(ctx, other, `getent ahostsv4 ${quote(host)} | awk 'NR == 1 { print $1 }'`);
+    const out = await remoteRead(ctx, other, `getent ahostsv4 -- ${quote(host)} | awk 'NR == 1 { print $1 }'`);
     const address = out.trim();
     if (!isIP(address)) {
       throw new PmcError('PMC_E_REMOTE', `${other} cannot resolve ${host}, the address of ${node}`,

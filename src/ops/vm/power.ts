@@ -33,7 +33,7 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length > 0) {
     throw new PmcError('PMC_E_STATE', `${vm.name} is already ${running.map((r) => `${r.domain!.state} on ${r.node}`).join(' and ')}`,
-      running.length > 1 ? 'it runs twice: keep the copy with the newer data and destroy the other by hand' : `pmc vm reboot ${vm.name} restarts it where it runs`);
+      running.length > 1 ? 'it runs twice: keep the copy with the newer data and destroy the other by hand' : `pmc vm reboot ${quote(vm.name)} restarts it where it runs`);
   }
   const down = nodesNotAsked(vm);
   if (down.length > 0) {
@@ -42,7 +42,7 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
   }
   if (vm.flags.includes('split-brain')) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource of ${vm.name} is in split brain: its two sides hold different data`,
-      `pick the side to keep; on the other run "drbdadm connect --discard-my-data ${vm.name}", then "drbdadm connect ${vm.name}" on the kept one`);
+      `pick the side to keep; on the other run "drbdadm connect --discard-my-data ${quote(vm.name)}", then "drbdadm connect ${quote(vm.name)}" on the kept one`);
   }
   if (!vm.replicas.some((r) => r.resource?.configured)) {
     throw new PmcError('PMC_E_STATE', `${vm.name} has no DRBD resource; pmc starts only VMs whose disk DRBD replicates`,
@@ -92,7 +92,7 @@ function assertCurrentData(vm: Vm, replica: VmReplica): string {
   }
   if (!resource.up) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource ${resource.name} is down on ${node}`,
-      `bring it up first: pmc pm drbd-up ${node} (or drbdadm up ${resource.name} there)`);
+      `bring it up first: pmc pm drbd-up ${node} (or drbdadm up ${quote(resource.name)} there)`);
   }
   if (resource.diskState !== 'UpToDate') {
     const syncing = resource.peers.some((p) => p.replication.startsWith('Sync') || p.replication.startsWith('PausedSync'));
@@ -143,7 +143,7 @@ export function planVmStop(state: ClusterState, name: string, config: PlannerCon
  * is off, in one remote command, so the wait needs no round trip per poll.
  */
 function shutdownStep(vmName: string, node: string, domain: Domain, timeoutSeconds: number): Step {
-  const late = quote(`${vmName} did not shut down within ${timeoutSeconds} s; "pmc vm stop --force ${vmName}" powers it off`);
+  const late = quote(`${vmName} did not shut down within ${timeoutSeconds} s; "pmc vm stop --force ${quote(vmName)}" powers it off`);
   const command = `${virshCommand('shutdown', domain)} >/dev/null && end=$(( $(date +%s) + ${timeoutSeconds} ))`
     + ` && while state=$(${virshCommand('domstate', domain)}) && [ "$state" != 'shut off' ];`
     + ` do if [ "$(date +%s)" -ge "$end" ]; then echo ${late} "(still $state)" >&2; exit 1; fi; sleep 1; done`
@@ -161,7 +161,7 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
   const vm = managedVm(state, name, config);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length === 0) {
-    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${nodesNotAsked(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${vm.name}`);
+    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${nodesNotAsked(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${quote(vm.name)}`);
   }
   if (running.length > 1) {
     throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${running.map((r) => r.node).join(' and ')} at once`,

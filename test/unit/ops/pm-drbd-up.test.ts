@@ -25,7 +25,7 @@ test('after a boot: vgchange, modprobe, then drbdadm up for each resource, in th
   const state = buildCluster(CONFIG, probes(NODES, bootedPm1()));
   const plan = planDrbdUp(state, ['pm-1'], 'vg-pmc');
   assert.deepEqual(plan.steps.map((s) => [s.node, s.command]), [
-    ['pm-1', 'vgchange -ay vg-pmc'],
+    ['pm-1', 'vgchange -ay -- vg-pmc'],
     ['pm-1', 'modprobe drbd'],
     ['pm-1', 'drbdadm up web'],
     ['pm-1', 'drbdadm up db'],
@@ -46,7 +46,7 @@ test('--only limits the resources; resources without a section for this host are
   const state = buildCluster(CONFIG, probes(NODES, bootedPm1({
     drbdResources: [...bootedPm1()['pm-1'].drbdResources, stranger],
   })));
-  assert.deepEqual(planDrbdUp(state, ['pm-1'], 'vg-pmc', ['db']).steps.map((s) => s.command), ['vgchange -ay vg-pmc', 'modprobe drbd', 'drbdadm up db']);
+  assert.deepEqual(planDrbdUp(state, ['pm-1'], 'vg-pmc', ['db']).steps.map((s) => s.command), ['vgchange -ay -- vg-pmc', 'modprobe drbd', 'drbdadm up db']);
   assert.ok(!planDrbdUp(state, ['pm-1'], 'vg-pmc').steps.some((s) => s.command.includes('other')));
   assert.deepEqual(planDrbdUp(state, ['pm-1'], 'vg-pmc', ['nothing-here']).steps, []);
 });

@@ -191,11 +191,11 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
 
   test('LV, resource file, metadata and up on each node; connect; skip the initial sync; primary; define on both; start', () => {
     const expected = [
-      '[pm-1] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-1] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       '[pm-1] cat > /etc/drbd.d/web.res.tmp && mv -f /etc/drbd.d/web.res.tmp /etc/drbd.d/web.res',
       '[pm-1] drbdadm -- --force create-md web',
       '[pm-1] drbdadm up web',
-      '[pm-2] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-2] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       '[pm-2] cat > /etc/drbd.d/web.res.tmp && mv -f /etc/drbd.d/web.res.tmp /etc/drbd.d/web.res',
       '[pm-2] drbdadm -- --force create-md web',
       '[pm-2] drbdadm up web',
@@ -258,10 +258,10 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
       `[pm-1] virsh undefine ${UUID}`,
       '[pm-2] drbdadm down web',
       '[pm-2] rm -f /etc/drbd.d/web.res',
-      '[pm-2] lvremove -q -y vg-pmc/web',
+      '[pm-2] lvremove -q -y -- vg-pmc/web',
       '[pm-1] drbdadm down web',
       '[pm-1] rm -f /etc/drbd.d/web.res',
-      '[pm-1] lvremove -q -y vg-pmc/web',
+      '[pm-1] lvremove -q -y -- vg-pmc/web',
     ]);
   });
 
@@ -281,7 +281,7 @@ describe('vm add: one node', () => {
   test('its LV is its disk: no DRBD, no resource file', () => {
     const p = plan({ nodes: ['pm-3'] });
     assert.deepEqual(commands(p), [
-      '[pm-3] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-3] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       `[pm-3] f=$(mktemp) && trap 'rm -f "$f"' EXIT && cat > "$f" && virsh define "$f"`,
       `[pm-3] virsh start ${UUID}`,
     ]);
