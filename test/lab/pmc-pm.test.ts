@@ -36,12 +36,6 @@ const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: [
 const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
 const device = `/dev/drbd${vm.minor}`;
 const BACKUP_DIR = "/pmc-vm-backup";
-/**
- * Lines the trust test removes from nodes' files. They are put back line by line, only where
- * missing, so that even two runs of this file at once (the whole suite and this file alone)
- * leave the files whole.
- */
-const removed: Array<{ node: string; file: string; line: string }> = [];
 
 const config = labConfigVariant("start", (yaml) =>
   yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 300, last: 399 }\n    ports: { first: 8100, last: 8199 }\n"),
@@ -95,17 +89,26 @@ async function removeVm(): Promise<void> {
   await removeDrbdResource({ ...vm, nodes: labNodes().map((n) => n.name) as [string, string] });
 }
 
-/** Removes the lines of `file` on `node` that `match` selects, remembering them. */
+/** The node files the trust test edits; each is first copied beside itself, on the node. */
+const EDITED_FILES = [{ node: "pm-1", file: "/root/.ssh/known_hosts" }, { node: "pm-3", file: "/root/.ssh/authorized_keys" }];
+const SAVED_SUFFIX = ".pmc-test-saved";
+
+/**
+ * Removes the lines of `file` on `node` that `match` selects. The file's original is kept on
+ * the node itself, so a run that crashes halfway is repaired by the next run's before().
+ */
 async function removeLines(node: string, file: string, match: (line: string) => boolean): Promise<void> {
+  const saved = `${file}${SAVED_SUFFIX}`;
+  await labExecOk(node, `test -e ${saved} || cp -p ${file} ${saved}`);
   const lines = (await labExecOk(node, `cat ${file}`)).split("\n").filter(match);
-  removed.push(...lines.map((line) => ({ node, file, line })));
   for (const line of lines) await labExecOk(node, `grep -vxF -e ${shq(line)} ${file} > ${file}.tmp; cat ${file}.tmp > ${file}; rm ${file}.tmp`);
 }
 
-/** Puts back what the trust test took away, whatever state it stopped in. */
+/** Puts back what the trust test took away, whatever state it (or an earlier run) stopped in. */
 async function restoreNodeFiles(): Promise<void> {
-  for (const { node, file, line } of removed.splice(0)) {
-    await labExecOk(node, `grep -qxF -e ${shq(line)} ${file} || printf '%s\\n' ${shq(line)} >> ${file}`);
+  for (const { node, file } of EDITED_FILES) {
+    const saved = `${file}${SAVED_SUFFIX}`;
+    await labExecOk(node, `if [ -e ${saved} ]; then cat ${saved} > ${file} && rm ${saved}; fi`);
   }
   await labExecOk("pm-3", `mkdir -p ${BACKUP_DIR}`);
 }
