@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { main } from '../../src/cli/main.js';
-import { sshOptions } from '../../src/ops/vm-console.js';
+import { sshOptions } from '../../src/ops/vm/console.js';
 import { SshPool } from '../../src/ssh/pool.js';
 import type { SshTarget } from '../../src/ssh/types.js';
 import { PmcError } from '../../src/util/errors.js';
