@@ -19,44 +19,58 @@ export interface HashedEntryKey {
   digest: Int32Array;
 }
 
-/** A name prepared for matching: its bytes padded into SHA-1 blocks after a 64-byte key block. */
+/**
+ * A name prepared for matching: its bytes padded into SHA-1 blocks after a 64-byte key block,
+ * each block already expanded into its 80-word message schedule (the same for every entry).
+ */
 export interface PreparedName {
-  blocks: Int32Array;
+  schedules: Int32Array;
 }
 
 const BLOCK_BYTES = 64;
 const DIGEST_BYTES = 20;
 const IV = Int32Array.of(0x67452301, 0xefcdab89 | 0, 0x98badcfe | 0, 0x10325476, 0xc3d2e1f0 | 0);
 
-const schedule = new Int32Array(80);
+const SCHEDULE_WORDS = 80;
+
+/** Expands the 16 words at `words[offset]` into SHA-1's 80-word message schedule at `out[at]`. */
+function expand(words: Int32Array, offset: number, out: Int32Array, at: number): void {
+  for (let i = 0; i < 16; i++) out[at + i] = words[offset + i]!;
+  for (let i = at + 16; i < at + SCHEDULE_WORDS; i++) {
+    const x = out[i - 3]! ^ out[i - 8]! ^ out[i - 14]! ^ out[i - 16]!;
+    out[i] = (x << 1) | (x >>> 31);
+  }
+}
+
+const schedule = new Int32Array(SCHEDULE_WORDS);
 
 /** One SHA-1 block compression: `state` (5 words) is updated with the 16 words at `words[offset]`. */
 function compress(state: Int32Array, words: Int32Array, offset: number): void {
-  const w = schedule;
-  for (let i = 0; i < 16; i++) w[i] = words[offset + i]!;
-  for (let i = 16; i < 80; i++) {
-    const x = w[i - 3]! ^ w[i - 8]! ^ w[i - 14]! ^ w[i - 16]!;
-    w[i] = (x << 1) | (x >>> 31);
-  }
+  expand(words, offset, schedule, 0);
+  rounds(state, schedule, 0);
+}
+
+/** SHA-1's 80 rounds over the message schedule at `w[at]`, added into `state`. */
+function rounds(state: Int32Array, w: Int32Array, at: number): void {
   let a = state[0]!;
   let b = state[1]!;
   let c = state[2]!;
   let d = state[3]!;
   let e = state[4]!;
   // Four loops of 20 rounds, one per round function, keep the hot loop free of branches.
-  for (let i = 0; i < 20; i++) {
+  for (let i = at; i < at + 20; i++) {
     const t = (((a << 5) | (a >>> 27)) + ((b & c) | (~b & d)) + e + 0x5a827999 + w[i]!) | 0;
     e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
   }
-  for (let i = 20; i < 40; i++) {
+  for (let i = at + 20; i < at + 40; i++) {
     const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0x6ed9eba1 + w[i]!) | 0;
     e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
   }
-  for (let i = 40; i < 60; i++) {
+  for (let i = at + 40; i < at + 60; i++) {
     const t = (((a << 5) | (a >>> 27)) + ((b & c) | (b & d) | (c & d)) + e - 0x70e44324 + w[i]!) | 0;
     e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
   }
-  for (let i = 60; i < 80; i++) {
+  for (let i = at + 60; i < at + 80; i++) {
     const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e - 0x359d3e2a + w[i]!) | 0;
     e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
   }
@@ -104,7 +118,10 @@ export function hashedEntryKey(salt: Buffer, digest: Buffer): HashedEntryKey | u
 }
 
 export function prepareName(name: string): PreparedName {
-  return { blocks: padded(Buffer.from(name, 'utf8'), BLOCK_BYTES) };
+  const blocks = padded(Buffer.from(name, 'utf8'), BLOCK_BYTES);
+  const schedules = new Int32Array((blocks.length / 16) * SCHEDULE_WORDS);
+  for (let block = 0; block < blocks.length / 16; block++) expand(blocks, block * 16, schedules, block * SCHEDULE_WORDS);
+  return { schedules };
 }
 
 /** The outer hash's single block: the 20-byte inner digest, padded after the opad key block. */
@@ -114,7 +131,7 @@ const state = new Int32Array(5);
 /** Whether HMAC-SHA1(salt, name) equals the entry's hash. */
 export function hashedNameMatches(key: HashedEntryKey, name: PreparedName): boolean {
   state.set(key.inner);
-  for (let offset = 0; offset < name.blocks.length; offset += 16) compress(state, name.blocks, offset);
+  for (let at = 0; at < name.schedules.length; at += SCHEDULE_WORDS) rounds(state, name.schedules, at);
   outerBlock.set(state, 0);
   state.set(key.outer);
   compress(state, outerBlock, 0);

@@ -160,20 +160,22 @@ function isLiteral(entry: KnownHostEntry): boolean {
 
 /**
  * The entries of known_hosts files, indexed so that looking a name up costs: one Map get
- * for literal names, a pattern match per wildcard or negated entry, and one HMAC per hashed
- * entry (the only per-entry cost OpenSSH has too). Each name is looked up once; the answer
- * is kept for the run.
+ * for literal names, a pattern match per wildcard or negated entry, and at most one HMAC per
+ * hashed entry (the only per-entry cost OpenSSH has too); an entry already found for another
+ * name is not hashed again, as its hash is of that name only. Each name is looked up once;
+ * the answer is kept for the run.
  */
 export class KnownHostsIndex {
   /** Lowercased literal name → positions (in `entries`) of the entries listing it. */
   private readonly literal = new Map<string, number[]>();
   private readonly patterned: number[] = [];
-  private readonly hashed: number[] = [];
+  /** Hashed entries not yet found for a name looked up: a hash is of one name only. */
+  private unclaimedHashed: number[] = [];
   private readonly byName = new Map<string, readonly KnownHostEntry[]>();
 
   constructor(readonly entries: readonly KnownHostEntry[]) {
     entries.forEach((entry, position) => {
-      if (entry.hashed) this.hashed.push(position);
+      if (entry.hashed) this.unclaimedHashed.push(position);
       else if (!isLiteral(entry)) this.patterned.push(position);
       else {
         for (const name of new Set(entry.patterns.map((p) => p.toLowerCase()))) {
@@ -190,11 +192,13 @@ export class KnownHostsIndex {
     const lower = name.toLowerCase();
     let found = this.byName.get(lower);
     if (!found) {
-      const prepared = this.hashed.length > 0 ? prepareName(lower) : undefined;
+      const prepared = this.unclaimedHashed.length > 0 ? prepareName(lower) : undefined;
+      const hashed = this.unclaimedHashed.filter((p) => matchesName(this.entries[p]!, lower, prepared));
+      if (hashed.length > 0) this.unclaimedHashed = this.unclaimedHashed.filter((p) => !hashed.includes(p));
       const positions = [
         ...(this.literal.get(lower) ?? []),
         ...this.patterned.filter((p) => matchesName(this.entries[p]!, lower, prepared)),
-        ...this.hashed.filter((p) => matchesName(this.entries[p]!, lower, prepared)),
+        ...hashed,
       ].sort((a, b) => a - b);
       found = positions.map((p) => this.entries[p]!);
       this.byName.set(lower, found);
