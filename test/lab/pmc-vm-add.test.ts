@@ -295,18 +295,26 @@ describe("pmc vm add on the lab", { timeout: 60 * 60_000 }, () => {
 
   it("a node killed in the middle of vm add: nothing is left on the surviving node, and pmc says what it undid", async () => {
     // The kill point is deterministic: on pm-2, `drbdadm up add-kill` is held by a wrapper
-    // (bind-mounted over drbdadm, gone with the node's reboot) until the test kills the node.
+    // (bind-mounted over drbdadm, so gone with the node's reboot) until the test kills the node.
+    // /run is noexec: the wrapper lives in /var/lib/pmc-test.
     const drbdadm = (await labExecOk("pm-2", "command -v drbdadm")).trim();
+    const dir = "/var/lib/pmc-test";
     const wrapper = [
       "#!/bin/sh",
       'case " $* " in *" up add-kill "*) touch /run/pmc-test-reached; while :; do sleep 1; done;; esac',
-      'exec /run/pmc-test-drbdadm.real "$@"',
+      `exec ${dir}/drbdadm.real "$@"`,
     ].join("\n");
-    await labExecOk("pm-2", `rm -f /run/pmc-test-reached; cp ${drbdadm} /run/pmc-test-drbdadm.real; ` +
-      `printf '%s\\n' ${shq(wrapper)} > /run/pmc-test-drbdadm; chmod 755 /run/pmc-test-drbdadm; mount --bind /run/pmc-test-drbdadm ${drbdadm}`);
-    const running = pmcTimed(["vm", "add", "--json", "-p", "pm-1", "-p", "pm-2", "-s", "1", "-m", "64M", "add-kill"]);
+    await labExecOk("pm-2", `rm -f /run/pmc-test-reached; mkdir -p ${dir}; cp ${drbdadm} ${dir}/drbdadm.real; ` +
+      `printf '%s\\n' ${shq(wrapper)} > ${dir}/drbdadm; chmod 755 ${dir}/drbdadm; mount --bind ${dir}/drbdadm ${drbdadm}`);
+    let pmcEnded = false;
+    const running = pmcTimed(["vm", "add", "--json", "-p", "pm-1", "-p", "pm-2", "-s", "1", "-m", "64M", "add-kill"])
+      .finally(() => { pmcEnded = true; });
     try {
-      await waitFor("pm-2 to reach `drbdadm up add-kill`", async () => (await labExec("pm-2", "test -e /run/pmc-test-reached")).exitCode === 0, 900_000, 1000);
+      const reached = await waitFor("pm-2 to reach `drbdadm up add-kill`", async () => {
+        if (pmcEnded) return "pmc ended first";
+        return (await labExec("pm-2", "test -e /run/pmc-test-reached")).exitCode === 0 && "reached";
+      }, 900_000, 1000);
+      if (reached !== "reached") throw new Error("pmc ended before it reached the kill point");
     } catch (err) {
       await labExec("pm-2", `umount ${drbdadm}`);
       const r = await running;
