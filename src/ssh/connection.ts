@@ -10,8 +10,12 @@ import type { Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import { PmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
 import { planAuth } from './auth.js';
-import { authFailure, connectFailure, endpoint, hostKeyFailure, type Ssh2Error } from './failures.js';
-import { hostLookupName, knownKeyTypes, loadKnownHosts, verifyHostKey } from './known-hosts.js';
+import {
+  authFailure, connectFailure, endpoint, hostKeyFailure, noCommonHostKeyFailure, unreadableKnownHostsFailure, type Ssh2Error,
+} from './failures.js';
+import {
+  checkServerKey, hostLookupName, KnownHostsStore, plainEntries, unreadableFiles, type HostKeys,
+} from './known-hosts.js';
 import { Semaphore } from './semaphore.js';
 import type { RemoteResult, RunOptions, SshTarget } from './types.js';
 
@@ -34,8 +38,11 @@ const TIMEOUT_EXIT_CODES: ReadonlyArray<number | null> = [124, 137];
  */
 const GIVE_UP_AFTER_MS = (KILL_AFTER_S + 3) * 1000;
 
-/** ssh2's own preference order for host key algorithms (its DEFAULT_SERVER_HOST_KEY). */
-const DEFAULT_HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+/**
+ * Host key algorithms in OpenSSH's order of preference (its default HostKeyAlgorithms, and
+ * ssh2's): ed25519 verifies fastest, RSA slowest. ssh-rsa (SHA-1 signatures) comes last.
+ */
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
   'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
 ];
@@ -52,6 +59,8 @@ export interface ConnectOptions {
   maxSessions?: number;
   /** --verbose output: one line per event, never stdin or key material. */
   log?: (line: string) => void;
+  /** The run's known_hosts files, read once and shared by every connection (a new store reads them afresh). */
+  knownHosts?: KnownHostsStore;
 }
 
 /**
@@ -62,8 +71,16 @@ export interface ConnectOptions {
  * (PMC_E_NODE_UNREACHABLE, PMC_E_HOSTKEY_UNKNOWN, PMC_E_HOSTKEY_CHANGED, PMC_E_AUTH).
  */
 export async function connect(target: SshTarget, options: ConnectOptions = {}): Promise<SshConnection> {
-  const [knownHosts, auth] = await Promise.all([loadKnownHosts(target.knownHostsFiles), planAuth(target)]);
+  const store = options.knownHosts ?? new KnownHostsStore();
+  const [knownHosts, auth] = await Promise.all([store.load(target.knownHostsFiles), planAuth(target)]);
+  const unreadable = unreadableFiles(knownHosts)[0];
+  if (unreadable) {
+    const error = unreadableKnownHostsFailure(target, unreadable.file, unreadable.error!);
+    options.log?.(`[${target.name}] ${error.message}`);
+    throw error;
+  }
   const lookupNames = [...new Set([target.host, target.name].map((h) => hostLookupName(h, target.port)))];
+  const hostKeys = knownHosts.index.lookup(lookupNames);
   const started = performance.now();
   const client = new ssh2.Client();
   let hostKeyError: PmcError | undefined;
@@ -90,7 +107,9 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
         return;
       }
       if (hostKeyError) settle(hostKeyError);
-      else if (err.level === 'client-authentication') settle(authFailure(target, auth));
+      else if (err.level === 'handshake' && /no matching host key/i.test(err.message) && plainEntries(hostKeys).length > 0) {
+        settle(noCommonHostKeyFailure(target, hostKeys, options.via));
+      } else if (err.level === 'client-authentication') settle(authFailure(target, auth));
       else settle(connectFailure(target, err, options.via));
     };
     const onClose = (): void => settle(hostKeyError ?? connectFailure(target, new Error('connection lost before handshake'), options.via));
@@ -105,10 +124,9 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       readyTimeout: target.connectTimeoutMs,
       keepaliveInterval: target.keepaliveIntervalMs,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(knownHosts.entries, lookupNames)) },
+      algorithms: { serverHostKey: hostKeyAlgorithms(hostKeys) },
       hostVerifier: (keyBlob: Buffer): boolean => {
-        const verdict = verifyHostKey(knownHosts.entries, lookupNames, keyBlob);
-        hostKeyError = hostKeyFailure(target, verdict, keyBlob, { via: options.via, notes: knownHosts.notes });
+        hostKeyError = hostKeyFailure(target, checkServerKey(hostKeys, keyBlob), keyBlob, { via: options.via, hostKeys });
         return hostKeyError === undefined;
       },
     });
@@ -116,16 +134,17 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
 }
 
 /**
- * ssh2 negotiates a single host key algorithm, by our order of preference. Putting the
- * types known_hosts has for this host first makes the server show us a key we can check;
- * otherwise a host known only by its ecdsa key would look unknown when it offers ed25519.
+ * The host key algorithms to offer: those of the key types known_hosts holds for the host,
+ * in OpenSSH's order of preference (not the file's: ssh-keyscan writes RSA first). A server
+ * can then only show a key pmc can check; one that has none of those types fails the
+ * handshake and is reported as a changed identity, as OpenSSH reports it. A host known_hosts
+ * knows nothing usable about is offered every algorithm, so that its key and fingerprint can
+ * be shown in the unknown-host error.
  */
-function hostKeyAlgorithms(knownTypes: readonly string[]): ServerHostKeyAlgorithm[] {
-  const preferred = knownTypes.flatMap((type): ServerHostKeyAlgorithm[] => {
-    if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
-    return DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => algorithm === type);
-  });
-  return [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
+export function hostKeyAlgorithms(hostKeys: HostKeys): ServerHostKeyAlgorithm[] {
+  const types = new Set(plainEntries(hostKeys).map((e) => e.keyType));
+  const known = HOST_KEY_ALGORITHMS.filter((algorithm) => types.has(algorithm.startsWith('rsa-sha2-') ? 'ssh-rsa' : algorithm));
+  return known.length > 0 ? known : HOST_KEY_ALGORITHMS;
 }
 
 /**

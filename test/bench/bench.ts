@@ -5,6 +5,7 @@
  *     rendering it, and parsing real probe output for 100 nodes.
  *  2. SSH fan-out: one pmc run against 100 node entries on a real OpenSSH server on
  *     loopback (one connection each, capped concurrency), as `readCluster` does.
+ *  3. known_hosts lookups for 10, 100 and 1000 nodes (known-hosts.ts).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { SshPool } from '../../src/ssh/pool.js';
 import { pairedVm, probes } from '../unit/model/factory.js';
 import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir } from '../ssh/sshd.js';
+import { knownHostsBench } from './known-hosts.js';
 
 const NODES = 100;
 const VMS_PER_NODE = 20;
@@ -105,3 +107,4 @@ async function sshBench(): Promise<void> {
 
 cpuBench();
 await sshBench();
+await knownHostsBench();
