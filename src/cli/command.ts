@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import type { Report, View } from '../render/output.js';
+import type { Report } from '../ops/engine/context.js';
+import type { View } from '../render/output.js';
 import type { Context, GlobalOptions } from './context.js';
 
 /**

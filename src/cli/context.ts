@@ -1,6 +1,8 @@
-import { loadConfig, type Config } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import type { OpContext } from '../ops/engine/context.js';
 import { sshTargets } from '../config/targets.js';
 import { SshPool } from '../ssh/pool.js';
+import { confirmByTyping } from './confirm.js';
 import type { Streams } from '../render/output.js';
 import type { Style } from '../render/style.js';
 
@@ -12,18 +14,10 @@ export interface GlobalOptions {
   color?: boolean;
 }
 
-/**
- * What a command handler gets: the configuration and one SSH pool for the whole run, so each
- * node is connected to once, however many commands the run sends it.
- */
-export interface Context {
-  config: Config;
-  pool: SshPool;
+/** What a command handler gets: what operations need, plus the terminal's style and streams. */
+export interface Context extends OpContext {
   style: Style;
   streams: Streams;
-  verbose: boolean;
-  /** Progress and --verbose lines, on stderr so --json output stays clean. */
-  log(line: string): void;
 }
 
 export function openContext(opts: GlobalOptions, style: Style, streams: Streams): Context {
@@ -33,5 +27,5 @@ export function openContext(opts: GlobalOptions, style: Style, streams: Streams)
     concurrency: config.ssh.concurrency,
     ...(opts.verbose ? { log } : {}),
   });
-  return { config, pool, style, streams, verbose: opts.verbose, log };
+  return { config, pool, style, streams, verbose: opts.verbose, log, confirm: confirmByTyping };
 }

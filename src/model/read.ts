@@ -1,4 +1,5 @@
-import type { Context } from '../cli/context.js';
+import type { Config } from '../config/load.js';
+import type { SshPool } from '../ssh/pool.js';
 import { parseProbeOutput } from '../probe/gather.js';
 import { buildProbeScript } from '../probe/script.js';
 import type { ProbeOptions } from '../probe/types.js';
@@ -8,7 +9,7 @@ import { buildCluster, type ClusterState, type NodeProbe } from './cluster.js';
  * Reads the live cluster: the probe script on every node at once, one round trip each.
  * Unreachable nodes become part of the state, never a failure of the whole read.
  */
-export async function readCluster(ctx: Pick<Context, 'config' | 'pool'>): Promise<ClusterState> {
+export async function readCluster(ctx: { config: Config; pool: SshPool }): Promise<ClusterState> {
   const opts: ProbeOptions = {
     volumeGroup: ctx.config.storage.volumeGroup,
     bridge: ctx.config.network.bridge,

@@ -1,17 +1,7 @@
 import { isPmcError } from '../util/errors.js';
+import type { Report } from '../ops/engine/context.js';
 import type { Style } from './style.js';
 
-/**
- * What every command handler returns: data, never printed text. One place (here) turns it
- * into JSON or a human view and picks the exit code, so every command behaves alike.
- */
-export interface Report<T> {
-  data: T;
-  /** ok: all done; partial: shown, but some node could not be asked; failed: the command's purpose failed. */
-  status: 'ok' | 'partial' | 'failed';
-  /** Lines for stderr (for example "pm-3: unreachable: ..."). */
-  warnings: string[];
-}
 
 export interface ViewOptions {
   style: Style;

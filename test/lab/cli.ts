@@ -35,7 +35,8 @@ const USAGE = `usage: npm run lab -- <verb> [args]
   status             what runs
   exec CMD [ARG...]  run CMD in the lab's network namespace, with PMC_CONFIG=.lab/pmc.yaml
   ssh NODE [CMD...]  ssh to a node as root (inside the namespace)
-  test [FILE...]     run the lab test suite (test/lab/*.test.ts), bringing the lab up first
+  test [--full] [FILE...]  run the lab test suite (test/lab/*.test.ts; --full adds *.full.test.ts),
+                     bringing the lab up first
   demo               bring the lab up and walk through pmc on it
   image              build the node image (cached in ${cacheDir})
   kill NODE          stop a node hard (SIGKILL its QEMU)
@@ -110,14 +111,17 @@ async function status(): Promise<void> {
 }
 
 /**
- * Every test/lab/*.test.ts. Node's runner orders files by name (lab-* first, then pmc-*,
- * zz-lab-faults last since it kills and restarts a node) and runs them one at a time.
+ * The lab test files: every test/lab/*.test.ts, or with --full also the long scenarios
+ * (*.full.test.ts, which `npm test` leaves out to keep CI within its time). Ordered by name
+ * (lab-* first, then pmc-*, zz-lab-faults last since it kills and restarts a node).
  */
 function testFiles(args: string[]): string[] {
-  if (args.length) return args;
+  const named = args.filter((a) => a !== "--full");
+  if (named.length) return named;
+  const full = args.includes("--full");
   return fs
     .readdirSync(labTestDir)
-    .filter((f) => f.endsWith(".test.ts"))
+    .filter((f) => f.endsWith(".test.ts") && (full || !f.endsWith(".full.test.ts")))
     .sort()
     .map((f) => path.relative(repoRoot, path.join(labTestDir, f)));
 }
@@ -132,13 +136,24 @@ async function test(args: string[]): Promise<void> {
   );
   const files = testFiles(args);
   log(`running ${files.length} test files inside namespace ${NAMESPACE}: ${files.join(" ")}`);
-  const t1 = Date.now();
-  // Two suites on one lab would trip over each other (tests kill nodes): one at a time.
+  // Two suites on one lab would trip over each other (tests kill nodes): one file at a time,
+  // each under the lab's test lock.
   fs.mkdirSync(labDir, { recursive: true });
   const lock = path.join(labDir, "test.lock");
   log(`(one suite at a time: waits while another test:lab run holds ${path.relative(repoRoot, lock)})`);
-  const code = nsRun(["node", "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files], lock);
+  const durations: string[] = [];
+  let code = 0;
+  const t1 = Date.now();
+  for (const file of files) {
+    const tf = Date.now();
+    const rc = nsRun(["node", "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", file], lock);
+    const line = `${path.basename(file)}: ${rc === 0 ? "passed" : `FAILED (exit ${rc})`} in ${secs((Date.now() - tf) / 1000)}`;
+    log(line);
+    durations.push(line);
+    if (rc !== 0) code = rc;
+  }
   const tSuite = (Date.now() - t1) / 1000;
+  log(`lab files:\n${durations.map((d) => `  ${d}`).join("\n")}`);
   log(
     `timings: image build ${r.imageBuildSeconds ? secs(r.imageBuildSeconds) : "cached"}, boot ${r.alreadyUp ? "(already up)" : secs(r.bootSeconds)}, ` +
       `lab up total ${secs(tUp)}, suite ${secs(tSuite)}`,

@@ -1,6 +1,6 @@
 import { defineCommand, dryRunOption } from '../command.js';
-import { clusterStart, type ClusterStartResult } from '../../ops/cluster-start.js';
-import { verify } from '../../ops/verify.js';
+import { clusterStart, type ClusterStartResult } from '../../ops/cluster/start.js';
+import { verify } from '../../ops/cluster/verify.js';
 import { clusterStartView } from '../../render/views/cluster-start.js';
 import { verifyView } from '../../render/views/verify.js';
 

@@ -1,7 +1,7 @@
 import { dryRunOption, listOptions, defineCommand } from '../command.js';
-import { listNodes } from '../../ops/list.js';
-import { pmDrbdUp, type DrbdUpResult } from '../../ops/pm-drbd-up.js';
-import { pmInit, type InitResult } from '../../ops/pm-init.js';
+import { listNodes } from '../../ops/pm/list.js';
+import { pmDrbdUp, type DrbdUpResult } from '../../ops/pm/drbd-up.js';
+import { pmInit, type InitResult } from '../../ops/pm/init.js';
 import { drbdUpView } from '../../render/views/drbd-up.js';
 import { nodesView, PM_COLUMNS } from '../../render/views/nodes.js';
 import { initView } from '../../render/views/pm-init.js';

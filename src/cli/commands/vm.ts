@@ -1,10 +1,10 @@
 import { listOptions, defineCommand, dryRunOption } from '../command.js';
-import { listVms, showVm } from '../../ops/list.js';
-import { openConsole, type ConsoleData } from '../../ops/vm-console.js';
-import type { ApplyResult } from '../../ops/execute.js';
-import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm-power.js';
-import { removeVm } from '../../ops/vm-rm.js';
-import { addVm } from '../../ops/vm-add.js';
+import { listVms, showVm } from '../../ops/vm/list.js';
+import { openConsole, type ConsoleData } from '../../ops/vm/console.js';
+import type { ApplyResult } from '../../ops/engine/execute.js';
+import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm/power.js';
+import { removeVm } from '../../ops/vm/rm.js';
+import { addVm } from '../../ops/vm/add.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';

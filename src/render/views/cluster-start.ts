@@ -1,5 +1,5 @@
-import type { ClusterStartResult, VmStartOutcome } from '../../ops/cluster-start.js';
-import { describePlan } from '../../ops/plan.js';
+import type { ClusterStartResult, VmStartOutcome } from '../../ops/cluster/start.js';
+import { describePlan } from '../../ops/engine/plan.js';
 import type { ViewOptions } from '../output.js';
 import type { Style } from '../style.js';
 import { drbdTable } from './drbd-up.js';

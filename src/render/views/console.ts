@@ -1,4 +1,4 @@
-import type { ConsoleData } from '../../ops/vm-console.js';
+import type { ConsoleData } from '../../ops/vm/console.js';
 
 /** Without a terminal (or with --dry-run): the command to run; after an interactive session: nothing. */
 export function consoleView(data: ConsoleData): string {

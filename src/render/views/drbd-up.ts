@@ -1,5 +1,5 @@
-import type { DrbdResourceRow, DrbdUpResult } from '../../ops/pm-drbd-up.js';
-import { describePlan } from '../../ops/plan.js';
+import type { DrbdResourceRow, DrbdUpResult } from '../../ops/pm/drbd-up.js';
+import { describePlan } from '../../ops/engine/plan.js';
 import type { ViewOptions } from '../output.js';
 import { renderTable, type Column } from '../table.js';
 

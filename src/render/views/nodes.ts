@@ -1,4 +1,4 @@
-import type { PmSummary } from '../../ops/list.js';
+import type { PmSummary } from '../../ops/pm/list.js';
 import { formatBytes } from '../../util/units.js';
 import type { ViewOptions } from '../output.js';
 import { renderTable, type Column } from '../table.js';

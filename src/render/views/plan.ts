@@ -1,5 +1,5 @@
-import type { ApplyResult } from '../../ops/execute.js';
-import { describePlan } from '../../ops/plan.js';
+import type { ApplyResult } from '../../ops/engine/execute.js';
+import { describePlan } from '../../ops/engine/plan.js';
 import type { ViewOptions } from '../output.js';
 
 /** Dry run: the plan. Applied: one line. Failed: where, why, and what was undone. */

@@ -1,5 +1,5 @@
-import type { CheckStatus, InitCheck, InitResult } from '../../ops/pm-init.js';
-import { describePlan } from '../../ops/plan.js';
+import type { CheckStatus, InitCheck, InitResult } from '../../ops/pm/init.js';
+import { describePlan } from '../../ops/engine/plan.js';
 import type { ViewOptions } from '../output.js';
 import type { Style } from '../style.js';
 

@@ -1,4 +1,4 @@
-import type { VerifyResult } from '../../ops/verify.js';
+import type { VerifyResult } from '../../ops/cluster/verify.js';
 import type { ViewOptions } from '../output.js';
 
 export function verifyView(result: VerifyResult, opts: ViewOptions): string {

@@ -1,4 +1,4 @@
-import type { VmDetails, VmSummary } from '../../ops/list.js';
+import type { VmDetails, VmSummary } from '../../ops/vm/list.js';
 import { formatBytes } from '../../util/units.js';
 import type { ViewOptions } from '../output.js';
 import type { Style } from '../style.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
-import { summarizeNode } from '../../../src/ops/list.js';
+import { summarizeNode } from '../../../src/ops/pm/list.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from './factory.js';
 
 const MiB = 1024 ** 2;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
-import { verifyCluster, type CheckCode } from '../../../src/ops/verify.js';
+import { verifyCluster, type CheckCode } from '../../../src/ops/cluster/verify.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { CONFIG, domain, lv, nodeFacts, pairedVm, peer, probes, resource } from './factory.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCluster, type NodeProbe } from '../../../src/model/cluster.js';
-import { decideStart, describeStart, planClusterStart, type StartDecision } from '../../../src/ops/cluster-start.js';
+import { decideStart, describeStart, planClusterStart, type StartDecision } from '../../../src/ops/cluster/start.js';
 import type { DrbdPeer, DrbdResource, NodeFacts } from '../../../src/probe/types.js';
 import { plainStyle } from '../../../src/render/style.js';
 import { clusterStartView } from '../../../src/render/views/cluster-start.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
-import type { StepRecord } from '../../../src/ops/execute.js';
-import { drbdUpRows, planDrbdUp } from '../../../src/ops/pm-drbd-up.js';
+import type { StepRecord } from '../../../src/ops/engine/execute.js';
+import { drbdUpRows, planDrbdUp } from '../../../src/ops/pm/drbd-up.js';
 import type { DrbdResource, NodeFacts } from '../../../src/probe/types.js';
 import { CONFIG, lv, probes, resource } from '../model/factory.js';
 

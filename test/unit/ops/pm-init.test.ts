@@ -4,7 +4,7 @@ import { configSchema } from '../../../src/config/schema.js';
 import { buildCluster, type NodeProbe } from '../../../src/model/cluster.js';
 import {
   evaluateInit, fixPlan, markFixed, nodeChecks, type InitCheck, type InitFacts,
-} from '../../../src/ops/pm-init.js';
+} from '../../../src/ops/pm/init.js';
 import { plainStyle } from '../../../src/render/style.js';
 import { initView } from '../../../src/render/views/pm-init.js';
 import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';

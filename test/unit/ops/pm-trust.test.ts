@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import {
   analyzeTrust, appendMissingLines, parsePublicKeys, type TrustFacts, type TrustNode,
-} from '../../../src/ops/ssh-trust.js';
+} from '../../../src/ops/pm/ssh-trust.js';
 import { fakeKey, keyLine as line } from './ssh-keys.js';
 
 const HOST = { 'pm-1': fakeKey(1), 'pm-2': fakeKey(2), 'pm-3': fakeKey(3) } as const;

@@ -1,4 +1,4 @@
-import type { PublicKey } from '../../../src/ops/ssh-trust.js';
+import type { PublicKey } from '../../../src/ops/pm/ssh-trust.js';
 
 /** An ed25519 public key (type string, then 32 key bytes) made from a seed: stable test data. */
 export function fakeKey(seed: number): PublicKey {

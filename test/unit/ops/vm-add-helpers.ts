@@ -5,8 +5,8 @@
  */
 import { parseConfig, type Config } from '../../../src/config/load.js';
 import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/model/cluster.js';
-import { parseCapabilities } from '../../../src/ops/domain-xml.js';
-import type { VmAddFacts, VmAddRequest } from '../../../src/ops/vm-add-plan.js';
+import { parseCapabilities } from '../../../src/ops/vm/domain-xml.js';
+import type { VmAddFacts, VmAddRequest } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { ADDRESSES, probes } from '../model/factory.js';
 import { real } from '../probe/helpers.js';

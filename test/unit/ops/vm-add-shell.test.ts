@@ -7,8 +7,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { Plan } from '../../../src/ops/plan.js';
-import { drbdUsableBytes, planVmAdd } from '../../../src/ops/vm-add-plan.js';
+import type { Plan } from '../../../src/ops/engine/plan.js';
+import { drbdUsableBytes, planVmAdd } from '../../../src/ops/vm/add-plan.js';
 import { pairedVm } from '../model/factory.js';
 import { cluster, config, facts, GiB, request } from './vm-add-helpers.js';
 

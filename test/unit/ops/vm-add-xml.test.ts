@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DOMParser, type Element } from '@xmldom/xmldom';
-import { domainXml, parseCapabilities, PMC_METADATA_NS, type DomainSpec } from '../../../src/ops/domain-xml.js';
-import { planVmAdd } from '../../../src/ops/vm-add-plan.js';
+import { domainXml, parseCapabilities, PMC_METADATA_NS, type DomainSpec } from '../../../src/ops/vm/domain-xml.js';
+import { planVmAdd } from '../../../src/ops/vm/add-plan.js';
 import { parseDomainXml } from '../../../src/probe/parsers/virsh.js';
 import { PmcError } from '../../../src/util/errors.js';
 import { CAPABILITIES_XML, cluster, config, CPU_BASELINE_XML, facts, MiB, request, UUID } from './vm-add-helpers.js';

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import type { Plan } from '../../../src/ops/plan.js';
-import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm-add.js';
+import type { Plan } from '../../../src/ops/engine/plan.js';
+import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm/add.js';
 import {
   checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type VmAddRequest,
-} from '../../../src/ops/vm-add-plan.js';
+} from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { domain, lv, nodeFacts, pairedVm, resource } from '../model/factory.js';

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/model/cluster.js';
-import type { Plan } from '../../../src/ops/plan.js';
+import type { Plan } from '../../../src/ops/engine/plan.js';
 import type { Context } from '../../../src/cli/context.js';
-import { runVmPlan } from '../../../src/ops/vm-lifecycle.js';
-import { planVmReboot, planVmStart, planVmStop } from '../../../src/ops/vm-power.js';
-import { planVmRm } from '../../../src/ops/vm-rm.js';
+import { runVmPlan } from '../../../src/ops/vm/lifecycle.js';
+import { planVmReboot, planVmStart, planVmStop } from '../../../src/ops/vm/power.js';
+import { planVmRm } from '../../../src/ops/vm/rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';

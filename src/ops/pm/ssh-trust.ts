@@ -7,12 +7,12 @@
  * never fetched with ssh-keyscan (which trusts whoever answers). An existing different key for a
  * host is never removed or replaced: as with OpenSSH, the operator must look at it.
  */
-import type { SshPool } from '../ssh/pool.js';
+import type { SshPool } from '../../ssh/pool.js';
 import {
   blobKeyType, fingerprintSha256, hostLookupName, parseKnownHosts, verifyHostKey, type KnownHostEntry,
-} from '../ssh/known-hosts.js';
-import { commandLine, quote } from '../util/shell.js';
-import type { Step } from './plan.js';
+} from '../../ssh/known-hosts.js';
+import { commandLine, quote } from '../../util/shell.js';
+import type { Step } from '../engine/plan.js';
 
 export const ROOT_SSH_DIR = '/root/.ssh';
 export const AUTHORIZED_KEYS = `${ROOT_SSH_DIR}/authorized_keys`;

@@ -1,9 +1,9 @@
 import { createReadStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
-import type { SshPool } from '../ssh/pool.js';
-import type { RemoteResult } from '../ssh/types.js';
-import { isPmcError, PmcError } from '../util/errors.js';
-import { formatBytes } from '../util/units.js';
+import type { SshPool } from '../../ssh/pool.js';
+import type { RemoteResult } from '../../ssh/types.js';
+import { isPmcError, PmcError } from '../../util/errors.js';
+import { formatBytes } from '../../util/units.js';
 import type { Plan, Step } from './plan.js';
 
 /** What happened to one step: its remote result, or why the node could not run it. */

@@ -7,22 +7,21 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { Context } from '../cli/context.js';
-import { selectNodes } from '../config/targets.js';
-import type { ClusterState } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import { PmcError } from '../util/errors.js';
-import { assertVmName } from '../util/names.js';
-import { parseIp, parseMac } from '../util/network.js';
-import { commandLine, quote } from '../util/shell.js';
-import { parseSize } from '../util/units.js';
+import type { OpContext, Report } from '../engine/context.js';
+import { selectNodes } from '../../config/targets.js';
+import type { ClusterState } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import { PmcError } from '../../util/errors.js';
+import { assertVmName } from '../../util/names.js';
+import { parseIp, parseMac } from '../../util/network.js';
+import { commandLine, quote } from '../../util/shell.js';
+import { parseSize } from '../../util/units.js';
 import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
-import { describeFailure, type ApplyResult } from './execute.js';
-import { runPlan } from './run-plan.js';
+import { describeFailure, type ApplyResult } from '../engine/execute.js';
+import { runPlan } from '../engine/run-plan.js';
 import {
   checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
-} from './vm-add-plan.js';
+} from './add-plan.js';
 
 /** The command line of `pmc vm add`, as yargs parsed it. */
 export interface VmAddArgs {
@@ -75,7 +74,7 @@ function isoFileName(input: string): string {
   return file;
 }
 
-export async function addVm(ctx: Context, args: VmAddArgs): Promise<Report<ApplyResult>> {
+export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<ApplyResult>> {
   const request = parseVmAddArgs(args);
   if (args.from !== undefined) selectNodes(ctx.config, [args.from]);
   const localIso = request.iso ? await checksumLocalIso(ctx, request.iso) : undefined;
@@ -88,7 +87,7 @@ export async function addVm(ctx: Context, args: VmAddArgs): Promise<Report<Apply
 
 type LocalIso = Pick<IsoFacts, 'localFile' | 'name' | 'sizeBytes' | 'sha256'>;
 
-async function checksumLocalIso(ctx: Context, name: string): Promise<LocalIso> {
+async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso> {
   const localFile = join(ctx.config.isoStore, name);
   if (!existsSync(localFile)) {
     const known = existsSync(ctx.config.isoStore) ? readdirSync(ctx.config.isoStore).filter((f) => f.endsWith('.iso')) : [];
@@ -102,7 +101,7 @@ async function checksumLocalIso(ctx: Context, name: string): Promise<LocalIso> {
 }
 
 /** The reads the plan depends on; each is a read, so a dry run may do them too. */
-async function gatherFacts(ctx: Context, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<VmAddFacts> {
+async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<VmAddFacts> {
   const capabilityXml = await onEachNode(ctx, target.nodes, () => commandLine(['virsh', 'capabilities']));
   const capabilities: Record<string, NodeCapabilities> = {};
   for (const node of target.nodes) capabilities[node] = parseCapabilities(capabilityXml[node]!, node);
@@ -126,7 +125,7 @@ async function gatherFacts(ctx: Context, state: ClusterState, request: VmAddRequ
  * node that must reach it. Asking the node itself could give a loopback alias (Debian maps
  * its own name to 127.0.1.1).
  */
-async function replicationAddresses(ctx: Context, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
+async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
   const addresses: Record<string, string> = {};
   await Promise.all(nodes.map(async (node) => {
     const host = state.nodes.find((n) => n.name === node)!.host;
@@ -147,7 +146,7 @@ async function replicationAddresses(ctx: Context, state: ClusterState, nodes: re
 }
 
 /** Which nodes hold the image already: the size first, the sha256 (slow on big images) only if it matches. */
-async function isoOnNodes(ctx: Context, nodes: readonly string[], iso: LocalIso): Promise<IsoFacts> {
+async function isoOnNodes(ctx: OpContext, nodes: readonly string[], iso: LocalIso): Promise<IsoFacts> {
   const file = quote(`${NODE_ISO_DIR}/${iso.name}`);
   const outputs = await onEachNode(ctx, nodes, () => `if [ -f ${file} ]; then echo present; `
     + `if [ "$(stat -c %s ${file})" = ${iso.sizeBytes} ]; then sha256sum < ${file}; fi; fi`);
@@ -162,7 +161,7 @@ async function isoOnNodes(ctx: Context, nodes: readonly string[], iso: LocalIso)
   return { ...iso, presentOn, differentOn };
 }
 
-async function onEachNode(ctx: Context, nodes: readonly string[], command: (node: string) => string): Promise<Record<string, string>> {
+async function onEachNode(ctx: OpContext, nodes: readonly string[], command: (node: string) => string): Promise<Record<string, string>> {
   const outcomes = await ctx.pool.forEachNode(nodes, (node) => remoteRead(ctx, node, command(node)));
   const out: Record<string, string> = {};
   for (const o of outcomes) {
@@ -172,7 +171,7 @@ async function onEachNode(ctx: Context, nodes: readonly string[], command: (node
   return out;
 }
 
-async function remoteRead(ctx: Context, node: string, command: string, stdin?: string): Promise<string> {
+async function remoteRead(ctx: OpContext, node: string, command: string, stdin?: string): Promise<string> {
   const result = await ctx.pool.run(node, command, { timeoutMs: 120_000, ...(stdin === undefined ? {} : { stdin }) });
   if (result.exitCode !== 0) {
     throw new PmcError('PMC_E_REMOTE', `${node}: ${command} failed: ${describeFailure(result)}; nothing was changed`,

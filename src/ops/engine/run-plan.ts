@@ -1,7 +1,6 @@
-import type { Context } from '../cli/context.js';
-import type { Vm } from '../model/cluster.js';
-import type { Report } from '../render/output.js';
-import { PmcError } from '../util/errors.js';
+import type { OpContext, Report } from './context.js';
+import type { Vm } from '../../model/cluster.js';
+import { PmcError } from '../../util/errors.js';
 import { applyPlan, type ApplyResult } from './execute.js';
 import type { Plan } from './plan.js';
 
@@ -9,7 +8,7 @@ import type { Plan } from './plan.js';
  * The common end of every mutating command: with --dry-run, return the plan untouched;
  * otherwise apply it and report what ran, what failed and what was undone.
  */
-export async function runPlan(ctx: Context, plan: Plan, dryRun: boolean): Promise<Report<ApplyResult>> {
+export async function runPlan(ctx: OpContext, plan: Plan, dryRun: boolean): Promise<Report<ApplyResult>> {
   if (dryRun) {
     return {
       data: { title: plan.title, status: 'dry-run', done: [], failed: undefined, undone: [], plan },

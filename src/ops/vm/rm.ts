@@ -4,19 +4,17 @@
  * removed from (the domain's UUID, the resource's own disk and file), never from the naming
  * scheme, and nothing another VM uses is touched.
  */
-import type { Context } from '../cli/context.js';
-import { confirmByTyping } from '../cli/confirm.js';
-import { isActive, type ClusterState, type Vm, type VmReplica } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import { PmcError } from '../util/errors.js';
-import { commandLine } from '../util/shell.js';
-import { formatBytes } from '../util/units.js';
-import type { ApplyResult } from './execute.js';
-import type { Plan, Step } from './plan.js';
+import type { OpContext, Report } from '../engine/context.js';
+import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import { PmcError } from '../../util/errors.js';
+import { commandLine } from '../../util/shell.js';
+import { formatBytes } from '../../util/units.js';
+import type { ApplyResult } from '../engine/execute.js';
+import type { Plan, Step } from '../engine/plan.js';
 import {
   destroyStep, drbdadmCommand, managedVm, runVmPlan, virshCommand, type PlannerConfig,
-} from './vm-lifecycle.js';
+} from './lifecycle.js';
 
 /**
  * Phase by phase over the nodes (power off everywhere, then undefine, DRBD down, LV, file),
@@ -108,13 +106,13 @@ function remainsOn(vm: Vm, node: string): string {
   return `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
 }
 
-export async function removeVm(ctx: Context, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
+export async function removeVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   const plan = planVmRm(state, name, ctx.config);
   if (!opts.dryRun && !opts.force) {
     const vm = managedVm(state, name, ctx.config);
     const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
-    await confirmByTyping(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
+    await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
   }
   return runVmPlan(ctx, plan, opts.dryRun, state, state.nodes.map((n) => n.name));
 }

@@ -2,18 +2,17 @@
  * What the VM lifecycle commands (rm, start, stop, destroy, reboot, console) share: how a
  * VM is looked up for a change, and the exact virsh and drbdadm command lines they send.
  */
-import type { Context } from '../cli/context.js';
-import type { Config } from '../config/load.js';
-import type { ClusterState, Vm } from '../model/cluster.js';
-import { unreachableWarnings } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import type { Domain } from '../probe/types.js';
-import { PmcError } from '../util/errors.js';
-import { commandLine } from '../util/shell.js';
-import type { ApplyResult } from './execute.js';
+import type { OpContext, Report } from '../engine/context.js';
+import type { Config } from '../../config/load.js';
+import type { ClusterState, Vm } from '../../model/cluster.js';
+import { unreachableWarnings } from '../../model/read.js';
+import type { Domain } from '../../probe/types.js';
+import { PmcError } from '../../util/errors.js';
+import { commandLine } from '../../util/shell.js';
+import type { ApplyResult } from '../engine/execute.js';
 import { findVm } from './list.js';
-import type { Plan, Step } from './plan.js';
-import { assertNotIgnored, runPlan } from './run-plan.js';
+import type { Plan, Step } from '../engine/plan.js';
+import { assertNotIgnored, runPlan } from '../engine/run-plan.js';
 
 /** The part of the configuration the planners depend on. */
 export type PlannerConfig = Pick<Config, 'ignorePrefix'>;
@@ -65,7 +64,7 @@ export function nodesNotAsked(vm: Vm): string[] {
  * asked the command still did what it could; the exit status then says "partial", a warning
  * says why the node could not be asked, and the plan's notes say what was left there.
  */
-export async function runVmPlan(ctx: Context, plan: Plan, dryRun: boolean, state: ClusterState, nodes: readonly string[]): Promise<Report<ApplyResult>> {
+export async function runVmPlan(ctx: OpContext, plan: Plan, dryRun: boolean, state: ClusterState, nodes: readonly string[]): Promise<Report<ApplyResult>> {
   const report = await runPlan(ctx, plan, dryRun);
   const down = state.nodes.filter((n) => !n.reachable && nodes.includes(n.name));
   return {

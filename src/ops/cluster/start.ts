@@ -4,16 +4,15 @@
  * is current, never on two. When the two sides diverged (split brain), or both claim current
  * data but cannot connect, pmc refuses that VM and says how to decide: it never guesses.
  */
-import type { Context } from '../cli/context.js';
-import type { ClusterState, Vm, VmReplica } from '../model/cluster.js';
-import { readCluster, unreachableWarnings } from '../model/read.js';
-import type { DrbdConnectionState, DrbdResource } from '../probe/types.js';
-import type { Report } from '../render/output.js';
-import { commandLine } from '../util/shell.js';
-import { applyEach, applyPlan, type ApplyResult } from './execute.js';
-import { findVm } from './list.js';
-import type { Plan, Step } from './plan.js';
-import { drbdUpRows, planDrbdUp, unreachableNodes, type DrbdUpResult } from './pm-drbd-up.js';
+import type { OpContext, Report } from '../engine/context.js';
+import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
+import { readCluster, unreachableWarnings } from '../../model/read.js';
+import type { DrbdConnectionState, DrbdResource } from '../../probe/types.js';
+import { commandLine } from '../../util/shell.js';
+import { applyEach, applyPlan, type ApplyResult } from '../engine/execute.js';
+import { findVm } from '../vm/list.js';
+import type { Plan, Step } from '../engine/plan.js';
+import { drbdUpRows, planDrbdUp, unreachableNodes, type DrbdUpResult } from '../pm/drbd-up.js';
 
 export type StartDecision =
   | { vm: string; kind: 'start'; node: string; degraded: boolean; reason: string; steps: Step[] }
@@ -245,7 +244,7 @@ function resourcesOf(state: ClusterState, only: readonly string[]): string[] | u
   return [...new Set(names)];
 }
 
-export async function clusterStart(ctx: Context, opts: ClusterStartOptions): Promise<Report<ClusterStartResult>> {
+export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): Promise<Report<ClusterStartResult>> {
   let state = await readCluster(ctx);
   const reachable = state.nodes.filter((n) => n.reachable).map((n) => n.name);
   const resources = resourcesOf(state, opts.only);
@@ -283,7 +282,7 @@ export async function clusterStart(ctx: Context, opts: ClusterStartOptions): Pro
 }
 
 /** Starts the VMs: one node's VMs one after another, the nodes at once. */
-async function startAll(ctx: Context, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
+async function startAll(ctx: OpContext, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
   const results = new Map<string, ApplyResult>();
   const nodes = [...new Set(decisions.flatMap((d) => (d.kind === 'start' ? [d.node] : [])))];
   await Promise.all(nodes.map(async (node) => {

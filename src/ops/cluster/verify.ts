@@ -1,8 +1,7 @@
-import type { Context } from '../cli/context.js';
-import type { ClusterState, NodeState, Vm } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import { formatBytes } from '../util/units.js';
+import type { OpContext, Report } from '../engine/context.js';
+import type { ClusterState, NodeState, Vm } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import { formatBytes } from '../../util/units.js';
 
 /**
  * `pmc cluster verify`, after `gnt-cluster verify`: every check has a stable code, a
@@ -34,7 +33,7 @@ export interface VerifyResult {
   vmsChecked: number;
 }
 
-export async function verify(ctx: Context): Promise<Report<VerifyResult>> {
+export async function verify(ctx: OpContext): Promise<Report<VerifyResult>> {
   const state = await readCluster(ctx);
   const findings = verifyCluster(state);
   const errors = findings.filter((f) => f.severity === 'error').length;

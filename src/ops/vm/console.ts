@@ -5,18 +5,17 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import type { Context } from '../cli/context.js';
-import { sshTargets } from '../config/targets.js';
-import { isActive } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import type { Domain } from '../probe/types.js';
-import { hostLookupName, knownKeyTypes, loadKnownHosts } from '../ssh/known-hosts.js';
-import type { SshTarget } from '../ssh/types.js';
-import { PmcError } from '../util/errors.js';
-import { commandLine } from '../util/shell.js';
+import type { OpContext, Report } from '../engine/context.js';
+import { sshTargets } from '../../config/targets.js';
+import { isActive } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import type { Domain } from '../../probe/types.js';
+import { hostLookupName, knownKeyTypes, loadKnownHosts } from '../../ssh/known-hosts.js';
+import type { SshTarget } from '../../ssh/types.js';
+import { PmcError } from '../../util/errors.js';
+import { commandLine } from '../../util/shell.js';
 import { findVm } from './list.js';
-import { virshCommand } from './vm-lifecycle.js';
+import { virshCommand } from './lifecycle.js';
 
 export interface ConsoleData {
   vm: string;
@@ -67,7 +66,7 @@ export function graphicalHint(vm: string, target: SshTarget, vncDisplay: string 
   return `graphical console (VNC ${address}:${port} on ${target.name}): run "${tunnel}", then point a VNC viewer at localhost:5900`;
 }
 
-export async function openConsole(ctx: Context, name: string, opts: { dryRun: boolean }): Promise<Report<ConsoleData>> {
+export async function openConsole(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ConsoleData>> {
   const state = await readCluster(ctx);
   const vm = findVm(state, name);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
@@ -86,7 +85,7 @@ export async function openConsole(ctx: Context, name: string, opts: { dryRun: bo
   const data: ConsoleData = { vm: vm.name, node, argv, command: commandLine(argv), graphical, opened: false, exitCode: undefined };
   if (opts.dryRun || !process.stdin.isTTY || !process.stdout.isTTY) return { data, status: 'ok', warnings: [] };
 
-  ctx.streams.err(`${graphical}\nserial console of ${vm.name} on ${node}; leave it with Ctrl+]\n`);
+  ctx.log(`${graphical}\nserial console of ${vm.name} on ${node}; leave it with Ctrl+]`);
   const exitCode = await new Promise<number>((resolve, reject) => {
     spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' }).on('error', reject).on('close', (code) => resolve(code ?? 255));
   });

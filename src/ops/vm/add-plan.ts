@@ -9,19 +9,19 @@
  * or a one-node cluster) has no DRBD at all: its LV is its disk.
  */
 import { isIPv6 } from 'node:net';
-import type { Config } from '../config/load.js';
-import { selectNodes } from '../config/targets.js';
-import type { ClusterState, NodeState } from '../model/cluster.js';
-import { PmcError } from '../util/errors.js';
-import { assertVmName } from '../util/names.js';
-import { macFromIp, randomMac } from '../util/network.js';
-import { commandLine, quote } from '../util/shell.js';
-import { formatBytes } from '../util/units.js';
+import type { Config } from '../../config/load.js';
+import { selectNodes } from '../../config/targets.js';
+import type { ClusterState, NodeState } from '../../model/cluster.js';
+import { PmcError } from '../../util/errors.js';
+import { assertVmName } from '../../util/names.js';
+import { macFromIp, randomMac } from '../../util/network.js';
+import { commandLine, quote } from '../../util/shell.js';
+import { formatBytes } from '../../util/units.js';
 import { domainXml, type NodeCapabilities } from './domain-xml.js';
 import { findVm } from './list.js';
-import type { Plan, Step } from './plan.js';
-import { assertNotIgnored } from './run-plan.js';
-import { drbdadmCommand } from './vm-lifecycle.js';
+import type { Plan, Step } from '../engine/plan.js';
+import { assertNotIgnored } from '../engine/run-plan.js';
+import { drbdadmCommand } from './lifecycle.js';
 
 export interface VmAddRequest {
   name: string;

@@ -4,19 +4,18 @@
  * node-to-node trust) and checks again. Creating volume groups or bridges, or installing
  * packages, is left to the operator: the check says the exact command.
  */
-import type { Context } from '../cli/context.js';
-import type { Config } from '../config/load.js';
-import { selectNodes, sshTargets } from '../config/targets.js';
-import type { ClusterState, NodeState } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { NodeFacts } from '../probe/types.js';
-import type { Report } from '../render/output.js';
-import type { RemoteResult, SshTarget } from '../ssh/types.js';
-import { isPmcError } from '../util/errors.js';
-import { commandLine } from '../util/shell.js';
-import { formatBytes } from '../util/units.js';
-import { applyEach, describeFailure, type StepRecord } from './execute.js';
-import type { Plan, Step } from './plan.js';
+import type { OpContext, Report } from '../engine/context.js';
+import type { Config } from '../../config/load.js';
+import { selectNodes, sshTargets } from '../../config/targets.js';
+import type { ClusterState, NodeState } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import type { NodeFacts } from '../../probe/types.js';
+import type { RemoteResult, SshTarget } from '../../ssh/types.js';
+import { isPmcError } from '../../util/errors.js';
+import { commandLine } from '../../util/shell.js';
+import { formatBytes } from '../../util/units.js';
+import { applyEach, describeFailure, type StepRecord } from '../engine/execute.js';
+import type { Plan, Step } from '../engine/plan.js';
 import {
   analyzeTrust, AUTHORIZED_KEYS, describeKey, keyGenerationStep, KNOWN_HOSTS, readTrustFacts,
   type TrustFacts, type TrustNode, type TrustPair,
@@ -239,7 +238,7 @@ export interface PmInitOptions {
   dryRun: boolean;
 }
 
-export async function pmInit(ctx: Context, opts: PmInitOptions): Promise<Report<InitResult>> {
+export async function pmInit(ctx: OpContext, opts: PmInitOptions): Promise<Report<InitResult>> {
   const scope = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
   const before = await checkNodes(ctx, scope);
   const plan = fixPlan(before);
@@ -257,7 +256,7 @@ function report(result: InitResult): Report<InitResult> {
 }
 
 /** Reads everything (the probe and the extra facts at once), evaluates, and runs the proofs. */
-async function checkNodes(ctx: Context, scope: readonly string[]): Promise<InitCheck[]> {
+async function checkNodes(ctx: OpContext, scope: readonly string[]): Promise<InitCheck[]> {
   const [state, extra] = await Promise.all([
     readCluster(ctx),
     ctx.pool.forEachNode(ctx.config.nodes.map((n) => n.name), (node) => readInitFacts(ctx, node)),
@@ -267,7 +266,7 @@ async function checkNodes(ctx: Context, scope: readonly string[]): Promise<InitC
   return Promise.all(checks.map((c) => prove(ctx, c)));
 }
 
-async function readInitFacts(ctx: Context, node: string): Promise<InitFacts> {
+async function readInitFacts(ctx: OpContext, node: string): Promise<InitFacts> {
   const [trust, modinfo] = await Promise.all([
     readTrustFacts(ctx.pool, node),
     ctx.pool.run(node, 'PATH=$PATH:/usr/sbin:/sbin modinfo -F version drbd', { timeoutMs: 60_000 }),
@@ -276,7 +275,7 @@ async function readInitFacts(ctx: Context, node: string): Promise<InitFacts> {
 }
 
 /** Runs a passing check's proofs; the first that fails turns it into a FAIL that says why. */
-async function prove(ctx: Context, c: InitCheck): Promise<InitCheck> {
+async function prove(ctx: OpContext, c: InitCheck): Promise<InitCheck> {
   for (const proof of c.proofs) {
     let result: RemoteResult;
     try {

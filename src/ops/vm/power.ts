@@ -3,19 +3,17 @@
  * data safe: it never runs twice, it only runs on a disk that holds its current data, and
  * only the node that runs it is DRBD Primary (so it can start on either node later).
  */
-import type { Context } from '../cli/context.js';
-import { confirmByTyping } from '../cli/confirm.js';
-import { isActive, type ClusterState, type Vm, type VmReplica } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { Report } from '../render/output.js';
-import type { Domain } from '../probe/types.js';
-import { PmcError } from '../util/errors.js';
-import { quote } from '../util/shell.js';
-import type { ApplyResult } from './execute.js';
-import type { Plan, Step } from './plan.js';
+import type { OpContext, Report } from '../engine/context.js';
+import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import type { Domain } from '../../probe/types.js';
+import { PmcError } from '../../util/errors.js';
+import { quote } from '../../util/shell.js';
+import type { ApplyResult } from '../engine/execute.js';
+import type { Plan, Step } from '../engine/plan.js';
 import {
   demoteStep, destroyStep, drbdadmCommand, managedVm, nodesNotAsked, runVmPlan, virshCommand, type PlannerConfig,
-} from './vm-lifecycle.js';
+} from './lifecycle.js';
 
 export const DEFAULT_STOP_TIMEOUT_S = 120;
 
@@ -179,29 +177,29 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
   };
 }
 
-export async function startVm(ctx: Context, name: string, opts: StartOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
+export async function startVm(ctx: OpContext, name: string, opts: StartOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   return runVmPlan(ctx, planVmStart(state, name, ctx.config, opts), opts.dryRun, state, []);
 }
 
-export async function stopVm(ctx: Context, name: string, opts: StopOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
+export async function stopVm(ctx: OpContext, name: string, opts: StopOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   const plan = planVmStop(state, name, ctx.config, opts);
   return runVmPlan(ctx, plan, opts.dryRun, state, managedVm(state, name, ctx.config).nodes);
 }
 
 /** `pmc vm destroy`: the power-off of `stop --force`; asks first unless -f. */
-export async function destroyVm(ctx: Context, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
+export async function destroyVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   const plan = planVmStop(state, name, ctx.config, { force: true, timeoutSeconds: DEFAULT_STOP_TIMEOUT_S });
   const vm = managedVm(state, name, ctx.config);
   if (!opts.dryRun && !opts.force && vm.runningOn.length > 0) {
-    await confirmByTyping(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
+    await ctx.confirm(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
   }
   return runVmPlan(ctx, plan, opts.dryRun, state, vm.nodes);
 }
 
-export async function rebootVm(ctx: Context, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
+export async function rebootVm(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
   const state = await readCluster(ctx);
   return runVmPlan(ctx, planVmReboot(state, name, ctx.config), opts.dryRun, state, []);
 }

@@ -4,7 +4,7 @@
  * it depends on.
  */
 import { DOMImplementation, DOMParser, XMLSerializer, type Document, type Element } from '@xmldom/xmldom';
-import { PmcError } from '../util/errors.js';
+import { PmcError } from '../../util/errors.js';
 
 export interface DomainSpec {
   name: string;

@@ -3,16 +3,15 @@
  * load drbd, and bring up every configured resource that is not up, one by one, so that one
  * broken resource does not keep the others down. Then it reports every resource's state.
  */
-import type { Context } from '../cli/context.js';
-import { selectNodes } from '../config/targets.js';
-import type { ClusterState } from '../model/cluster.js';
-import { readCluster } from '../model/read.js';
-import type { DrbdResource } from '../probe/types.js';
-import type { Report } from '../render/output.js';
-import { PmcError } from '../util/errors.js';
-import { commandLine } from '../util/shell.js';
-import { applyEach, type StepRecord } from './execute.js';
-import type { Plan, Step } from './plan.js';
+import type { OpContext, Report } from '../engine/context.js';
+import { selectNodes } from '../../config/targets.js';
+import type { ClusterState } from '../../model/cluster.js';
+import { readCluster } from '../../model/read.js';
+import type { DrbdResource } from '../../probe/types.js';
+import { PmcError } from '../../util/errors.js';
+import { commandLine } from '../../util/shell.js';
+import { applyEach, type StepRecord } from '../engine/execute.js';
+import type { Plan, Step } from '../engine/plan.js';
 
 export interface DrbdResourceRow {
   node: string;
@@ -107,11 +106,11 @@ export function unreachableNodes(state: ClusterState, nodes: readonly string[]):
 }
 
 /** Reads only the given nodes: drbd-up on one node must not wait for another one that is down. */
-export function readNodes(ctx: Pick<Context, 'config' | 'pool'>, nodes: readonly string[]): Promise<ClusterState> {
+export function readNodes(ctx: Pick<OpContext, 'config' | 'pool'>, nodes: readonly string[]): Promise<ClusterState> {
   return readCluster({ pool: ctx.pool, config: { ...ctx.config, nodes: ctx.config.nodes.filter((n) => nodes.includes(n.name)) } });
 }
 
-export async function pmDrbdUp(ctx: Context, opts: DrbdUpOptions): Promise<Report<DrbdUpResult>> {
+export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Report<DrbdUpResult>> {
   const nodes = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
   const state = await readNodes(ctx, nodes);
   const unknown = opts.resources.filter((name) => !nodes.some((node) => localResources(state, node, [name]).length > 0));
