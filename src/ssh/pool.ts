@@ -6,7 +6,7 @@
  */
 import type { ClientChannel } from 'ssh2';
 import { isPmcError, PmcError } from '../util/errors.js';
-import { connect, type SshConnection } from './connection.js';
+import { connect, type SshConnection, type SshPhase } from './connection.js';
 import { jumpFailure, tunnelFailure, type Ssh2Error } from './failures.js';
 import { Semaphore } from './semaphore.js';
 import type { RemoteResult, RunOptions, SshTarget } from './types.js';
@@ -18,6 +18,8 @@ export interface SshPoolOptions {
   maxSessions?: number;
   /** --verbose output: `[pm-1] $ <command>`, `[pm-1] exit 0 in 12 ms`, connections. */
   log?: (line: string) => void;
+  /** Each connection's and command's phases as they end (see SshPhase); for the fleet benchmark. */
+  onPhase?: (node: string, phase: SshPhase, startedAt: number, endedAt: number) => void;
 }
 
 /** What happened on one node of a fan-out: its value, or why it could not be reached. */
@@ -98,7 +100,12 @@ export class SshPool {
   }
 
   private async open(target: SshTarget): Promise<SshConnection> {
-    const connectOptions = { maxSessions: this.options.maxSessions, log: this.options.log };
+    const { onPhase } = this.options;
+    const connectOptions = {
+      maxSessions: this.options.maxSessions,
+      log: this.options.log,
+      onPhase: onPhase && ((phase: SshPhase, startedAt: number, endedAt: number) => onPhase(target.name, phase, startedAt, endedAt)),
+    };
     if (!target.jump) return connect(target, connectOptions);
     const via = target.jump;
     let jump: SshConnection;
