@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { pipeline, type Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import type { CipherAlgorithm, Client, ClientChannel, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
 import { PmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
 import { planAuth } from './auth.js';
@@ -47,6 +47,35 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
 ];
 
+/**
+ * Key exchange, cipher and MAC in the order pmc offers them: each one computed by Node's
+ * own crypto (OpenSSL), the cheapest first, so a handshake costs the manager the same
+ * whether or not ssh2's optional native binding was built. Every OpenSSH since 7.4 accepts
+ * the first choices; the rest are for older servers.
+ */
+const KEX_ALGORITHMS: KexAlgorithm[] = [
+  'curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384',
+  'ecdh-sha2-nistp521', 'diffie-hellman-group-exchange-sha256', 'diffie-hellman-group14-sha256',
+  'diffie-hellman-group16-sha512',
+];
+const CIPHER_ALGORITHMS: CipherAlgorithm[] = [
+  'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr',
+];
+/** Only used with the ctr ciphers (GCM authenticates itself); encrypt-then-MAC first. */
+const MAC_ALGORITHMS: MacAlgorithm[] = [
+  'hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512', 'hmac-sha1',
+];
+
+/**
+ * The phases of a connection and of a command on it, reported as they end (wall clock,
+ * performance.now() milliseconds): `tcp` until the socket is connected, `kex` the key exchange
+ * (including `hostkey`, pmc's own known_hosts check inside it), `auth` until the server
+ * accepted us, `channel` until the command's session channel is open, `transfer` until the
+ * command's output is all in and the channel closed.
+ */
+export type SshPhase = 'tcp' | 'kex' | 'hostkey' | 'auth' | 'channel' | 'transfer';
+export type PhaseListener = (phase: SshPhase, startedAt: number, endedAt: number) => void;
+
 export interface ConnectOptions {
   /**
    * A stream already connected to the target's SSH port (a jump host's forwardOut)
@@ -61,6 +90,8 @@ export interface ConnectOptions {
   log?: (line: string) => void;
   /** The run's known_hosts files, read once and shared by every connection (a new store reads them afresh). */
   knownHosts?: KnownHostsStore;
+  /** Told of each phase as it ends (the fleet benchmark's per-phase figures). */
+  onPhase?: PhaseListener;
 }
 
 /**
@@ -84,6 +115,13 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
   const started = performance.now();
   const client = new ssh2.Client();
   let hostKeyError: PmcError | undefined;
+  const { onPhase } = options;
+  let connectedAt = started;
+  let handshakeAt = started;
+  if (onPhase) {
+    client.once('connect', () => { connectedAt = performance.now(); onPhase('tcp', started, connectedAt); });
+    client.once('handshake', () => { handshakeAt = performance.now(); onPhase('kex', connectedAt, handshakeAt); });
+  }
 
   return new Promise<SshConnection>((resolve, reject) => {
     const settle = (error: PmcError | undefined): void => {
@@ -99,7 +137,10 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       options.log?.(`[${target.name}] connected to ${target.user}@${endpoint(target)}${options.via ? ` via ${endpoint(options.via)}` : ''} in ${Math.round(performance.now() - started)} ms`);
       resolve(new SshConnection(client, target, options));
     };
-    const onReady = (): void => settle(undefined);
+    const onReady = (): void => {
+      onPhase?.('auth', handshakeAt, performance.now());
+      settle(undefined);
+    };
     const onError = (err: Ssh2Error): void => {
       // An unusable agent is not fatal: ssh2 goes on with the identity files.
       if (err.level === 'agent') {
@@ -124,9 +165,16 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       readyTimeout: target.connectTimeoutMs,
       keepaliveInterval: target.keepaliveIntervalMs,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      algorithms: { serverHostKey: hostKeyAlgorithms(hostKeys) },
+      algorithms: {
+        kex: KEX_ALGORITHMS,
+        cipher: CIPHER_ALGORITHMS,
+        hmac: MAC_ALGORITHMS,
+        serverHostKey: hostKeyAlgorithms(hostKeys),
+      },
       hostVerifier: (keyBlob: Buffer): boolean => {
+        const checkStarted = performance.now();
         hostKeyError = hostKeyFailure(target, checkServerKey(hostKeys, keyBlob), keyBlob, { via: options.via, hostKeys });
+        onPhase?.('hostkey', checkStarted, performance.now());
         return hostKeyError === undefined;
       },
     });
@@ -190,12 +238,14 @@ class StdinWatch {
 export class SshConnection {
   private readonly sessions: Semaphore;
   private readonly log: ((line: string) => void) | undefined;
+  private readonly onPhase: PhaseListener | undefined;
   private lastError: Error | undefined;
   private closed = false;
 
   constructor(private readonly client: Client, readonly target: SshTarget, options: ConnectOptions) {
     this.sessions = new Semaphore(options.maxSessions ?? OPENSSH_MAX_SESSIONS);
     this.log = options.log;
+    this.onPhase = options.onPhase;
     client.on('error', (err: Error) => { this.lastError = err; });
     client.on('close', () => { this.closed = true; });
   }
@@ -230,6 +280,9 @@ export class SshConnection {
             refused(err);
             return;
           }
+          const openedAt = performance.now();
+          this.onPhase?.('channel', started, openedAt);
+          if (this.onPhase) channel.once('close', () => this.onPhase?.('transfer', openedAt, performance.now()));
           // Listeners go on right here: a fast command's exit status can come in the same
           // read as the channel confirmation, before any promise continuation would run.
           channel.once('close', () => { void this.serverCaughtUp().then(release); });

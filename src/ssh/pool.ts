@@ -7,7 +7,7 @@
  */
 import type { ClientChannel } from 'ssh2';
 import { isPmcError, PmcError } from '../util/errors.js';
-import { connect, type SshConnection } from './connection.js';
+import { connect, type SshConnection, type SshPhase } from './connection.js';
 import { jumpFailure, tunnelFailure, type Ssh2Error } from './failures.js';
 import { KnownHostsStore } from './known-hosts.js';
 import { Semaphore } from './semaphore.js';
@@ -20,6 +20,8 @@ export interface SshPoolOptions {
   maxSessions?: number;
   /** --verbose output: `[pm-1] $ <command>`, `[pm-1] exit 0 in 12 ms`, connections. */
   log?: (line: string) => void;
+  /** Each connection's and command's phases as they end (see SshPhase); for the fleet benchmark. */
+  onPhase?: (node: string, phase: SshPhase, startedAt: number, endedAt: number) => void;
 }
 
 /** What happened on one node of a fan-out: its value, or why it could not be reached. */
@@ -101,7 +103,13 @@ export class SshPool {
   }
 
   private async open(target: SshTarget): Promise<SshConnection> {
-    const connectOptions = { maxSessions: this.options.maxSessions, log: this.options.log, knownHosts: this.knownHosts };
+    const { onPhase } = this.options;
+    const connectOptions = {
+      maxSessions: this.options.maxSessions,
+      log: this.options.log,
+      knownHosts: this.knownHosts,
+      onPhase: onPhase && ((phase: SshPhase, startedAt: number, endedAt: number) => onPhase(target.name, phase, startedAt, endedAt)),
+    };
     if (!target.jump) return connect(target, connectOptions);
     const via = target.jump;
     let jump: SshConnection;

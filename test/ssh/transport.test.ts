@@ -374,4 +374,24 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.equal(lines.length, 3);
     assert.ok(!lines.join('\n').includes('top-secret'));
   });
+
+  test('the phase hook reports each phase of a connection and a command, in order', async (t) => {
+    const phases: string[] = [];
+    const p = pool(t, [target('pm-a', nodeA)], {
+      onPhase: (node, phase, startedAt, endedAt) => {
+        assert.ok(endedAt >= startedAt, phase);
+        phases.push(`${node} ${phase}`);
+      },
+    });
+    await p.run('pm-a', 'echo one');
+    await p.run('pm-a', 'echo two');
+    assert.deepEqual(phases, ['tcp', 'hostkey', 'kex', 'auth', 'channel', 'transfer', 'channel', 'transfer'].map((phase) => `pm-a ${phase}`));
+  });
+
+  test('the handshake uses the algorithms pmc prefers (curve25519, AES-GCM), as sshd logs them', async (t) => {
+    const p = pool(t, [target('jump', jumpHost)]);
+    await p.run('jump', 'true');
+    assert.match(jumpHost.log(), /kex: algorithm: curve25519-sha256\b/);
+    assert.match(jumpHost.log(), /kex: client->server cipher: aes128-gcm@openssh\.com/);
+  });
 });
