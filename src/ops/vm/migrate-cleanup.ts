@@ -8,7 +8,7 @@
 import { isActive, type ClusterState, type VmReplica } from '../../model/cluster.js';
 import { PmcError } from '../../util/errors.js';
 import type { Plan, Step } from '../engine/plan.js';
-import { demoteStep, managedVm, nodesNotAsked, virshCommand, type PlannerConfig } from './lifecycle.js';
+import { demoteStep, drbdadmCommand, managedVm, nodesNotAsked, virshCommand, type PlannerConfig } from './lifecycle.js';
 import { netOptionsCommand } from './migrate-plan.js';
 
 export function planVmCleanup(state: ClusterState, name: string, config: PlannerConfig): Plan {
@@ -39,6 +39,11 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
       `pmc cannot tell where it should run: on the node it should not run on, demote it (drbdadm secondary ${resource}), then run pmc vm mv --cleanup ${vm.name} again (or pmc vm start ${vm.name})`);
   }
   const keeper: VmReplica | undefined = active[0];
+  const splitBrain = vm.flags.includes('split-brain');
+  if (splitBrain && !keeper) {
+    refuse(`${resource} is in split brain and the VM runs nowhere`,
+      `pick the side whose data to keep; on the other run "drbdadm secondary ${resource}; drbdadm connect --discard-my-data ${resource}", then "drbdadm connect ${resource}" on the kept one`);
+  }
   if (keeper && keeper.resource?.role !== 'Primary') {
     refuse(`it is ${describeState(keeper)} on ${keeper.node}, but ${resource} is ${keeper.resource?.role ?? 'not up'} there`,
       `pmc vm info ${vm.name} shows each node's view; repair DRBD on ${keeper.node} by hand`);
@@ -57,6 +62,7 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
       steps.push(demoteStep(r.node, resource, `demote ${resource} on ${r.node}: ${vm.name} ${keeper ? `runs on ${keeper.node}` : 'runs nowhere'}`));
     }
   }
+  if (splitBrain && keeper) steps.push(...splitBrainSteps(vm.name, resource, keeper, mirrored.filter((r) => r !== keeper)));
   for (const r of mirrored) {
     if (r.resource!.allowTwoPrimariesLive !== false) {
       steps.push({ node: r.node, command: netOptionsCommand(resource, false), why: `allow only one primary for ${resource} on ${r.node} again` });
@@ -70,6 +76,30 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
       : `nothing to clean up: ${vm.name} runs nowhere, at most one node is Primary, and two primaries are not allowed`);
   }
   return { title: keeper ? `clean up ${vm.name}: it runs on ${keeper.node}` : `clean up ${vm.name}: it runs nowhere`, steps, notes };
+}
+
+/**
+ * Both sides were Primary when the link broke mid-migration, so DRBD saw a split brain when it
+ * came back. The VM ran on the keeper alone since (the other side held the paused incoming
+ * domain at most, which writes nothing): the other side's data is dropped and resynced from
+ * the keeper, as the DRBD guide resolves a split brain (only the differing blocks move).
+ */
+function splitBrainSteps(vm: string, resource: string, keeper: VmReplica, others: readonly VmReplica[]): Step[] {
+  const steps: Step[] = [];
+  for (const r of others) {
+    if (r.resource!.peers.some((p) => p.connection !== 'StandAlone')) {
+      steps.push({ node: r.node, command: drbdadmCommand('disconnect', resource), why: `disconnect ${resource} on ${r.node}, which lost the split brain` });
+    }
+    steps.push({
+      node: r.node,
+      command: drbdadmCommand('connect', resource, 'drbdadm', ['--discard-my-data']),
+      why: `reconnect ${resource} on ${r.node}, dropping its changes since the split: ${vm} ran on ${keeper.node}, not here`,
+    });
+  }
+  if (keeper.resource!.peers.every((p) => p.connection === 'StandAlone')) {
+    steps.push({ node: keeper.node, command: drbdadmCommand('connect', resource), why: `reconnect ${resource} on ${keeper.node}, which keeps its data; the peer resyncs from it` });
+  }
+  return steps;
 }
 
 function describeState(r: VmReplica): string {

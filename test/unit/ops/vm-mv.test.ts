@@ -270,6 +270,24 @@ describe('vm mv --cleanup', () => {
     refuses('PMC_E_STATE', /it runs nowhere and test-vm is Primary on both pm-1 and pm-2/, () => planVmCleanup(cluster(none), 'test-vm', CONFIG));
   });
 
+  test('the link broke mid-migration (split brain on reconnect): the side that does not run it drops its data', () => {
+    const parts = running();
+    withResource(parts, 'pm-1', { splitBrain: true, allowTwoPrimariesLive: true, peers: [peer('pm-2', { connection: 'StandAlone', diskState: 'DUnknown', role: 'Unknown' })] });
+    withResource(parts, 'pm-2', { role: 'Primary', allowTwoPrimariesLive: true, peers: [peer('pm-1', { connection: 'Connecting', diskState: 'DUnknown', role: 'Unknown' })] });
+    assert.deepEqual(commands(cluster(parts)), [
+      '[pm-2] drbdadm secondary test-vm',
+      '[pm-2] drbdadm disconnect test-vm',
+      '[pm-2] drbdadm connect --discard-my-data test-vm',
+      '[pm-1] drbdadm connect test-vm',
+      '[pm-1] drbdadm net-options --allow-two-primaries=no test-vm',
+      '[pm-2] drbdadm net-options --allow-two-primaries=no test-vm',
+    ]);
+    const nowhere = running();
+    nowhere['pm-1']!.domains = [realDomain('shut off')];
+    withResource(nowhere, 'pm-1', { splitBrain: true });
+    refuses('PMC_E_STATE', /in split brain and the VM runs nowhere/, () => planVmCleanup(cluster(nowhere), 'test-vm', CONFIG));
+  });
+
   test('a node that cannot be asked: where it runs is unknown', () => {
     const all: NodeProbe[] = probes(NODES, interrupted()).map((p) => (p.node === 'pm-1'
       ? { node: 'pm-1', ok: false, error: { code: 'PMC_E_NODE_UNREACHABLE', message: 'pm-1: connection timed out' } } : p));
