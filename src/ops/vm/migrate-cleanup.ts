@@ -26,7 +26,9 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
   if (mirrored.length === 0) refuse('it has no DRBD resource that is up', `pmc vm info ${vm.name} shows what its nodes hold`);
   const resource = mirrored[0]!.resource!.name;
 
-  const active = vm.replicas.filter((r) => r.domain && isActive(r.domain));
+  const allActive = vm.replicas.filter((r) => r.domain && isActive(r.domain));
+  const stale = staleIncoming(allActive);
+  const active = allActive.filter((r) => !stale.includes(r));
   if (active.length > 1) {
     const where = active.map((r) => `${describeState(r)} on ${r.node}`).join(' and ');
     const incoming = active.find((r) => r.domain!.state === 'paused' && /migrat|incoming/i.test(r.domain!.stateReason ?? ''));
@@ -49,7 +51,13 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
       `pmc vm info ${vm.name} shows each node's view; repair DRBD on ${keeper.node} by hand`);
   }
 
-  const steps: Step[] = [];
+  const steps: Step[] = stale.map((r) => ({
+    node: r.node,
+    // Checked again on the node: no migration job may be running (it would be aborted) and the copy must still be paused.
+    command: `${virshCommand('domjobinfo', r.domain!)} | grep -q '^Job type: *None' && state=$(${virshCommand('domstate', r.domain!)}) && [ "$state" = paused ]`
+      + ` && ${virshCommand('destroy', r.domain!)} || { echo "a migration job is running or the copy is no longer paused: run pmc vm mv --cleanup again once it ends" >&2; exit 1; }`,
+    why: `power off the copy of ${vm.name} an interrupted migration left paused on ${r.node} (${r.domain!.stateReason ?? 'paused'}): it never ran there; ${keeper!.node} runs ${vm.name}`,
+  }));
   if (keeper?.domain?.state === 'paused' && keeper.domain.stateReason !== 'user') {
     steps.push({
       node: keeper.node,
@@ -100,6 +108,18 @@ function splitBrainSteps(vm: string, resource: string, keeper: VmReplica, others
     steps.push({ node: keeper.node, command: drbdadmCommand('connect', resource), why: `reconnect ${resource} on ${keeper.node}, which keeps its data; the peer resyncs from it` });
   }
   return steps;
+}
+
+/**
+ * Copies paused by a migration (not by an operator, not post-copy) next to exactly one copy
+ * that runs: the incoming side of a migration that was cut off, or the source after a handover.
+ * They never ran since and hold nothing the running copy lacks.
+ */
+function staleIncoming(active: readonly VmReplica[]): VmReplica[] {
+  const running = active.filter((r) => r.domain!.state !== 'paused');
+  const paused = active.filter((r) => r.domain!.state === 'paused');
+  if (running.length !== 1 || paused.length === 0) return [];
+  return paused.every((r) => /^(migration|starting up)$/.test(r.domain!.stateReason ?? '')) ? paused : [];
 }
 
 function describeState(r: VmReplica): string {

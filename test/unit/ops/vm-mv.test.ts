@@ -263,9 +263,9 @@ describe('vm mv --cleanup', () => {
     const both = interrupted();
     both['pm-1']!.domains = [realDomain('running')];
     refuses('PMC_E_STATE', /test-vm: it is running \(booted\) on pm-1 and running \(booted\) on pm-2: pmc cannot tell which copy to keep; nothing was changed/, () => planVmCleanup(cluster(both), 'test-vm', CONFIG));
-    const incoming = interrupted('paused', 'migration');
-    incoming['pm-1']!.domains = [realDomain('running')];
-    assert.throws(() => planVmCleanup(cluster(incoming), 'test-vm', CONFIG), (e: unknown) => e instanceof PmcError && /if a migration is still running, wait/.test(e.hint ?? ''));
+    const byUser = interrupted('paused', 'user');
+    byUser['pm-1']!.domains = [realDomain('running')];
+    assert.throws(() => planVmCleanup(cluster(byUser), 'test-vm', CONFIG), (e: unknown) => e instanceof PmcError && /running \(booted\) on pm-1 and paused \(user\) on pm-2/.test(e.message));
     const none = interrupted('shut off');
     refuses('PMC_E_STATE', /it runs nowhere and test-vm is Primary on both pm-1 and pm-2/, () => planVmCleanup(cluster(none), 'test-vm', CONFIG));
   });
@@ -286,6 +286,21 @@ describe('vm mv --cleanup', () => {
     nowhere['pm-1']!.domains = [realDomain('shut off')];
     withResource(nowhere, 'pm-1', { splitBrain: true });
     refuses('PMC_E_STATE', /in split brain and the VM runs nowhere/, () => planVmCleanup(cluster(nowhere), 'test-vm', CONFIG));
+  });
+
+  test('a copy left paused by a cut-off migration next to the running one is powered off, guarded on the node by its job and state', () => {
+    const parts = interrupted('paused', 'migration');
+    parts['pm-1']!.domains = [realDomain('running')];
+    withResource(parts, 'pm-1', { role: 'Primary' });
+    const plan = planVmCleanup(cluster(parts), 'test-vm', CONFIG);
+    assert.equal(plan.title, 'clean up test-vm: it runs on pm-1');
+    assert.equal(plan.steps[0]!.node, 'pm-2');
+    assert.match(plan.steps[0]!.command, new RegExp(`^virsh domjobinfo ${UUID} \\| grep -q '\\^Job type: \\*None' && .*virsh domstate ${UUID}.* = paused \\] && virsh destroy ${UUID} \\|\\|`));
+    assert.deepEqual(plan.steps.slice(1).map((s) => `[${s.node}] ${s.command}`), [
+      '[pm-2] drbdadm secondary test-vm',
+      '[pm-1] drbdadm net-options --allow-two-primaries=no test-vm',
+      '[pm-2] drbdadm net-options --allow-two-primaries=no test-vm',
+    ]);
   });
 
   test('a node that cannot be asked: where it runs is unknown', () => {
