@@ -44,8 +44,8 @@ async function migrate(from: string, to: string): Promise<void> {
   const o = data.outcomes[0]!;
   assert.deepEqual([o.status, o.source, o.target], ["migrated", from, to]);
   const t = o.timings!;
-  // Progress is polled every 2 s: a migration that short may end before the first poll.
-  if (t.migrateMs > 5000) assert.match(stderr, /% of memory sent, .* remaining/, "progress shown");
+  // Progress is polled every second and shown every 3 s: a short migration may end before the first report.
+  if (t.migrateMs > 20_000) assert.match(stderr, /% of memory sent, .* remaining/, "progress shown");
   console.log(`# ${from} -> ${to}: pmc ran ${(wall / 1000).toFixed(1)} s: reading and checking the cluster ${(data.checksMs / 1000).toFixed(1)} s, `
     + `role changes and checks on the nodes ${(t.roleChangesMs / 1000).toFixed(1)} s, virsh migrate ${(t.migrateMs / 1000).toFixed(1)} s`);
   for (let i = 1; i < values.length; i++) assert.ok(values[i]! >= values[i - 1]!, `counter went backwards: ${values.slice(i - 1, i + 1)}`);

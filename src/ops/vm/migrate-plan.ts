@@ -209,7 +209,7 @@ function migrateCommand(uuid: string, target: string, timeoutSeconds: number): s
     `log=$(mktemp) && trap 'rm -f "$log"' EXIT`,
     `${migrate} >"$log" 2>&1 & pid=$!`,
     `end=$(( $(date +%s) + ${timeoutSeconds} )); aborted=`,
-    `while kill -0 "$pid" 2>/dev/null; do sleep 2; ${commandLine(['virsh', 'domjobinfo', uuid])} 2>/dev/null | awk ${quote(PROGRESS_AWK)};`
+    `while kill -0 "$pid" 2>/dev/null; do sleep 1; ${commandLine(['virsh', 'domjobinfo', uuid])} 2>/dev/null | awk ${quote(PROGRESS_AWK)};`
       + ` if [ -z "$aborted" ] && [ "$(date +%s)" -ge "$end" ]; then ${commandLine(['virsh', 'domjobabort', uuid])} >/dev/null 2>&1; aborted=1; fi; done`,
     'wait "$pid"; rc=$?',
     `if [ -n "$aborted" ]; then echo ${quote(`not finished after ${timeoutSeconds} s (--timeout): aborted with virsh domjobabort`)} >&2; tr '\\r' '\\n' < "$log" | tail -n 3 >&2; exit 124; fi`,
