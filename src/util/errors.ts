@@ -21,6 +21,7 @@ export type PmcErrorCode =
   | 'PMC_E_CAPACITY'
   | 'PMC_E_STATE'
   | 'PMC_E_ISO_UNKNOWN'
+  | 'PMC_E_IMAGE_UNKNOWN'
   | 'PMC_E_ADDRESS_INVALID'
   | 'PMC_E_MAC_IN_USE'
   | 'PMC_E_RANGE_EXHAUSTED'

@@ -1,3 +1,5 @@
+import type { Report } from '../../ops/engine/context.js';
+import { PmcError } from '../../util/errors.js';
 import { listOptions, defineCommand, dryRunOption } from '../command.js';
 import { listVms, showVm } from '../../ops/vm/list.js';
 import { openConsole, type ConsoleData } from '../../ops/vm/console.js';
@@ -5,6 +7,9 @@ import type { ApplyResult } from '../../ops/engine/execute.js';
 import { DEFAULT_STOP_TIMEOUT_S, destroyVm, rebootVm, startVm, stopVm } from '../../ops/vm/power.js';
 import { removeVm } from '../../ops/vm/rm.js';
 import { addVm } from '../../ops/vm/add.js';
+import { cleanupVm, moveVms, type MoveReport } from '../../ops/vm/mv.js';
+import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/migrate-plan.js';
+import { moveView } from '../../render/views/migrate.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
@@ -116,7 +121,7 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   view: consoleView,
 });
 
-const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: number; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: number; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'add <vm>',
   aliases: ['create'],
   describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
@@ -131,6 +136,7 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     .option('mac', { type: 'string', describe: 'its MAC address (default: network.macPrefix and three random bytes)' })
     .option('clone', { type: 'string', describe: 'copy the disk of this VM (only crash-consistent if it runs)' })
     .option('from', { type: 'string', describe: 'with --clone: read the source disk on this node (default: its primary)' })
+    .option('image', { type: 'string', describe: 'write this raw or qcow2 disk image of the image store onto the disk, and boot from it' })
     .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
     .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
@@ -138,10 +144,49 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     ['pmc vm add -p pm-1 -p pm-2 -s 20 -m 2 web-1', '20 GiB disk, 2 GiB memory, on pm-1 with pm-2 as standby'],
     ['pmc vm add -s 10 -m 512M -i debian-12 db-1', 'pmc picks the nodes; boots the Debian installer from the ISO store'],
     ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
+    ['pmc vm add -s 10 -m 1 --image debian-12.qcow2 web-3', 'boots from a copy of that image (imageStore in pmc.yaml)'],
     ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
   ],
   run: (ctx, args) => addVm(ctx, { ...args, pm: args.pm === undefined ? undefined : [args.pm].flat() }),
   view: applyView,
 });
 
-export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand];
+/** `vm mv` prints the migrations' outcomes, `vm mv --cleanup` the cleanup plan's result. */
+type MoveData = ({ kind: 'move' } & MoveReport) | { kind: 'cleanup'; result: ApplyResult };
+
+const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
+  command: 'mv [vms..]',
+  aliases: ['migrate'],
+  describe: 'live-migrate running VMs to their DRBD peer; --cleanup repairs after an interrupted migration',
+  builder: (y) => dryRunOption(y)
+    .positional('vms', { type: 'string', array: true, default: [], describe: 'the VMs to migrate' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'migrate every VM running on this node' })
+    .option('cleanup', { type: 'boolean', default: false, describe: 'after an interrupted migration: make the node that runs the VM its only Primary, resume it if paused, two primaries off' })
+    .option('parallel', { type: 'number', default: 1, describe: 'how many migrations run at once' })
+    .option('keep-going', { type: 'boolean', default: false, describe: 'go on with the next VMs after a failure (and after a refused check)' })
+    .option('timeout', { alias: 't', type: 'number', default: DEFAULT_MIGRATE_TIMEOUT_S, describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
+    .epilogue('Checked on both nodes before anything changes: runs on exactly one node; Connected and UpToDate/UpToDate; same UUID, disks, NICs and CPU model;\n'
+      + 'memory for every VM defined on the target; its bridges; attached ISOs with the same sha256. Two primaries are allowed only while it migrates.\n'
+      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.'),
+  examples: [
+    ['pmc vm mv web-1', 'to its DRBD peer, with progress'],
+    ['pmc vm mv -p pm-1', 'every VM running on pm-1, one after another'],
+    ['pmc vm mv --parallel 2 --keep-going a b c', 'two at a time, past failures'],
+    ['pmc vm mv --dry-run web-1', 'the checks run, then every command it would run'],
+    ['pmc vm mv --cleanup web-1', 'after a migration was interrupted'],
+  ],
+  run: async (ctx, args): Promise<Report<MoveData>> => {
+    if (args.cleanup) {
+      if (args.vms.length !== 1 || args.pm !== undefined) {
+        throw new PmcError('PMC_E_USAGE', '--cleanup takes exactly one VM and no -p', 'pmc vm mv --cleanup web-1');
+      }
+      const report = await cleanupVm(ctx, args.vms[0]!, args);
+      return { ...report, data: { kind: 'cleanup', result: report.data } };
+    }
+    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
+    return { ...report, data: { kind: 'move', ...report.data } };
+  },
+  view: (data, opts) => (data.kind === 'cleanup' ? applyView(data.result, opts) : moveView(data, opts)),
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, mv, consoleCommand];

@@ -4,7 +4,7 @@
  * and applies (or, with --dry-run, prints) the plan.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { OpContext, Report } from '../engine/context.js';
@@ -20,7 +20,7 @@ import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
 import { describeFailure, type ApplyResult } from '../engine/execute.js';
 import { runPlan } from '../engine/run-plan.js';
 import {
-  checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
+  checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type ImageFacts, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
 } from './add-plan.js';
 
 /** The command line of `pmc vm add`, as yargs parsed it. */
@@ -35,6 +35,7 @@ export interface VmAddArgs {
   mac?: string;
   clone?: string;
   from?: string;
+  image?: string;
   start: boolean;
   force: boolean;
   dryRun: boolean;
@@ -45,6 +46,9 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
   const name = assertVmName(args.vm);
   if (!Number.isInteger(args.cpus) || args.cpus < 1) {
     throw new PmcError('PMC_E_USAGE', `-c ${args.cpus}: the number of vCPUs must be a whole number from 1`, 'e.g. -c 2');
+  }
+  if (args.image !== undefined && args.clone !== undefined) {
+    throw new PmcError('PMC_E_USAGE', '--image and --clone both name what the disk starts with: give one', 'pmc vm add --image debian-12.qcow2 ... or pmc vm add --clone web-1 ...');
   }
   if (args.from !== undefined && args.clone === undefined) {
     throw new PmcError('PMC_E_USAGE', '--from names the node to clone from, but --clone is missing', 'pmc vm add --clone web-1 --from pm-2 ...');
@@ -59,6 +63,7 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
     ip: args.ip === undefined ? undefined : parseIp(args.ip),
     mac: args.mac === undefined ? undefined : parseMac(args.mac),
     clone: args.clone === undefined ? undefined : { vm: args.clone, from: args.from },
+    image: args.image === undefined ? undefined : storeFileName(args.image, '--image', 'PMC_E_IMAGE_UNKNOWN', 'imageStore'),
     start: args.start,
     force: args.force,
   };
@@ -66,10 +71,14 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
 
 /** `-i ubuntu-2020` means ubuntu-2020.iso in the ISO store; never a path. */
 function isoFileName(input: string): string {
-  const file = input.endsWith('.iso') ? input : `${input}.iso`;
-  if (!/^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/.test(file)) {
-    throw new PmcError('PMC_E_ISO_UNKNOWN', `-i ${JSON.stringify(input)}: name an image of the ISO store, not a path`,
-      'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)');
+  return storeFileName(input.endsWith('.iso') ? input : `${input}.iso`, '-i', 'PMC_E_ISO_UNKNOWN', 'isoStore', input);
+}
+
+/** A file of one of the manager's stores, by name: never a path, never an option. */
+function storeFileName(file: string, option: string, code: 'PMC_E_ISO_UNKNOWN' | 'PMC_E_IMAGE_UNKNOWN', key: string, given = file): string {
+  if (!/^[A-Za-z0-9_+][A-Za-z0-9._+-]*$/.test(file)) {
+    throw new PmcError(code, `${option} ${JSON.stringify(given)}: name a file of the store (${key} in pmc.yaml), not a path`,
+      option === '-i' ? 'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)' : `e.g. ${option} debian-12.qcow2 for that file in the image store (${key} in pmc.yaml)`);
   }
   return file;
 }
@@ -78,14 +87,43 @@ export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<App
   const request = parseVmAddArgs(args);
   if (args.from !== undefined) selectNodes(ctx.config, [args.from]);
   const localIso = request.iso ? await checksumLocalIso(ctx, request.iso) : undefined;
+  const image = request.image ? readLocalImage(ctx.config.imageStore, request.image) : undefined;
   const state = await readCluster(ctx);
   const target = checkVmAdd(state, ctx.config, request);
-  const facts = await gatherFacts(ctx, state, request, target, localIso);
+  const facts = { ...await gatherFacts(ctx, state, request, target, localIso), image };
   const plan = planVmAdd(state, ctx.config, request, facts);
   return runPlan(ctx, plan, args.dryRun);
 }
 
 type LocalIso = Pick<IsoFacts, 'localFile' | 'name' | 'sizeBytes' | 'sha256'>;
+
+/**
+ * A disk image of the store: qcow2 when it starts with qcow2's magic (its virtual size is in
+ * the header), else raw (its size is the file's).
+ */
+export function readLocalImage(store: string, name: string): ImageFacts {
+  const localFile = join(store, name);
+  if (!existsSync(localFile)) {
+    const known = existsSync(store) ? readdirSync(store).filter((f) => !f.startsWith('.')) : [];
+    throw new PmcError('PMC_E_IMAGE_UNKNOWN', `${name} is not in the image store ${store}`,
+      known.length > 0 ? `the store holds: ${known.join(', ')}` : 'put the image there first (imageStore in pmc.yaml names the folder)');
+  }
+  const fileBytes = statSync(localFile).size;
+  const header = Buffer.alloc(32);
+  const fd = openSync(localFile, 'r');
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.readUInt32BE(0) === QCOW2_MAGIC) {
+    return { localFile, name, format: 'qcow2', fileBytes, virtualBytes: Number(header.readBigUInt64BE(24)) };
+  }
+  return { localFile, name, format: 'raw', fileBytes, virtualBytes: fileBytes };
+}
+
+/** "QFI\xfb", the first four bytes of every qcow2 image. */
+const QCOW2_MAGIC = 0x514649fb;
 
 async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso> {
   const localFile = join(ctx.config.isoStore, name);
@@ -101,7 +139,7 @@ async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso>
 }
 
 /** The reads the plan depends on; each is a read, so a dry run may do them too. */
-async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<VmAddFacts> {
+async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<Omit<VmAddFacts, 'image'>> {
   const capabilityXml = await onEachNode(ctx, target.nodes, () => commandLine(['virsh', 'capabilities']));
   const capabilities: Record<string, NodeCapabilities> = {};
   for (const node of target.nodes) capabilities[node] = parseCapabilities(capabilityXml[node]!, node);

@@ -37,12 +37,12 @@ export function virshCommand(verb: string, domain: Domain, flags: readonly strin
  * A drbdadm command on one resource ("all" would mean every resource on the node). drbdsetup
  * reaches a resource the kernel runs but no file describes any more.
  */
-export function drbdadmCommand(verb: 'primary' | 'secondary' | 'down', resource: string, tool: 'drbdadm' | 'drbdsetup' = 'drbdadm'): string {
+export function drbdadmCommand(verb: 'primary' | 'secondary' | 'down' | 'net-options' | 'connect' | 'disconnect', resource: string, tool: 'drbdadm' | 'drbdsetup' = 'drbdadm', options: readonly string[] = []): string {
   if (resource === 'all') {
     throw new PmcError('PMC_E_STATE', 'a DRBD resource named "all" cannot be addressed: drbdadm reads it as every resource',
       'rename the resource (its .res file on both nodes) before pmc manages it');
   }
-  return commandLine([tool, verb, resource]);
+  return commandLine([tool, verb, ...options, resource]);
 }
 
 export function demoteStep(node: string, resource: string, why: string): Step {
