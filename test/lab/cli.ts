@@ -178,6 +178,9 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
+  pmc(["backup", "ls"]);
+  pmc(["help", "vm", "backup"]);
+  pmc(["help", "vm", "restore"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

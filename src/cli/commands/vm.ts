@@ -174,7 +174,7 @@ const restore = defineCommand<{ vm: string; at: string; to?: string; pm?: string
     .option('pm', { alias: 'p', type: 'string', describe: 'use the backups on this node (default: any node that has the chosen time)' })
     .option('memory', { alias: 'm', type: 'string', describe: 'with --to: memory of the new VM (default: as the backup recorded)' })
     .option('cpus', { alias: 'c', type: 'number', describe: 'with --to: vCPUs of the new VM (default: as the backup recorded)' })
-    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name before overwriting VM\'s own disk' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name before overwriting VM\'s own disk; with --to, create the new VM even when memory or disk space look short' })
     .epilogue('Onto its own disk, the VM must be off: the data is written through DRBD on its primary, so both copies get it.\nAfterwards the disk is read back and its sha256 compared with the manifest (old-tool backups: xdelta3\'s checksums).'),
   examples: [
     ['pmc vm restore web-1 --at 2026-12-02-03-00-00 --to web-1-old', 'a new VM web-1-old with that day\'s disk, beside web-1'],

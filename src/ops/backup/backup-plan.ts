@@ -163,7 +163,7 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     time: isoOfStamp(facts.stamp),
     type: request.kind,
     base: base?.stamp ?? null,
-    consistency: frozen ? 'file-systems-frozen' : 'crash-consistent',
+    consistency: frozen ? 'file-systems-frozen' : source.runningOn ? 'crash-consistent' : 'shut-off',
     source: { lv: source.lv, drbdDevice: source.drbdDevice ?? null },
     vmShape: { memoryBytes: vm.memoryBytes ?? null, vcpus: vm.vcpus ?? null },
     xdelta3SourceWindow: window ?? null,

@@ -39,7 +39,8 @@ export const manifestSchema = z.object({
   data: z.object({ bytes: z.number().int().nonnegative(), sha256: digest }),
   /** The backup file itself. */
   file: z.object({ name: z.string(), bytes: z.number().int().nonnegative(), sha256: digest }),
-  consistency: z.enum(['crash-consistent', 'file-systems-frozen']),
+  /** shut-off: the VM was not running; file-systems-frozen: through its guest agent; else crash-consistent. */
+  consistency: z.enum(['crash-consistent', 'file-systems-frozen', 'shut-off']),
   /** Where the data was read (an LVM snapshot of this LV) and the DRBD device it backs, if any. */
   source: z.object({ lv: z.string(), drbdDevice: z.string().nullable() }),
   /** The VM as it was, so a restore into a new VM can give it the same shape. */

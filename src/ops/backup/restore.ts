@@ -61,7 +61,7 @@ export async function restoreVm(ctx: OpContext, args: VmRestoreArgs): Promise<Re
         'give them: -m 1G -c 1');
     }
     const paired = ctx.config.nodes.length >= 2;
-    const request = newVmRequest(args.to, lvMiBFor(source.dataBytes, paired) * 1024 ** 2, memoryBytes, vcpus);
+    const request = newVmRequest(args.to, lvMiBFor(source.dataBytes, paired) * 1024 ** 2, memoryBytes, vcpus, args.force);
     const target = checkVmAdd(state, ctx.config, request);
     const facts = await gatherFacts(ctx, state, request, target, undefined);
     plan = planRestoreToNewVm(state, ctx.config, request, facts, source);
