@@ -8,6 +8,7 @@ import { openContext, type GlobalOptions } from './context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
 import { vmCommands } from './commands/vm.js';
+import { backupCommands } from './commands/backup.js';
 
 interface Group {
   name: string;
@@ -19,6 +20,7 @@ const GROUPS: Group[] = [
   { name: 'pm', describe: 'physical nodes: list, check, prepare', commands: pmCommands },
   { name: 'vm', describe: 'virtual machines: list, inspect, create, remove, start, stop', commands: vmCommands },
   { name: 'cluster', describe: 'the whole cluster: verify, start after a power loss', commands: clusterCommands },
+  { name: 'backup', describe: 'backups on the nodes: list, verify, prune, copy (pmc vm backup / vm restore make and use them)', commands: backupCommands },
 ];
 
 /** Runs pmc with the given arguments and returns the exit code (it never calls process.exit). */
@@ -34,7 +36,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .option('color', { type: 'boolean', describe: 'colour output (default: only on a terminal; NO_COLOR is honoured)', global: true })
     .strict()
     .recommendCommands()
-    .demandCommand(1, 'name a command group: pm, vm or cluster')
+    .demandCommand(1, 'name a command group: pm, vm, cluster or backup')
     .help()
     .alias('help', 'h')
     .version()

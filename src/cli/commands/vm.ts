@@ -10,6 +10,9 @@ import { addVm } from '../../ops/vm/add.js';
 import { cleanupVm, moveVms, type MoveReport } from '../../ops/vm/mv.js';
 import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/migrate-plan.js';
 import { moveView } from '../../render/views/migrate.js';
+import { backupVms, type BackupRun } from '../../ops/backup/backup.js';
+import { restoreVm, type RestoreData } from '../../ops/backup/restore.js';
+import { backupRunsView, restoreView } from '../../render/views/backups.js';
 import { consoleView } from '../../render/views/console.js';
 import { applyView } from '../../render/views/plan.js';
 import { vmDetailsView, vmsView, VM_COLUMNS } from '../../render/views/vms.js';
@@ -189,4 +192,42 @@ const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; paralle
   view: (data, opts) => (data.kind === 'cleanup' ? applyView(data.result, opts) : moveView(data, opts)),
 });
 
-export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, mv, consoleCommand];
+const backup = defineCommand<{ vms: string[]; base: boolean; pm?: string; dryRun: boolean }, BackupRun[]>({
+  command: 'backup <vms..>',
+  describe: 'back up VM disks: a full image (-b) or an xdelta3 increment against the newest full image, read from an LVM snapshot on the standby node',
+  builder: (y) => dryRunOption(y)
+    .positional('vms', { type: 'string', array: true, demandOption: true, describe: 'the VMs, backed up one after the other' })
+    .option('base', { alias: 'b', type: 'boolean', default: false, describe: 'a full image (default: an increment against the newest full image on that node)' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'read the disk on this node (default: the standby; a one-node VM\'s own node)' })
+    .epilogue('Files: <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base or .xdelta3 (UTC), with a .json manifest beside each.\nNo DRBD role changes: the disk is read from an LVM snapshot while DRBD is Connected UpToDate/UpToDate.\nA failed or interrupted backup leaves no complete-looking file and no snapshot.'),
+  examples: [
+    ['pmc vm backup -b web-1', 'a full image, on the node that stands by for web-1'],
+    ['pmc vm backup web-1 db-1', 'an increment of each, against its newest full image'],
+    ['pmc vm backup -b -p pm-2 --dry-run web-1', 'every command it would run on pm-2'],
+  ],
+  run: (ctx, args) => backupVms(ctx, args),
+  view: backupRunsView,
+});
+
+const restore = defineCommand<{ vm: string; at: string; to?: string; pm?: string; memory?: string; cpus?: number; force: boolean; dryRun: boolean }, RestoreData>({
+  command: 'restore <vm>',
+  describe: 'rebuild a VM\'s disk from a backup (full image, or full image + increment), onto its own disk or into a new VM',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('at', { type: 'string', demandOption: true, describe: 'the backup\'s time (as pmc backup ls shows it), or the newest at or before a time: 2026-12-02T08:30, 2026-12-02, latest' })
+    .option('to', { type: 'string', describe: 'restore into a new VM of this name (created as vm add does, not started) instead of VM\'s own disk' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'use the backups on this node (default: any node that has the chosen time)' })
+    .option('memory', { alias: 'm', type: 'string', describe: 'with --to: memory of the new VM (default: as the backup recorded)' })
+    .option('cpus', { alias: 'c', type: 'number', describe: 'with --to: vCPUs of the new VM (default: as the backup recorded)' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name before overwriting VM\'s own disk; with --to, create the new VM even when memory or disk space look short' })
+    .epilogue('Onto its own disk, the VM must be off: the data is written through DRBD on its primary, so both copies get it.\nAfterwards the disk is read back and its sha256 compared with the manifest (old-tool backups: xdelta3\'s checksums).'),
+  examples: [
+    ['pmc vm restore web-1 --at 2026-12-02-03-00-00 --to web-1-old', 'a new VM web-1-old with that day\'s disk, beside web-1'],
+    ['pmc vm restore web-1 --at latest', 'overwrite web-1\'s disk with its newest backup (asks you to type "web-1")'],
+    ['pmc vm restore web-1 --at 2026-12-01 --dry-run', 'which backup, and every command, on which node'],
+  ],
+  run: (ctx, args) => restoreVm(ctx, args),
+  view: restoreView,
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, mv, consoleCommand, backup, restore];

@@ -348,7 +348,7 @@ export function drbdUsableBytes(lvBytes: number): number {
 }
 
 /** The smallest LV, in whole MiB, that holds `dataBytes` of VM data (and DRBD's metadata when paired). */
-function lvMiBFor(dataBytes: number, paired: boolean): number {
+export function lvMiBFor(dataBytes: number, paired: boolean): number {
   let mib = Math.ceil(dataBytes / MiB);
   while (paired && drbdUsableBytes(mib * MiB) < dataBytes) mib++;
   return mib;

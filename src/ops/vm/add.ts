@@ -138,8 +138,8 @@ async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso>
   return { localFile, name, sizeBytes: statSync(localFile).size, sha256: hash.digest('hex') };
 }
 
-/** The reads the plan depends on; each is a read, so a dry run may do them too. */
-async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<Omit<VmAddFacts, 'image'>> {
+/** The reads the plan depends on; each is a read, so a dry run may do them too (vm restore --to reuses them). */
+export async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<Omit<VmAddFacts, 'image'>> {
   const capabilityXml = await onEachNode(ctx, target.nodes, () => commandLine(['virsh', 'capabilities']));
   const capabilities: Record<string, NodeCapabilities> = {};
   for (const node of target.nodes) capabilities[node] = parseCapabilities(capabilityXml[node]!, node);
