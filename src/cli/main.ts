@@ -4,7 +4,8 @@ import { emitError, emitReport, EXIT, processStreams, type Streams } from '../re
 import { colorWanted, makeStyle } from '../render/style.js';
 import { PmcError } from '../util/errors.js';
 import type { PmcCommand } from './command.js';
-import { openContext, type GlobalOptions } from './context.js';
+import { DEFAULT_WAIT_LOCK_S, openContext, type GlobalOptions } from './context.js';
+import { StopToken } from '../ops/engine/context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
 import { vmCommands } from './commands/vm.js';
@@ -32,6 +33,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON', global: true })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show every remote command and error details', global: true })
     .option('color', { type: 'boolean', describe: 'colour output (default: only on a terminal; NO_COLOR is honoured)', global: true })
+    .option('wait-lock', { type: 'number', default: DEFAULT_WAIT_LOCK_S, describe: 'seconds a changing command waits for another pmc run that holds its nodes', global: true })
     .strict()
     .recommendCommands()
     .demandCommand(1, 'name a command group: pm, vm or cluster')
@@ -61,7 +63,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
             return built;
           },
           handler: async (args: any) => {
-            exitCode = await runCommand(cmd, args, wantsColor(args.color), streams);
+            exitCode = await runCommand(cmd, args, wantsColor(args.color), streams, argv);
           },
         });
       }
@@ -80,10 +82,12 @@ export async function main(argv: string[], streams: Streams = processStreams, en
   return exitCode;
 }
 
-async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnType<typeof makeStyle>, streams: Streams): Promise<number> {
+async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnType<typeof makeStyle>, streams: Streams, argv: readonly string[]): Promise<number> {
   let ctx: ReturnType<typeof openContext> | undefined;
+  const stop = new StopToken();
+  const removeHandlers = interruptHandlers(stop, streams);
   try {
-    ctx = openContext(args, style, streams);
+    ctx = openContext(args, style, streams, argv, stop);
     const report = await cmd.run(ctx, args);
     return emitReport(report, cmd.view, {
       json: args.json,
@@ -96,7 +100,28 @@ async function runCommand(cmd: PmcCommand<any, any>, args: any, style: ReturnTyp
     return emitError(err, style, args.verbose, streams);
   } finally {
     await ctx?.pool.close();
+    removeHandlers();
   }
+}
+
+/**
+ * Ctrl-C and SIGTERM while a command runs: the first asks the engine to stop after the
+ * running step and undo, the second to stop undoing; a third ends pmc at once (what remains
+ * was already listed as it happened).
+ */
+function interruptHandlers(stop: StopToken, streams: Streams): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stop.level === 'halt') {
+      streams.err(`pmc: ${signal} a third time: exiting now\n`);
+      process.exit(130);
+    }
+    stop.request(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const signal of signals) process.on(signal, onSignal);
+  return () => {
+    for (const signal of signals) process.off(signal, onSignal);
+  };
 }
 
 export function cliArgs(): string[] {
