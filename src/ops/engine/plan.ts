@@ -62,7 +62,7 @@ export interface Plan {
 export function dependencies(plan: Plan): number[][] {
   const index = new Map<string, number>();
   return plan.steps.map((step, i) => {
-    const deps = step.after === undefined ? (i > 0 ? [i - 1] : []) : step.after.map((id) => {
+    const deps = step.after === undefined ? [...Array(i).keys()] : step.after.map((id) => {
       const at = index.get(id);
       if (at === undefined) throw new Error(`plan "${plan.title}": step ${i + 1} runs after "${id}", which is not an earlier step`);
       return at;
@@ -88,7 +88,8 @@ export function describePlan(plan: Plan): string {
   const lines = [`${plan.title} (${plan.steps.length} steps${parallel ? '; a step runs once the steps it is after are done, at the same time as others' : ''})`];
   for (const note of plan.notes) lines.push(`note: ${note}`);
   plan.steps.forEach((step, i) => {
-    const after = parallel ? ` (after ${deps[i]!.length ? deps[i]!.map((d) => d + 1).join(', ') : 'nothing'})` : '';
+    const after = !parallel ? '' : step.after === undefined ? (i > 0 ? ' (after every step above)' : '')
+      : ` (after ${deps[i]!.length ? deps[i]!.map((d) => d + 1).join(', ') : 'nothing'})`;
     lines.push(`${String(i + 1).padStart(3)}. [${step.node}] ${step.why}${after}`);
     if (step.uninterruptible) lines.push(`       not interrupted before this step: ${step.uninterruptible}`);
     if (step.input && 'fromNode' in step.input) lines.push(`       [${step.input.fromNode}] $ ${step.input.command} |`);
