@@ -9,6 +9,7 @@ import { StopToken } from '../ops/engine/context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
 import { vmCommands } from './commands/vm.js';
+import { logCommand } from './commands/log.js';
 
 interface Group {
   name: string;
@@ -36,7 +37,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .option('wait-lock', { type: 'number', default: DEFAULT_WAIT_LOCK_S, describe: 'seconds a changing command waits for another pmc run that holds its nodes', global: true })
     .strict()
     .recommendCommands()
-    .demandCommand(1, 'name a command group: pm, vm or cluster')
+    .demandCommand(1, 'name a command group (pm, vm or cluster) or log')
     .help()
     .alias('help', 'h')
     .version()
@@ -50,26 +51,28 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     })
     .exitProcess(false);
 
+  const register = (y: Argv<GlobalOptions>, cmd: PmcCommand<any, any>): void => {
+    y.command({
+      command: cmd.command,
+      describe: cmd.describe,
+      aliases: cmd.aliases ?? [],
+      builder: (yy: Argv<GlobalOptions>) => {
+        const built = cmd.builder ? cmd.builder(yy) : yy;
+        for (const [example, what] of cmd.examples ?? []) built.example(example, what);
+        return built;
+      },
+      handler: async (args: any) => {
+        exitCode = await runCommand(cmd, args, wantsColor(args.color), streams, argv);
+      },
+    });
+  };
   for (const group of GROUPS) {
     parser.command(group.name, group.describe, (y: Argv<GlobalOptions>) => {
-      for (const cmd of group.commands) {
-        y.command({
-          command: cmd.command,
-          describe: cmd.describe,
-          aliases: cmd.aliases ?? [],
-          builder: (yy: Argv<GlobalOptions>) => {
-            const built = cmd.builder ? cmd.builder(yy) : yy;
-            for (const [example, what] of cmd.examples ?? []) built.example(example, what);
-            return built;
-          },
-          handler: async (args: any) => {
-            exitCode = await runCommand(cmd, args, wantsColor(args.color), streams, argv);
-          },
-        });
-      }
+      for (const cmd of group.commands) register(y, cmd);
       return y.demandCommand(1, `name a ${group.name} command: ${group.commands.map((c) => c.command.split(' ')[0]).join(', ')}`);
     });
   }
+  register(parser as unknown as Argv<GlobalOptions>, logCommand);
   parser.command('help [command..]', 'show help for a command, e.g. pmc help vm add', {}, async (args: any) => {
     await main([...(args.command ?? []), '--help'], streams, env);
   });
