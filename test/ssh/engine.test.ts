@@ -304,7 +304,8 @@ describe('engine: applyPlan and the cluster lock over real SSH', { skip: sshdUna
       assert.ok(held(lockDir));
       // What the kernel does to a killed manager's sockets: the connection closes without a release.
       await doomed.pool.close();
-      const next = await lockNodes(manager(t, 'erin', 120), ['pm-a'], { dir: (node) => join(lockDir, node) });
+      // Well under the 60 s lease: only the holder's reading EOF can free it in time.
+      const next = await lockNodes(manager(t, 'erin', 30), ['pm-a'], { dir: (node) => join(lockDir, node) });
       assert.deepEqual(next.nodes, ['pm-a']);
       await next.release();
     });
