@@ -178,7 +178,7 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
-  pmc(["log", "--since", "-1h"]);
+  pmc(["log", "--since=-1h"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

@@ -122,7 +122,7 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
   it("pmc log shows the steps of a vm add and a vm rm, from both nodes' journals", async () => {
     const removed = await pmc(["vm", "rm", "-f", "lk-a"], { config });
     assert.equal(removed.exitCode, 0, removed.stderr);
-    const log = await pmcJson<LogRow[]>(["log", "lk-a", "--since", "-1h"], { config });
+    const log = await pmcJson<LogRow[]>(["log", "lk-a", "--since=-1h"], { config });
     assert.equal(log.code, 0, log.stderr);
     const runs = [...new Set(log.data.map((e) => e.run))];
     assert.equal(runs.length, 2, JSON.stringify(log.data, null, 1));

@@ -73,7 +73,7 @@ export function parseLogOutput(node: string, output: string): LogEntry[] {
 
 export async function readLog(ctx: OpContext, opts: LogOptions): Promise<Report<LogEntry[]>> {
   if (opts.since !== undefined && !SINCE.test(opts.since)) {
-    throw new PmcError('PMC_E_USAGE', `--since ${JSON.stringify(opts.since)}: not a time journalctl understands`, 'e.g. --since "2026-12-01 14:00", --since today, --since -2h');
+    throw new PmcError('PMC_E_USAGE', `--since ${JSON.stringify(opts.since)}: not a time journalctl understands`, 'e.g. --since "2026-12-01 14:00", --since today, --since=-2h');
   }
   const nodes = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
   const command = logCommand(opts.since);
