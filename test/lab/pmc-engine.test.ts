@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { inLabNamespace, labExec, labExecOk, repoRoot, VOLUME_GROUP, waitFor, waitForNode } from "./lab.ts";
 import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
 
-const PAIR = ["pm-1", "pm-2"];
+const PAIR = ["pm-1", "pm-3"];
 const config = labConfigVariant("engine", (yaml) =>
   yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 800, last: 849 }\n    ports: { first: 9800, last: 9849 }\n") + "domainType: qemu\n",
 );
@@ -128,7 +128,7 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
     assert.equal(runs.length, 2, JSON.stringify(log.data, null, 1));
     const [addRun, rmRun] = runs.map((id) => log.data.filter((e) => e.run === id));
     for (const node of PAIR) {
-      assert.ok(addRun!.some((e) => e.node === node && /^start \(pid \d+, nodes pm-1,pm-2\): pmc vm add .* lk-a$/.test(e.text)), `${node}: start of vm add`);
+      assert.ok(addRun!.some((e) => e.node === node && /^start \(pid \d+, nodes pm-1,pm-3\): pmc vm add .* lk-a$/.test(e.text)), `${node}: start of vm add`);
       assert.ok(addRun!.some((e) => e.node === node && /^step \d+\/\d+ exit 0: \$ lvcreate .* -n lk-a vg-pmc$/.test(e.text)), `${node}: lvcreate`);
       assert.ok(addRun!.some((e) => e.node === node && /^end: applied: add lk-a /.test(e.text)), `${node}: end of vm add`);
       assert.ok(rmRun!.some((e) => e.node === node && /^step \d+\/\d+ exit 0: \$ lvremove -y \/dev\/vg-pmc\/lk-a$/.test(e.text)), `${node}: lvremove`);
@@ -136,8 +136,8 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
     }
     const times = log.data.map((e) => e.time);
     assert.deepEqual(times, [...times].sort(), "merged in time order");
-    const text = await pmc(["log", "lk-a", "--node", "pm-2"], { config });
+    const text = await pmc(["log", "lk-a", "--node", "pm-3"], { config });
     assert.equal(text.exitCode, 0, text.stderr);
-    assert.match(text.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  pm-2  [0-9a-f]{8}  lk-a  \S+@\S+  step \d+\/\d+ exit 0: \$ lvremove/m);
+    assert.match(text.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  pm-3  [0-9a-f]{8}  lk-a  \S+@\S+  step \d+\/\d+ exit 0: \$ lvremove/m);
   });
 });
