@@ -26,6 +26,8 @@ export type PmcErrorCode =
   | 'PMC_E_MAC_IN_USE'
   | 'PMC_E_RANGE_EXHAUSTED'
   | 'PMC_E_CONFIRM'
+  | 'PMC_E_LOCKED'
+  | 'PMC_E_INTERRUPTED'
   | 'PMC_E_REMOTE'
   | 'PMC_E_VERIFY';
 

@@ -185,6 +185,7 @@ async function demo(): Promise<void> {
   pmc(["backup", "ls"]);
   pmc(["help", "vm", "backup"]);
   pmc(["help", "vm", "restore"]);
+  pmc(["log", "--since=-1h"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

@@ -3,10 +3,10 @@
  * node, asks the guest agent (a read), then plans and applies (or prints) one backup per VM.
  */
 import type { OpContext, Report } from '../engine/context.js';
-import { readCluster } from '../../model/read.js';
 import { commandLine } from '../../util/shell.js';
 import { selectNodes } from '../../config/targets.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
+import { vmNodesGuess } from '../vm/lifecycle.js';
 import type { ApplyResult } from '../engine/execute.js';
 import { manifestSchema, stampOf, type BackupKind, type BackupManifest } from './catalog.js';
 import { backupSource, planBackup } from './backup-plan.js';
@@ -34,16 +34,22 @@ export async function backupVms(ctx: OpContext, args: VmBackupArgs): Promise<Rep
   const warnings: string[] = [];
   // One VM after the other: they compete for the same disks and network otherwise.
   for (const name of args.vms) {
-    const state = await readCluster(ctx);
-    const source = backupSource(state, ctx.config, { vm: name, node: args.pm });
-    const inventory = await readBackups(ctx, state, [source.node]);
-    warnings.push(...inventory.warnings);
-    const agent = source.runningOn !== undefined && await agentAnswers(ctx, source.runningOn, source.vm.uuid ?? name);
-    const plan = planBackup(state, ctx.config, { vm: name, kind, node: args.pm }, {
-      entries: inventory.entries, stamp: stampOf(new Date()), agent, pmcVersion: pmcVersion(),
-    });
     const started = Date.now();
-    const report = await runPlan(ctx, plan, args.dryRun);
+    // Under the lock of the VM's nodes: a migration or a restore cannot change them meanwhile.
+    const report = await mutate(ctx, {
+      lock: args.dryRun ? [] : await vmNodesGuess(ctx, name),
+      vm: name,
+      dryRun: args.dryRun,
+      plan: async (state) => {
+        const source = backupSource(state, ctx.config, { vm: name, node: args.pm });
+        const inventory = await readBackups(ctx, state, [source.node]);
+        warnings.push(...inventory.warnings);
+        const agent = source.runningOn !== undefined && await agentAnswers(ctx, source.runningOn, source.vm.uuid ?? name);
+        return planBackup(state, ctx.config, { vm: name, kind, node: args.pm }, {
+          entries: inventory.entries, stamp: stampOf(new Date()), agent, pmcVersion: pmcVersion(),
+        });
+      },
+    });
     runs.push({ vm: name, apply: report.data, manifest: writtenManifest(report.data), seconds: (Date.now() - started) / 1000 });
     if (report.status === 'failed') break;
   }

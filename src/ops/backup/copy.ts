@@ -7,14 +7,13 @@
 import type { OpContext, Report } from '../engine/context.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { selectNodes } from '../../config/targets.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { assertVmName } from '../../util/names.js';
 import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
 import { backupDir, manifestFile, parseAt, selectBackup, type BackupEntry } from './catalog.js';
 import { readBackups } from './read.js';
 
@@ -69,15 +68,23 @@ export async function copyBackup(ctx: OpContext, args: CopyArgs): Promise<Report
   assertVmName(args.vm);
   selectNodes(ctx.config, [args.to, ...(args.from === undefined ? [] : [args.from])]);
   if (args.from === args.to) throw new PmcError('PMC_E_USAGE', `--from and --to are both ${args.to}`, 'copy to another node');
-  const state = await readCluster(ctx);
-  if (!state.nodes.find((n) => n.name === args.to)?.reachable) {
-    throw new PmcError('PMC_E_NODE_UNREACHABLE', `${args.to} could not be asked`, `bring ${args.to} back, or copy to another node`);
-  }
-  const inventory = await readBackups(ctx, state);
-  const sources = inventory.entries.filter((e) => e.node !== args.to);
-  const chain = selectBackup(sources, args.vm, parseAt(args.at ?? 'latest'), args.from, ctx.config.nodes.map((n) => n.name));
-  const present = new Set(inventory.entries.filter((e) => e.node === args.to && e.vm === args.vm).map((e) => `${e.stamp}.${e.kind}`));
-  const files = chain.increment ? [chain.full, chain.increment] : [chain.full];
-  const report = await runPlan(ctx, planCopy(state, ctx.config.backups.directory, files, present, args.to), args.dryRun);
-  return { ...report, warnings: [...report.warnings, ...inventory.warnings] };
+  const warnings: string[] = [];
+  const report = await mutate(ctx, {
+    lock: ctx.config.nodes.map((n) => n.name),
+    vm: args.vm,
+    dryRun: args.dryRun,
+    plan: async (state) => {
+      if (!state.nodes.find((n) => n.name === args.to)?.reachable) {
+        throw new PmcError('PMC_E_NODE_UNREACHABLE', `${args.to} could not be asked`, `bring ${args.to} back, or copy to another node`);
+      }
+      const inventory = await readBackups(ctx, state);
+      warnings.push(...inventory.warnings);
+      const sources = inventory.entries.filter((e) => e.node !== args.to);
+      const chain = selectBackup(sources, args.vm, parseAt(args.at ?? 'latest'), args.from, ctx.config.nodes.map((n) => n.name));
+      const present = new Set(inventory.entries.filter((e) => e.node === args.to && e.vm === args.vm).map((e) => `${e.stamp}.${e.kind}`));
+      const files = chain.increment ? [chain.full, chain.increment] : [chain.full];
+      return planCopy(state, ctx.config.backups.directory, files, present, args.to);
+    },
+  });
+  return { ...report, warnings: [...report.warnings, ...warnings] };
 }

@@ -4,14 +4,13 @@
  * step per backup: the data file first, then its manifest, under the directory's lock.
  */
 import type { OpContext, Report } from '../engine/context.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { assertVmName } from '../../util/names.js';
 import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan } from '../engine/plan.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
 import { backupDir, manifestFile, planPrune, type BackupEntry, type PruneDecision } from './catalog.js';
 import { readBackups } from './read.js';
 
@@ -49,10 +48,18 @@ export async function pruneBackups(ctx: OpContext, args: PruneArgs): Promise<Rep
   if (!Number.isInteger(keepIncremental) || keepIncremental < 0) {
     throw new PmcError('PMC_E_USAGE', `--keep-incremental ${keepIncremental}: a whole number from 0`, 'e.g. --keep-incremental 14');
   }
-  const state = await readCluster(ctx);
-  const inventory = await readBackups(ctx, state);
-  const decision = planPrune(inventory.entries.filter((e) => args.vm === undefined || e.vm === args.vm), keepFull, keepIncremental);
-  const report = await runPlan(ctx, prunePlan(ctx.config.backups.directory, decision, keepFull, keepIncremental), args.dryRun);
-  const status = report.status === 'ok' && inventory.warnings.length > 0 ? 'partial' : report.status;
-  return { ...report, status, warnings: [...report.warnings, ...inventory.warnings] };
+  const warnings: string[] = [];
+  const report = await mutate(ctx, {
+    lock: ctx.config.nodes.map((n) => n.name),
+    vm: args.vm,
+    dryRun: args.dryRun,
+    plan: async (state) => {
+      const inventory = await readBackups(ctx, state);
+      warnings.push(...inventory.warnings);
+      const decision = planPrune(inventory.entries.filter((e) => args.vm === undefined || e.vm === args.vm), keepFull, keepIncremental);
+      return prunePlan(ctx.config.backups.directory, decision, keepFull, keepIncremental);
+    },
+  });
+  const status = report.status === 'ok' && warnings.length > 0 ? 'partial' : report.status;
+  return { ...report, status, warnings: [...report.warnings, ...warnings] };
 }

@@ -5,12 +5,12 @@
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { selectNodes } from '../../config/targets.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { assertVmName } from '../../util/names.js';
 import { parseSize } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
+import { vmNodesGuess } from '../vm/lifecycle.js';
 import { checkVmAdd, lvMiBFor } from '../vm/add-plan.js';
 import { gatherFacts } from '../vm/add.js';
 import { parseAt, selectBackup } from './catalog.js';
@@ -45,33 +45,37 @@ export async function restoreVm(ctx: OpContext, args: VmRestoreArgs): Promise<Re
   if (args.to !== undefined) assertVmName(args.to);
   if (args.pm !== undefined) selectNodes(ctx.config, [args.pm]);
   const at = parseAt(args.at);
-  const state = await readCluster(ctx);
-  const inventory = await readBackups(ctx, state, args.pm === undefined ? undefined : [args.pm]);
-  const chain = selectBackup(inventory.entries, args.vm, at, args.pm, ctx.config.nodes.map((n) => n.name));
-  const source = restoreSource(chain);
-
-  let plan;
-  if (args.to !== undefined) {
-    const vm = state.vms.find((v) => v.name === args.vm);
-    const memoryBytes = args.memory !== undefined ? parseSize(args.memory, 'memory (-m)')
-      : chain.target.manifest?.vmShape.memoryBytes ?? vm?.memoryBytes;
-    const vcpus = args.cpus ?? chain.target.manifest?.vmShape.vcpus ?? vm?.vcpus;
-    if (memoryBytes === undefined || memoryBytes === null || vcpus === undefined || vcpus === null) {
-      throw new PmcError('PMC_E_USAGE', `the backup does not record ${args.vm}'s memory and vCPUs, and ${args.vm} is not defined any more`,
-        'give them: -m 1G -c 1');
-    }
-    const paired = ctx.config.nodes.length >= 2;
-    const request = newVmRequest(args.to, lvMiBFor(source.dataBytes, paired) * 1024 ** 2, memoryBytes, vcpus, args.force);
-    const target = checkVmAdd(state, ctx.config, request);
-    const facts = { ...await gatherFacts(ctx, state, request, target, undefined), image: undefined };
-    plan = planRestoreToNewVm(state, ctx.config, request, facts, source);
-  } else {
-    plan = planRestoreInPlace(state, ctx.config, args.vm, source);
-    if (!args.dryRun && !args.force) {
-      await ctx.confirm(args.vm, `restoring ${args.vm} to ${chain.target.stamp} overwrites its disk on every node`, '-f');
-    }
-  }
-  const report = await runPlan(ctx, plan, args.dryRun);
+  let inventory: Awaited<ReturnType<typeof readBackups>> | undefined;
+  let chain: ReturnType<typeof selectBackup> | undefined;
+  let source: ReturnType<typeof restoreSource> | undefined;
+  const report = await mutate(ctx, {
+    lock: args.dryRun ? [] : await vmNodesGuess(ctx, args.vm),
+    vm: args.to ?? args.vm,
+    dryRun: args.dryRun,
+    plan: async (state) => {
+      inventory = await readBackups(ctx, state, args.pm === undefined ? undefined : [args.pm]);
+      chain = selectBackup(inventory.entries, args.vm, at, args.pm, ctx.config.nodes.map((n) => n.name));
+      source = restoreSource(chain);
+      if (args.to === undefined) return planRestoreInPlace(state, ctx.config, args.vm, source);
+      const vm = state.vms.find((v) => v.name === args.vm);
+      const memoryBytes = args.memory !== undefined ? parseSize(args.memory, 'memory (-m)')
+        : chain.target.manifest?.vmShape.memoryBytes ?? vm?.memoryBytes;
+      const vcpus = args.cpus ?? chain.target.manifest?.vmShape.vcpus ?? vm?.vcpus;
+      if (memoryBytes === undefined || memoryBytes === null || vcpus === undefined || vcpus === null) {
+        throw new PmcError('PMC_E_USAGE', `the backup does not record ${args.vm}'s memory and vCPUs, and ${args.vm} is not defined any more`,
+          'give them: -m 1G -c 1');
+      }
+      const paired = ctx.config.nodes.length >= 2;
+      const request = newVmRequest(args.to, lvMiBFor(source.dataBytes, paired) * 1024 ** 2, memoryBytes, vcpus, args.force);
+      const target = checkVmAdd(state, ctx.config, request);
+      const facts = { ...await gatherFacts(ctx, state, request, target, undefined), image: undefined };
+      return planRestoreToNewVm(state, ctx.config, request, facts, source);
+    },
+    ...(args.to === undefined && !args.force ? {
+      confirm: () => ctx.confirm(args.vm, `restoring ${args.vm} to ${chain!.target.stamp} overwrites its disk on every node`, '-f'),
+    } : {}),
+  });
+  if (!inventory || !chain || !source) throw new Error('restore: planned without a backup');
   const line = report.data.done.flatMap((r) => r.result?.stdout.split('\n') ?? []).find((l) => l.startsWith('PMC-RESTORED '));
   return {
     data: {
@@ -88,6 +92,6 @@ export async function restoreVm(ctx: OpContext, args: VmRestoreArgs): Promise<Re
       expectedSha256: source.expectedSha256,
     },
     status: report.status,
-    warnings: inventory.warnings,
+    warnings: [...report.warnings, ...inventory.warnings],
   };
 }

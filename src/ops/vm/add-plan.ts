@@ -417,9 +417,12 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   const lv = `/dev/${vg}/${name}`;
   const disk = target.drbd ? `/dev/drbd${target.drbd.minor}` : lv;
 
+  // Each node's LV, resource file, metadata and `up` run at the same time as the other node's.
   const steps: Step[] = [];
   for (const node of target.nodes) {
     steps.push({
+      id: `lv@${node}`,
+      after: [],
       node,
       command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${target.lvBytes}b`, '-n', name, vg]),
       why: `create the LV ${lv} (${formatBytes(target.lvBytes)}) on ${node}`,
@@ -427,7 +430,8 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     });
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }
-  if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)));
+  const nodeSetup = steps.map((s) => s.id!).filter((id) => id.startsWith(target.drbd ? 'up@' : 'lv@'));
+  if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)).map((s, i) => (i === 0 ? { ...s, after: nodeSetup } : s)));
   if (target.clone) steps.push(cloneStep(state, primary, target.clone, disk, target.lvBytes));
   if (target.clone && target.drbd) steps.push(resyncWaitStep(primary, name, target.lvBytes));
   if (facts.image) steps.push(imageStep(primary, facts.image, disk, target, request.name));
@@ -534,6 +538,8 @@ function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
   const temp = `${file}.tmp`;
   return [
     {
+      id: `res@${node}`,
+      after: [`lv@${node}`],
       node,
       // Written aside and renamed, so drbdadm never reads half a file; the name ends in .tmp, not .res, so drbdadm skips it.
       command: `cat > ${quote(temp)} && mv -f ${quote(temp)} ${quote(file)} || { rm -f ${quote(temp)}; exit 1; }`,
@@ -542,12 +548,16 @@ function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
       undo: { command: commandLine(['rm', '-f', file]), why: `remove ${file} on ${node}` },
     },
     {
+      id: `md@${node}`,
+      after: [`res@${node}`],
       node,
       // --force: the LV is the one this run created; create-md would otherwise ask about its old content.
       command: commandLine(['drbdadm', '--', '--force', 'create-md', name]),
       why: `write DRBD metadata at the end of the LV on ${node}`,
     },
     {
+      id: `up@${node}`,
+      after: [`md@${node}`],
       node,
       // A failed up may have attached the disk already: take it down again before failing.
       command: `${commandLine(['drbdadm', 'up', name])} || { rc=$?; ${drbdadmCommand('down', name)}; exit $rc; }`,

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import type { OpContext, Report } from '../engine/context.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { assertVmName } from '../../util/names.js';
 import { parseIp, parseMac } from '../../util/network.js';
@@ -18,7 +17,7 @@ import { commandLine, quote } from '../../util/shell.js';
 import { parseSize } from '../../util/units.js';
 import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
 import { describeFailure, type ApplyResult } from '../engine/execute.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
 import {
   checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type ImageFacts, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
 } from './add-plan.js';
@@ -88,11 +87,25 @@ export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<App
   if (args.from !== undefined) selectNodes(ctx.config, [args.from]);
   const localIso = request.iso ? await checksumLocalIso(ctx, request.iso) : undefined;
   const image = request.image ? readLocalImage(ctx.config.imageStore, request.image) : undefined;
-  const state = await readCluster(ctx);
-  const target = checkVmAdd(state, ctx.config, request);
-  const facts = { ...await gatherFacts(ctx, state, request, target, localIso), image };
-  const plan = planVmAdd(state, ctx.config, request, facts);
-  return runPlan(ctx, plan, args.dryRun);
+  return mutate(ctx, {
+    lock: addLock(ctx, request),
+    vm: request.name,
+    dryRun: args.dryRun,
+    plan: async (state) => {
+      const target = checkVmAdd(state, ctx.config, request);
+      const facts = { ...await gatherFacts(ctx, state, request, target, localIso), image };
+      return planVmAdd(state, ctx.config, request, facts);
+    },
+  });
+}
+
+/**
+ * The nodes vm add locks before it reads: those named with -p (and --from); every node when
+ * pmc places the VM, or when a clone's source node is not named (it is found in the state).
+ */
+function addLock(ctx: OpContext, request: VmAddRequest): string[] {
+  if (request.nodes.length === 0 || (request.clone && request.clone.from === undefined)) return ctx.config.nodes.map((n) => n.name);
+  return [...request.nodes, ...(request.clone?.from ? [request.clone.from] : [])];
 }
 
 type LocalIso = Pick<IsoFacts, 'localFile' | 'name' | 'sizeBytes' | 'sha256'>;

@@ -15,7 +15,8 @@ import { formatBytes } from '../../util/units.js';
 import { applyPlan, describeFailure, type ApplyResult, type StepRecord } from '../engine/execute.js';
 import type { Plan } from '../engine/plan.js';
 import { assertNotIgnored } from '../engine/run-plan.js';
-import { runVmPlan } from './lifecycle.js';
+import { mutateVm } from './lifecycle.js';
+import { underLock } from '../engine/mutate.js';
 import { planVmCleanup } from './migrate-cleanup.js';
 import {
   assertTimeout, attachedFiles, migrationAsPlan, planVmMigrate, PROGRESS_PREFIX, type MigrateFacts, type VmMigration,
@@ -82,6 +83,14 @@ export async function moveVms(ctx: OpContext, req: MoveRequest): Promise<Report<
       'pmc vm mv web-1 db-1, or pmc vm mv -p pm-1 (every VM running on pm-1)');
   }
   if (req.pm !== undefined) selectNodes(ctx.config, [req.pm]);
+  if (req.dryRun) return planAndMove(ctx, req);
+  // Every node: a migration's checks read the whole cluster, and nothing may change it meanwhile.
+  return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name), vm: req.vms.length === 1 ? req.vms[0] : undefined },
+    () => planAndMove(ctx, req),
+    (report) => report.data.outcomes.map((o) => `${o.vm}: ${o.status}`).join(', ') || 'nothing to migrate');
+}
+
+async function planAndMove(ctx: OpContext, req: MoveRequest): Promise<Report<MoveReport>> {
   const started = Date.now();
   const state = await readCluster(ctx);
   const { names, skipped } = vmsToMove(state, req, ctx.config.ignorePrefix);
@@ -245,10 +254,10 @@ async function runMigrateStep(ctx: OpContext, m: VmMigration): Promise<StepRecor
   try {
     const result = await ctx.pool.run(step.node, step.command, { onStdout, ...(step.timeoutMs ? { timeoutMs: step.timeoutMs } : {}) });
     const ok = result.exitCode === 0;
-    return { step, ok, result, error: ok ? undefined : describeFailure(result) };
+    return { step, index: 0, ok, result, error: ok ? undefined : describeFailure(result) };
   } catch (err) {
     if (!isPmcError(err)) throw err;
-    return { step, ok: false, result: undefined, error: err.message };
+    return { step, index: 0, ok: false, result: undefined, error: err.message };
   }
 }
 
@@ -283,7 +292,5 @@ function refusedOutcome(name: string, err: PmcError): MigrationOutcome {
 
 /** `pmc vm mv --cleanup VM`. */
 export async function cleanupVm(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmCleanup(state, name, ctx.config);
-  return runVmPlan(ctx, plan, opts.dryRun, state, []);
+  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmCleanup(state, name, ctx.config) });
 }

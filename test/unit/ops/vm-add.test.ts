@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { Plan } from '../../../src/ops/engine/plan.js';
+import { dependencies, describePlan, type Plan } from '../../../src/ops/engine/plan.js';
 import { parseVmAddArgs, readLocalImage, type VmAddArgs } from '../../../src/ops/vm/add.js';
 import {
   checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type ImageFacts, type VmAddRequest,
@@ -191,6 +191,24 @@ describe('vm add: unreachable nodes', () => {
 
 describe('vm add: the plan for a new blank disk on two nodes', () => {
   const p = plan();
+
+  test('each node\'s LV, resource file, metadata and up depend only on that node\'s previous step; the wait for the connection on both; the rest in order', () => {
+    const deps = dependencies(p);
+    const at = (node: string, what: string) => p.steps.findIndex((s) => s.node === node && s.command.includes(what));
+    for (const node of ['pm-1', 'pm-2']) {
+      assert.deepEqual(deps[at(node, 'lvcreate')], []);
+      assert.deepEqual(deps[at(node, 'cat >')], [at(node, 'lvcreate')]);
+      assert.deepEqual(deps[at(node, 'create-md')], [at(node, 'cat >')]);
+      assert.deepEqual(deps[at(node, 'drbdadm up')], [at(node, 'create-md')]);
+    }
+    const wait = at('pm-1', 'cstate');
+    assert.deepEqual(deps[wait], [at('pm-1', 'drbdadm up'), at('pm-2', 'drbdadm up')]);
+    assert.deepEqual(deps[wait + 1], [...Array(wait + 1).keys()]);
+    const view = describePlan(p);
+    assert.match(view, /  5\. \[pm-2\] create the LV \/dev\/vg-pmc\/web \(1 GiB\) on pm-2 \(after nothing\)/);
+    assert.match(view, /  9\. \[pm-1\] wait until pm-1 and pm-2 connect for web \(after 4, 8\)/);
+    assert.match(view, / 10\. \[pm-1\] .* \(after every step above\)/);
+  });
 
   test('LV, resource file, metadata and up on each node; connect; skip the initial sync; primary; define on both; start', () => {
     const expected = [
