@@ -4,10 +4,13 @@ import { emitError, emitReport, EXIT, processStreams, type Streams } from '../re
 import { colorWanted, makeStyle } from '../render/style.js';
 import { PmcError } from '../util/errors.js';
 import type { PmcCommand } from './command.js';
-import type { Context, GlobalOptions } from './context.js';
+import { DEFAULT_WAIT_LOCK_S, type Context, type GlobalOptions } from './context.js';
+import { StopToken } from '../ops/engine/context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
 import { vmCommands } from './commands/vm.js';
+import { backupCommands } from './commands/backup.js';
+import { logCommand } from './commands/log.js';
 
 interface Group {
   name: string;
@@ -19,6 +22,7 @@ const GROUPS: Group[] = [
   { name: 'pm', describe: 'physical nodes: list, check, prepare', commands: pmCommands },
   { name: 'vm', describe: 'virtual machines: list, inspect, create, remove, start, stop', commands: vmCommands },
   { name: 'cluster', describe: 'the whole cluster: verify, start after a power loss', commands: clusterCommands },
+  { name: 'backup', describe: 'backups on the nodes: list, verify, prune, copy (pmc vm backup / vm restore make and use them)', commands: backupCommands },
 ];
 
 /** Runs pmc with the given arguments and returns the exit code (it never calls process.exit). */
@@ -32,9 +36,10 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON', global: true })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show every remote command and error details', global: true })
     .option('color', { type: 'boolean', describe: 'colour output (default: only on a terminal; NO_COLOR is honoured)', global: true })
+    .option('wait-lock', { type: 'number', default: DEFAULT_WAIT_LOCK_S, describe: 'seconds a changing command waits for another pmc run that holds its nodes', global: true })
     .strict()
     .recommendCommands()
-    .demandCommand(1, 'name a command group: pm, vm or cluster')
+    .demandCommand(1, 'name a command group (pm, vm, cluster or backup) or log')
     .help()
     .alias('help', 'h')
     .version()
@@ -50,26 +55,28 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     })
     .exitProcess(false);
 
+  const register = (y: Argv<GlobalOptions>, cmd: PmcCommand<any, any>): void => {
+    y.command({
+      command: cmd.command,
+      describe: cmd.describe,
+      aliases: cmd.aliases ?? [],
+      builder: (yy: Argv<GlobalOptions>) => {
+        const built = cmd.builder ? cmd.builder(yy) : yy;
+        for (const [example, what] of cmd.examples ?? []) built.example(example, what);
+        return built;
+      },
+      handler: async (args: any) => {
+        exitCode = await runCommand(cmd, args, wantsColor(args.color), streams, argv);
+      },
+    });
+  };
   for (const group of GROUPS) {
     parser.command(group.name, group.describe, (y: Argv<GlobalOptions>) => {
-      for (const cmd of group.commands) {
-        y.command({
-          command: cmd.command,
-          describe: cmd.describe,
-          aliases: cmd.aliases ?? [],
-          builder: (yy: Argv<GlobalOptions>) => {
-            const built = cmd.builder ? cmd.builder(yy) : yy;
-            for (const [example, what] of cmd.examples ?? []) built.example(example, what);
-            return built;
-          },
-          handler: async (args: any) => {
-            exitCode = await runCommand(cmd, args, wantsColor(args.color), streams);
-          },
-        });
-      }
+      for (const cmd of group.commands) register(y, cmd);
       return y.demandCommand(1, `name a ${group.name} command: ${group.commands.map((c) => c.command.split(' ')[0]).join(', ')}`);
     });
   }
+  register(parser as unknown as Argv<GlobalOptions>, logCommand);
   parser.command('help [command..]', 'show help for a command, e.g. pmc help vm add', {}, async (args: any) => {
     const words: string[] = (args.command ?? []).map(String);
     assertKnownCommand(words);
@@ -85,16 +92,18 @@ export async function main(argv: string[], streams: Streams = processStreams, en
   return exitCode;
 }
 
-async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnType<typeof makeStyle>, streams: Streams): Promise<number> {
+async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnType<typeof makeStyle>, streams: Streams, argv: readonly string[]): Promise<number> {
   let ctx: Context | undefined;
   let args = parsed;
+  const stop = new StopToken();
+  const removeHandlers = interruptHandlers(stop, streams);
   try {
     assertGivenOnce(parsed);
     assertNoExtraWords(parsed._);
     args = { ...parsed, ...cmd.check?.(parsed) };
     const nodes = (cmd.nodes?.(args) ?? []).filter((n): n is string => n !== undefined);
     const { openContext } = await import('./context.js');
-    ctx = await openContext(args, style, streams, nodes);
+    ctx = await openContext(args, style, streams, argv, stop, nodes);
     const report = await cmd.run(ctx, args);
     return emitReport(report, await cmd.view(), {
       json: args.json,
@@ -107,6 +116,7 @@ async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnT
     return emitError(err, style, args.verbose, streams);
   } finally {
     await ctx?.pool.close();
+    removeHandlers();
   }
 }
 
@@ -154,6 +164,26 @@ function assertNoExtraWords(words: ReadonlyArray<string | number>): void {
 function leadingWords(argv: readonly string[]): string[] {
   const firstOption = argv.findIndex((a) => a.startsWith('-'));
   return argv.slice(0, firstOption === -1 ? argv.length : firstOption);
+}
+
+/**
+ * Ctrl-C and SIGTERM while a command runs: the first asks the engine to stop after the
+ * running step and undo, the second to stop undoing; a third ends pmc at once (what remains
+ * was already listed as it happened).
+ */
+function interruptHandlers(stop: StopToken, streams: Streams): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stop.level === 'halt') {
+      streams.err(`pmc: ${signal} a third time: exiting now\n`);
+      process.exit(130);
+    }
+    stop.request(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const signal of signals) process.on(signal, onSignal);
+  return () => {
+    for (const signal of signals) process.off(signal, onSignal);
+  };
 }
 
 export function cliArgs(): string[] {

@@ -16,13 +16,14 @@ export interface NodeConfig extends Omit<ParsedNode, 'ssh'> {
 }
 
 /** The loaded configuration: defaults applied, every path absolute. */
-export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore'> {
+export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore' | 'imageStore'> {
   /** The file the configuration was read from. */
   file: string;
   nodes: NodeConfig[];
   ssh: Omit<ParsedSsh, 'knownHosts'> & { knownHosts: string[] };
   /** Absolute path of the ISO store on the manager. */
   isoStore: string;
+  imageStore: string;
 }
 
 /** The install's own folder (two levels above this module, in src/ or dist/). */
@@ -138,6 +139,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...parsed,
     file,
     isoStore: parsed.isoStore ? expand(parsed.isoStore) : join(INSTALL_DIR, 'iso'),
+    imageStore: parsed.imageStore ? expand(parsed.imageStore) : join(INSTALL_DIR, 'images'),
     ssh: {
       ...parsed.ssh,
       identityFiles: parsed.ssh.identityFiles.map(expand),

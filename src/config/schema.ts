@@ -104,6 +104,8 @@ export const configSchema = z.strictObject({
   backups: backups.default(backups.parse({})),
   /** Where ISO images live on the manager; relative paths are relative to the config file. */
   isoStore: path.optional(),
+  /** Where bootable disk images (raw or qcow2, for vm add --image) live on the manager. */
+  imageStore: path.optional(),
   /** VMs whose name starts with this are listed but never changed by pmc. */
   ignorePrefix: z.string().default('ignore'),
   /**

@@ -13,6 +13,7 @@ import {
 } from './parsers/virsh.js';
 import { SECTION, SECTION_PREFIX } from './script.js';
 import { splitSections, type Section } from './sections.js';
+import { expandVirshSessions } from './virsh-session.js';
 import type {
   BridgeFacts, Domain, DrbdHost, DrbdPeer, DrbdResource, DrbdResourceConfig, LibvirtFacts,
   NodeFacts, Parsed, ProbeOptions, ToolFacts,
@@ -25,7 +26,7 @@ import type {
  */
 export function parseProbeOutput(stdout: string, opts: ProbeOptions): NodeFacts {
   const split = splitSections(stdout);
-  const probe = new ProbeReader(split.sections, split.problems);
+  const probe = new ProbeReader(expandVirshSessions(split.sections), split.problems);
 
   const hostname = probe.text(SECTION.hostname) ?? '';
   const cpuText = probe.text(SECTION.cpus);
@@ -33,10 +34,10 @@ export function parseProbeOutput(stdout: string, opts: ProbeOptions): NodeFacts 
   if (cpuText !== undefined && cpus === undefined) probe.problems.push(`${SECTION.cpus}: not a number: ${cpuText}`);
   const memory = probe.parsed(SECTION.meminfo, parseMeminfo);
 
-  const vgReport = probe.stdout(SECTION.vgs);
-  const lvReport = probe.stdout(SECTION.lvs);
-  const vg = vgReport === undefined ? undefined : probe.use(parseVgsJson(vgReport, opts.volumeGroup));
-  const lvs = lvReport === undefined ? [] : probe.use(parseLvsJson(lvReport)).filter((lv) => lv.vgName === opts.volumeGroup);
+  // `lvm fullreport` holds both the vgs and the lvs report.
+  const lvmReport = probe.stdout(SECTION.lvm);
+  const vg = lvmReport === undefined ? undefined : probe.use(parseVgsJson(lvmReport, opts.volumeGroup));
+  const lvs = lvmReport === undefined ? [] : probe.use(parseLvsJson(lvmReport)).filter((lv) => lv.vgName === opts.volumeGroup);
 
   const drbd = readDrbd(probe, hostname);
   return {
@@ -72,6 +73,11 @@ class ProbeReader {
 
   has(name: string): boolean {
     return this.sections.has(name);
+  }
+
+  /** Whether the section's command ran and succeeded, without a problem when not. */
+  succeeded(name: string): boolean {
+    return this.sections.get(name)?.exitCode === 0;
   }
 
   /** stdout of a section whose command succeeded; otherwise a problem saying why not. */
@@ -367,8 +373,8 @@ function readLibvirt(probe: ProbeReader): LibvirtFacts {
 }
 
 function readDomains(probe: ProbeReader): Domain[] {
-  // Without libvirt the script skips the domain sections; readLibvirt reports why.
-  if (!probe.has(SECTION.virshNames)) return [];
+  // Without libvirt there are no domain sections, or only failed ones; readLibvirt reports why.
+  if (!probe.succeeded(SECTION.virshVersion) || !probe.has(SECTION.virshNames)) return [];
   const names = (probe.stdout(SECTION.virshNames) ?? '').split('\n').map((n) => n.trim()).filter(Boolean);
   const table = probe.parsed(SECTION.virshList, parseVirshListAll) ?? [];
 

@@ -22,8 +22,8 @@ export const SECTION = {
   kernelRelease: 'kernel-release',
   meminfo: 'meminfo',
   cpus: 'cpus',
-  vgs: 'vgs',
-  lvs: 'lvs',
+  /** vgs and lvs in one `lvm fullreport`. */
+  lvm: 'lvm',
   bridge: 'bridge',
   procDrbd: 'proc-drbd',
   drbdadmVersion: 'drbdadm-version',
@@ -41,6 +41,12 @@ export const SECTION = {
 } as const;
 
 /** Sections that exist once per .res file or per domain: `<prefix><file or domain name>`. */
+/**
+ * A virsh session that printed several sections (virsh-session.ts), named after the first
+ * section it was to print, which takes the blame when virsh does not start at all.
+ */
+export const VIRSH_SESSION_PREFIX = 'virsh:';
+
 export const SECTION_PREFIX = {
   resFile: 'drbd-res-file:',
   domainXml: 'domain-xml:',
@@ -59,11 +65,23 @@ const KERNEL_LOG_LINES = 100;
 const RES_FILE_MAX_BYTES = 65536;
 /** Enough for any tool's error message; a runaway stderr must not swamp the output. */
 const STDERR_MAX_BYTES = 4096;
+/** A virsh session's stderr carries two marker lines per command besides the errors. */
+const SESSION_STDERR_MAX_BYTES = 1048576;
+/**
+ * Domains per virsh session: its commands travel as one argument, which Linux caps at 128 KiB
+ * (MAX_ARG_STRLEN); a domain's three commands with their markers take about 300 bytes.
+ */
+export const DOMAINS_PER_SESSION = 200;
 
 /**
  * One POSIX sh script (dash-compatible) that gathers everything about a node in one round trip.
  * It only reads: no command here changes the node. Commands that may talk to the DRBD kernel
  * module run only when the module is loaded (/proc/drbd exists), so the probe never loads it.
+ *
+ * Its cost does not grow with the number of domains: libvirt is asked in two virsh sessions
+ * (see virsh-session.ts), LVM in one report, and the node, LVM, DRBD and libvirt parts run at
+ * the same time, each into files that one awk at the end frames and escapes in a fixed order.
+ * About 20 programs start per probe, whatever the node holds.
  */
 export function buildProbeScript(opts: ProbeOptions): string {
   const vg = quote(opts.volumeGroup);
@@ -78,24 +96,9 @@ export LC_ALL
 # Appended, so that a PATH the caller chose still comes first.
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 pmc_tmp=$(mktemp -d) || exit 1
+pmc_jobs=
 trap 'rm -rf "$pmc_tmp"' EXIT
-trap 'exit 129' HUP INT TERM
-
-pmc_escape() { sed 's/^@/${ESCAPE}@/' "$@"; }
-
-pmc_section() {
-  pmc_name=$1
-  shift
-  printf '${MARKER} begin %s\\n' "$pmc_name"
-  "$@" >"$pmc_tmp/out" 2>"$pmc_tmp/err" </dev/null
-  pmc_rc=$?
-  pmc_escape "$pmc_tmp/out"
-  if [ -s "$pmc_tmp/err" ]; then
-    printf '\\n${MARKER} stderr %s\\n' "$pmc_name"
-    head -c ${STDERR_MAX_BYTES} "$pmc_tmp/err" | pmc_escape
-  fi
-  printf '\\n${MARKER} end %s %s\\n' "$pmc_name" "$pmc_rc"
-}
+trap 'kill $pmc_jobs 2>/dev/null; exit 129' HUP INT TERM
 
 if command -v timeout >/dev/null 2>&1; then
   pmc_tool() { timeout ${TOOL_TIMEOUT_SECONDS} "$@"; }
@@ -103,20 +106,27 @@ else
   pmc_tool() { "$@"; }
 fi
 
-# qemu:///system explicitly: as a non-root user plain virsh would ask the empty session daemon.
-pmc_virsh() { pmc_tool virsh -c qemu:///system "$@"; }
-
-pmc_res_files() {
-  for pmc_f in ${DRBD_CONFIG_DIR}/*.res; do
-    if [ -f "$pmc_f" ]; then printf '%s\\n' "$pmc_f"; fi
-  done
+# Each part of the probe appends its sections to its own list, one line per section:
+# kind, stderr (or file) byte limit, source, exit code, name. "r": source.out and source.err
+# hold a command's output, each followed by a newline and a "." line, so the emitter can tell
+# whether the output ended with a newline. "f": source is a file the emitter reads itself.
+# pmc_run LIST NAME STDERR_LIMIT CMD...
+pmc_run() {
+  pmc_list=$1 pmc_name=$2 pmc_limit=$3
+  shift 3
+  pmc_n=$((pmc_n + 1))
+  pmc_f=$pmc_tmp/$pmc_list.$pmc_n
+  "$@" >"$pmc_f.out" 2>"$pmc_f.err" </dev/null
+  pmc_rc=$?
+  printf '\\n.' >>"$pmc_f.out"
+  printf '\\n.' >>"$pmc_f.err"
+  printf 'r\\t%s\\t%s\\t%s\\t%s\\n' "$pmc_limit" "$pmc_f" "$pmc_rc" "$pmc_name" >>"$pmc_tmp/$pmc_list.list"
+  return $pmc_rc
 }
 
-# dmesg's own exit code must survive the filter, so it is read whole first.
-pmc_kernel_log() {
-  pmc_log=$(dmesg) || return
-  printf '%s\\n' "$pmc_log" | grep -F 'Split-Brain' | tail -n ${KERNEL_LOG_LINES}
-  return 0
+# pmc_file LIST NAME FILE BYTE_LIMIT (0: whole file)
+pmc_file() {
+  printf 'f\\t%s\\t%s\\t-\\t%s\\n' "$4" "$3" "$2" >>"$pmc_tmp/$1.list"
 }
 
 pmc_tools() {
@@ -125,46 +135,159 @@ pmc_tools() {
   done
 }
 
-pmc_section ${S.hostname} uname -n
-pmc_section ${S.kernelRelease} uname -r
-pmc_section ${S.meminfo} cat /proc/meminfo
-pmc_section ${S.cpus} getconf _NPROCESSORS_ONLN
-pmc_section ${S.tools} pmc_tools
-pmc_section ${S.backupDir} test -d ${backupDir}
-pmc_section ${S.vgs} pmc_tool vgs --reportformat json --units b --nosuffix -o vg_name,vg_size,vg_free,vg_extent_size ${vg}
-pmc_section ${S.lvs} pmc_tool lvs --reportformat json --units b --nosuffix -o lv_name,vg_name,lv_attr,lv_size,origin ${vg}
-pmc_section ${S.bridge} ip -j -d link show dev ${bridge}
-
-pmc_section ${S.procDrbd} cat /proc/drbd
-pmc_section ${S.drbdadmVersion} pmc_tool drbdadm --version
-if [ -e /proc/drbd ]; then
-  pmc_section ${S.drbdEvents2} pmc_tool drbdsetup events2 --now --statistics
-  pmc_section ${S.drbdsetupShow} pmc_tool drbdsetup show all
-  pmc_section ${S.kernelLog} pmc_kernel_log
-fi
-pmc_section ${S.drbdResFiles} pmc_res_files
-pmc_section ${S.drbdadmDump} pmc_tool drbdadm dump all
-# One broken file makes drbdadm refuse them all; then the files are read raw.
-if [ "$pmc_rc" != 0 ]; then
-  for pmc_f in ${DRBD_CONFIG_DIR}/*.res; do
-    if [ -f "$pmc_f" ]; then pmc_section "${P.resFile}$pmc_f" head -c ${RES_FILE_MAX_BYTES} "$pmc_f"; fi
+pmc_res_files() {
+  for pmc_res in ${DRBD_CONFIG_DIR}/*.res; do
+    if [ -f "$pmc_res" ]; then printf '%s\\n' "$pmc_res"; fi
   done
-fi
+}
 
-pmc_section ${S.virshVersion} pmc_virsh version
-if [ "$pmc_rc" = 0 ]; then
-  pmc_section ${S.virshNodeinfo} pmc_virsh nodeinfo
-  pmc_section ${S.virshList} pmc_virsh list --all
-  pmc_section ${S.virshNames} pmc_virsh list --all --name
-  cp "$pmc_tmp/out" "$pmc_tmp/domains"
+# dmesg's own exit code must survive the filter, so it is written whole first.
+pmc_kernel_log() {
+  dmesg >"$pmc_tmp/dmesg" || return
+  awk 'index($0, "Split-Brain") { l[n++ % ${KERNEL_LOG_LINES}] = $0 }
+    END { for (i = (n > ${KERNEL_LOG_LINES} ? n - ${KERNEL_LOG_LINES} : 0); i < n; i++) print l[i % ${KERNEL_LOG_LINES}] }' "$pmc_tmp/dmesg"
+}
+
+pmc_drbd() {
+  pmc_file drbd ${S.procDrbd} /proc/drbd 0
+  pmc_run drbd ${S.drbdadmVersion} ${STDERR_MAX_BYTES} pmc_tool drbdadm --version
+  if [ -e /proc/drbd ]; then
+    pmc_run drbd ${S.drbdEvents2} ${STDERR_MAX_BYTES} pmc_tool drbdsetup events2 --now --statistics
+    pmc_run drbd ${S.drbdsetupShow} ${STDERR_MAX_BYTES} pmc_tool drbdsetup show all
+    pmc_run drbd ${S.kernelLog} ${STDERR_MAX_BYTES} pmc_kernel_log
+  fi
+  pmc_run drbd ${S.drbdResFiles} ${STDERR_MAX_BYTES} pmc_res_files
+  # One broken file makes drbdadm refuse them all; then the files are read raw.
+  if ! pmc_run drbd ${S.drbdadmDump} ${STDERR_MAX_BYTES} pmc_tool drbdadm dump all; then
+    for pmc_res in ${DRBD_CONFIG_DIR}/*.res; do
+      if [ -f "$pmc_res" ]; then pmc_file drbd "${P.resFile}$pmc_res" "$pmc_res" ${RES_FILE_MAX_BYTES}; fi
+    done
+  fi
+}
+
+# virsh sessions: every command is preceded by a marker line on stdout and on stderr naming
+# its section (virsh-session.ts splits them apart again). The marker carries mktemp's random
+# name, so no domain's XML can contain it. virsh's own parser splits words like a shell.
+pmc_mark=${MARKER}.\${pmc_tmp##*/}
+# qemu:///system explicitly: as a non-root user plain virsh would ask the empty session daemon.
+pmc_virsh() { pmc_tool virsh -c qemu:///system "$@"; }
+# pmc_virsh_add SECTION COMMAND (both already quoted for virsh)
+pmc_virsh_add() { pmc_cmds="$pmc_cmds echo --err $pmc_mark $1; echo $pmc_mark $1; $2;"; }
+# Sets pmc_q to $1 quoted for virsh: '...', a ' inside written as '\\''.
+pmc_virsh_quote() {
+  pmc_rest=$1
+  pmc_q=
+  while :; do
+    case $pmc_rest in
+      *\\'*) pmc_head=\${pmc_rest%%\\'*}; pmc_q=$pmc_q$pmc_head\\'\\\\\\'\\'; pmc_rest=\${pmc_rest#*\\'} ;;
+      *) break ;;
+    esac
+  done
+  pmc_q=\\'$pmc_q$pmc_rest\\'
+}
+pmc_virsh_reset() {
+  pmc_cmds=
+  pmc_first=
+  pmc_count=0
+}
+pmc_virsh_flush() {
+  if [ -n "$pmc_cmds" ]; then pmc_run libvirt "${VIRSH_SESSION_PREFIX}$pmc_first" ${SESSION_STDERR_MAX_BYTES} pmc_virsh "$pmc_cmds"; fi
+  pmc_virsh_reset
+}
+
+pmc_libvirt() {
+  pmc_virsh_reset
+  pmc_virsh_add ${S.virshVersion} version
+  pmc_virsh_add ${S.virshNodeinfo} nodeinfo
+  pmc_virsh_add ${S.virshList} 'list --all'
+  pmc_virsh_add ${S.virshNames} 'list --all --name'
+  pmc_run libvirt ${VIRSH_SESSION_PREFIX}${S.virshVersion} ${SESSION_STDERR_MAX_BYTES} pmc_virsh "$pmc_cmds" || return
+  # The domain names are what that session printed after its last marker.
+  pmc_names=$pmc_f.out
+  pmc_in=
+  pmc_virsh_reset
   while IFS= read -r pmc_dom; do
-    if [ -z "$pmc_dom" ]; then continue; fi
-    pmc_section "${P.domainXml}$pmc_dom" pmc_virsh dumpxml --inactive --domain "$pmc_dom"
-    pmc_section "${P.domainInfo}$pmc_dom" pmc_virsh dominfo --domain "$pmc_dom"
-    pmc_section "${P.domainState}$pmc_dom" pmc_virsh domstate --reason --domain "$pmc_dom"
-  done <"$pmc_tmp/domains"
-fi
+    if [ -n "$pmc_in" ] && [ -n "$pmc_dom" ]; then
+      pmc_virsh_quote "$pmc_dom"
+      if [ -z "$pmc_first" ]; then pmc_first=${P.domainXml}$pmc_dom; fi
+      pmc_virsh_add "${P.domainXml}$pmc_q" "dumpxml --inactive --domain $pmc_q"
+      pmc_virsh_add "${P.domainInfo}$pmc_q" "dominfo --domain $pmc_q"
+      pmc_virsh_add "${P.domainState}$pmc_q" "domstate --reason --domain $pmc_q"
+      pmc_count=$((pmc_count + 1))
+      if [ "$pmc_count" = ${DOMAINS_PER_SESSION} ]; then pmc_virsh_flush; fi
+    fi
+    if [ "$pmc_dom" = "$pmc_mark ${S.virshNames}" ]; then pmc_in=1; fi
+  done <"$pmc_names"
+  pmc_virsh_flush
+}
+
+for pmc_part in node lvm drbd libvirt; do : >"$pmc_tmp/$pmc_part.list"; done
+pmc_run lvm ${S.lvm} ${STDERR_MAX_BYTES} pmc_tool lvm fullreport --reportformat json --units b --nosuffix \\
+  --configreport vg -o vg_name,vg_size,vg_free,vg_extent_size \\
+  --configreport lv -o lv_name,vg_name,lv_attr,lv_size,origin \\
+  --configreport pv -o pv_name --configreport pvseg -o pvseg_start --configreport seg -o seg_start ${vg} &
+pmc_jobs="$pmc_jobs $!"
+pmc_drbd &
+pmc_jobs="$pmc_jobs $!"
+pmc_libvirt &
+pmc_jobs="$pmc_jobs $!"
+
+pmc_file node ${S.hostname} /proc/sys/kernel/hostname 0
+pmc_file node ${S.kernelRelease} /proc/sys/kernel/osrelease 0
+pmc_file node ${S.meminfo} /proc/meminfo 0
+pmc_run node ${S.cpus} ${STDERR_MAX_BYTES} getconf _NPROCESSORS_ONLN
+pmc_run node ${S.tools} ${STDERR_MAX_BYTES} pmc_tools
+pmc_run node ${S.backupDir} ${STDERR_MAX_BYTES} test -d ${backupDir}
+pmc_run node ${S.bridge} ${STDERR_MAX_BYTES} ip -j -d link show dev ${bridge}
+wait
+
+awk '${EMITTER}' "$pmc_tmp/node.list" "$pmc_tmp/lvm.list" "$pmc_tmp/drbd.list" "$pmc_tmp/libvirt.list"
 # Failures are reported per section; the probe itself ran.
 exit 0
 `;
 }
+
+/**
+ * The awk program that prints every section of the lists given as its input files, framed as
+ * described at the top of this file (one process for all sections, instead of a sed each).
+ * Written without single quotes: the script passes it in '...'.
+ */
+const EMITTER = `
+function escaped(line) { return substr(line, 1, 1) == "@" ? "${ESCAPE}" line : line }
+function slurp(file,   n, r, line) {
+  n = 0
+  while ((r = (getline line < file)) > 0) L[++n] = line
+  close(file)
+  return r < 0 ? -1 : n
+}
+# Prints the first n lines of L, at most limit bytes of them (0: no limit), each escaped and
+# followed by a newline.
+function body(n, limit,   i, text, count) {
+  text = L[1]
+  for (i = 2; i <= n; i++) text = text "\\n" L[i]
+  if (limit > 0 && length(text) > limit) text = substr(text, 1, limit)
+  count = split(text, L, "\\n")
+  if (count == 0) print ""
+  for (i = 1; i <= count; i++) print escaped(L[i])
+}
+BEGIN { FS = "\\t" }
+{
+  name = $0
+  for (i = 1; i <= 4; i++) name = substr(name, index(name, "\\t") + 1)
+  rc = $4
+  print "${MARKER} begin " name
+  if ($1 == "f") {
+    n = slurp($3)
+    rc = n < 0 ? 1 : 0
+    if (n > 0) body(n, $2 + 0)
+    print ""
+    if (n < 0) { print "${MARKER} stderr " name; print "cannot read " $3 }
+  } else {
+    n = slurp($3 ".out")
+    if (n > 0) body(n - 1, 0)
+    n = slurp($3 ".err")
+    if (n > 2 || (n == 2 && L[1] != "")) { print "${MARKER} stderr " name; body(n - 1, $2 + 0) }
+  }
+  print "${MARKER} end " name " " rc
+}
+`;

@@ -9,6 +9,7 @@ import {
   NAMESPACE,
   cacheDir,
   cutLink,
+  ensureHostPackages,
   ensureImage,
   killNode,
   labDir,
@@ -178,6 +179,13 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
+  pmc(["help", "vm", "mv"]);
+  // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
+  pmc(["vm", "mv", "--dry-run", "--keep-going", "-p", "pm-1"]);
+  pmc(["backup", "ls"]);
+  pmc(["help", "vm", "backup"]);
+  pmc(["help", "vm", "restore"]);
+  pmc(["log", "--since=-1h"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 
@@ -210,6 +218,7 @@ async function main(): Promise<void> {
     case "demo":
       return demo();
     case "image": {
+      ensureHostPackages(log);
       const r = await ensureImage(log);
       log(`image ${r.dir} ${r.built ? `built in ${secs(r.seconds)}` : "(cached)"}`);
       return;

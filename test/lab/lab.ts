@@ -317,6 +317,49 @@ export function sleep(ms: number): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Host packages
+
+/**
+ * Debian packages the lab needs on this machine: QEMU, debootstrap for the image, ip, the
+ * OpenSSH client (and server, for the SSH tests), mke2fs, busybox and cpio for the guest's
+ * initramfs, flock/nsenter. The same list as .ci/run's apt-get line.
+ */
+export const HOST_PACKAGES = [
+  "qemu-system-x86", "qemu-utils", "debootstrap", "iproute2", "openssh-client", "openssh-server",
+  "e2fsprogs", "busybox-static", "cpio", "util-linux", "ca-certificates",
+] as const;
+
+/** HOST_PACKAGES that dpkg does not list as installed (all of them when dpkg is missing). */
+export function missingHostPackages(): string[] {
+  const r = spawnSync("dpkg-query", ["-W", "-f", "${Package} ${db:Status-Status}\n", ...HOST_PACKAGES], { encoding: "utf8" });
+  // dpkg-query exits 1 when it does not know a package; the ones it knows are still listed.
+  const installed = new Set((r.stdout ?? "").split("\n").filter((l) => l.endsWith(" installed")).map((l) => l.split(" ")[0]));
+  return HOST_PACKAGES.filter((p) => !installed.has(p));
+}
+
+/**
+ * Installs the missing host packages with apt (`apt-get update` first), saying so; refuses
+ * with one line when that is not possible (not root, no apt).
+ */
+export function ensureHostPackages(log: (line: string) => void = () => {}): void {
+  const missing = missingHostPackages();
+  if (missing.length === 0) return;
+  const line = `apt-get install ${missing.join(" ")}`;
+  if (process.getuid?.() !== 0) throw new Error(`the lab needs root to install its host packages; as root run: npm run lab:up (or ${line})`);
+  if (spawnSync("apt-get", ["--version"], { stdio: "ignore" }).status !== 0) {
+    throw new Error(`the lab needs these Debian packages and this machine has no apt-get: ${missing.join(" ")}`);
+  }
+  log(`installing the lab's host packages with apt: ${missing.join(" ")} (apt-get update first)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  for (const argv of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...missing]]) {
+    const r = spawnSync("apt-get", argv, { stdio: ["ignore", "inherit", "inherit"], env });
+    if (r.status !== 0) throw new Error(`apt-get ${argv[0]} failed (exit ${r.status ?? r.signal}); the lab needs: ${line}`);
+  }
+  const still = missingHostPackages();
+  if (still.length > 0) throw new Error(`apt-get did not install: ${still.join(" ")}`);
+}
+
+// ---------------------------------------------------------------------------------------
 // Image
 
 /** Hash of the image recipe (every file in test/lab/image/): the cache key. */
@@ -704,7 +747,8 @@ export interface UpResult {
  */
 export async function labUp(opts: { nodes?: number; log?: (line: string) => void } = {}): Promise<UpResult> {
   const log = opts.log ?? (() => {});
-  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespace, taps)");
+  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespace, taps): run it as root");
+  ensureHostPackages(log);
   const prev = readState();
   const count = opts.nodes ?? prev?.nodeCount ?? DEFAULT_NODE_COUNT;
   if (!Number.isInteger(count) || count < 1 || count > MAX_NODE_COUNT) {

@@ -20,6 +20,7 @@ import {
   labNodes,
   removeDrbdResource,
   shq,
+  VOLUME_GROUP,
   startNode,
   waitFor,
   waitForCounter,
@@ -27,7 +28,7 @@ import {
   writeNodeFile,
   type DrbdResourceSpec,
 } from "./lab.ts";
-import { labConfigVariant, pmcJson } from "./pmc.ts";
+import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
 
 /** pm-3 is the node this test powers off; pm-1 is the one no other lab test does. */
 const HOME = "pm-1";
@@ -36,12 +37,6 @@ const vm: DrbdResourceSpec = { name: "start-a", minor: 300, port: 8100, nodes: [
 const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
 const device = `/dev/drbd${vm.minor}`;
 const BACKUP_DIR = "/pmc-vm-backup";
-/**
- * Lines the trust test removes from nodes' files. They are put back line by line, only where
- * missing, so that even two runs of this file at once (the whole suite and this file alone)
- * leave the files whole.
- */
-const removed: Array<{ node: string; file: string; line: string }> = [];
 
 const config = labConfigVariant("start", (yaml) =>
   yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 300, last: 399 }\n    ports: { first: 8100, last: 8199 }\n"),
@@ -95,17 +90,26 @@ async function removeVm(): Promise<void> {
   await removeDrbdResource({ ...vm, nodes: labNodes().map((n) => n.name) as [string, string] });
 }
 
-/** Removes the lines of `file` on `node` that `match` selects, remembering them. */
+/** The node files the trust test edits; each is first copied beside itself, on the node. */
+const EDITED_FILES = [{ node: "pm-1", file: "/root/.ssh/known_hosts" }, { node: "pm-3", file: "/root/.ssh/authorized_keys" }];
+const SAVED_SUFFIX = ".pmc-test-saved";
+
+/**
+ * Removes the lines of `file` on `node` that `match` selects. The file's original is kept on
+ * the node itself, so a run that crashes halfway is repaired by the next run's before().
+ */
 async function removeLines(node: string, file: string, match: (line: string) => boolean): Promise<void> {
+  const saved = `${file}${SAVED_SUFFIX}`;
+  await labExecOk(node, `test -e ${saved} || cp -p ${file} ${saved}`);
   const lines = (await labExecOk(node, `cat ${file}`)).split("\n").filter(match);
-  removed.push(...lines.map((line) => ({ node, file, line })));
   for (const line of lines) await labExecOk(node, `grep -vxF -e ${shq(line)} ${file} > ${file}.tmp; cat ${file}.tmp > ${file}; rm ${file}.tmp`);
 }
 
-/** Puts back what the trust test took away, whatever state it stopped in. */
+/** Puts back what the trust test took away, whatever state it (or an earlier run) stopped in. */
 async function restoreNodeFiles(): Promise<void> {
-  for (const { node, file, line } of removed.splice(0)) {
-    await labExecOk(node, `grep -qxF -e ${shq(line)} ${file} || printf '%s\\n' ${shq(line)} >> ${file}`);
+  for (const { node, file } of EDITED_FILES) {
+    const saved = `${file}${SAVED_SUFFIX}`;
+    await labExecOk(node, `if [ -e ${saved} ]; then cat ${saved} > ${file} && rm ${saved}; fi`);
   }
   await labExecOk("pm-3", `mkdir -p ${BACKUP_DIR}`);
 }
@@ -195,23 +199,46 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
     assert.deepEqual(noop.data.resources.map((r) => r.action), ["already up"]);
   });
 
-  it("cluster start refuses a VM whose two sides are both StandAlone and UpToDate (how a split brain looks)", async () => {
+  it("a real split brain (both sides written as Primary while apart): cluster start, vm start and cluster verify refuse or report it", async () => {
     await writeNodeFile(HOME, `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
     await writeNodeFile(PEER, `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, uuid }));
     await Promise.all(vm.nodes.map((n) => labExecOk(n, `virsh -q define /root/${vm.name}.xml`)));
+    // Apart, each side becomes Primary and writes its own data; then they meet again.
     await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm disconnect ${vm.name}`)));
+    for (const node of vm.nodes) {
+      await labExecOk(node, `drbdadm primary ${vm.name} && printf 'written on %s' ${node} | dd of=${device} bs=512 conv=sync,fsync status=none && drbdadm secondary ${vm.name}`);
+    }
+    await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm connect ${vm.name}`)));
     try {
+      await waitFor(`the kernel of ${HOME} to report the split brain`, async () =>
+        (await labExecOk(HOME, "dmesg | tail -n 200")).includes(`block drbd${vm.minor}: Split-Brain detected`), 120_000);
+      await waitFor(`${vm.name} to be StandAlone on both sides`, async () =>
+        (await Promise.all(vm.nodes.map((n) => drbdConnectionState(n, vm.name)))).every((c) => c === "StandAlone"), 120_000);
+
       const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
       assert.equal(r.code, 1);
       assert.equal(r.data.vms[0]!.decision.kind, "refuse");
       assert.match(r.data.vms[0]!.decision.reason, /^split brain/);
       assert.match(r.data.vms[0]!.decision.fix!, /--discard-my-data/);
+
+      const start = await pmc(["vm", "start", vm.name], { config });
+      assert.equal(start.exitCode, 1, `${start.stdout}\n${start.stderr}`);
+      assert.match(start.stderr, /split brain.*\[PMC_E_STATE\]/);
+
+      const verify = await pmcJson<{ findings: Array<{ code: string; vm?: string; node?: string }> }>(["cluster", "verify"], { config });
+      assert.equal(verify.code, 1);
+      assert.deepEqual(verify.data.findings.filter((f) => f.code === "PMC_V_DRBD_SPLIT_BRAIN" && f.vm === vm.name).map((f) => f.node).sort(), [...vm.nodes].sort());
+
       assert.deepEqual(await domainStates(), ["shut off", "shut off"]);
-      assert.deepEqual(await drbdRoles(HOME, vm.name), ["Secondary", "Unknown"]);
+      assert.deepEqual(await Promise.all(vm.nodes.map(async (n) => (await drbdRoles(n, vm.name))[0])), ["Secondary", "Secondary"]);
     } finally {
-      await Promise.all(vm.nodes.map((n) => labExecOk(n, `drbdadm connect ${vm.name}`)));
+      // Resolved the way the README tells an operator: PEER's changes are thrown away.
+      await labExecOk(PEER, `drbdadm secondary ${vm.name}; drbdadm disconnect ${vm.name}; drbdadm connect --discard-my-data ${vm.name}`);
+      await labExecOk(HOME, `drbdadm disconnect ${vm.name}; drbdadm connect ${vm.name}`);
       await waitFor(`${vm.name} to reconnect`, async () => (await drbdConnectionState(HOME, vm.name)) === "Connected", 120_000);
+      await waitFor(`${vm.name} to resync`, async () => (await drbdDiskStates(HOME, vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
     }
+    assert.match(await labExecOk(PEER, `dd if=/dev/${VOLUME_GROUP}/${vm.name} bs=512 count=1 status=none | tr -d '\\000'`), new RegExp(`written on ${HOME}`));
   });
 
   it("cluster start: the dry run shows the plan and changes nothing; then the VM starts exactly once", async () => {

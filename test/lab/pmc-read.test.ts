@@ -104,7 +104,7 @@ describe("pmc read commands on the lab", { timeout: 900000 }, () => {
     }
   });
 
-  it("a known_hosts with a wrong key for pm-1 makes every command refuse pm-1", async () => {
+  it("a known_hosts with a wrong key for pm-1 makes every command refuse pm-1, mutating ones too, with nothing changed", async () => {
     const lines = fs.readFileSync(knownHostsPath, "utf8").split("\n");
     const pm2Key = lines.find((l) => l.startsWith("pm-2,") && l.includes("ssh-ed25519"))!.split(" ").slice(1).join(" ");
     const forged = lines.map((l) => (l.startsWith("pm-1,") ? `${l.split(" ")[0]} ${pm2Key}` : l)).join("\n");
@@ -122,6 +122,25 @@ describe("pmc read commands on the lab", { timeout: 900000 }, () => {
       const verify = await pmcJson<{ findings: Array<{ code: string; node?: string }> }>(["cluster", "verify"], { config });
       assert.equal(verify.code, 1);
       assert.ok(verify.data.findings.some((f) => f.code === "PMC_V_NODE_UNREACHABLE" && f.node === "pm-1"));
+
+      // Mutating commands, planned (--dry-run) and for real: refused, and nothing changes on any node.
+      for (const dryRun of [["--dry-run"], []]) {
+        // pm-1 cannot be asked: nothing is done there, and the exit code says some node was not asked.
+        const destroy = await pmc(["vm", "destroy", "-f", ...dryRun, old.name], { config });
+        assert.equal(destroy.exitCode, 3, `vm destroy ${dryRun}: ${destroy.stdout}\n${destroy.stderr}`);
+        assert.match(destroy.stdout, /pm-1 could not be asked: if read-old runs there, it goes on running/);
+        assert.match(destroy.stderr, /pm-1: REMOTE HOST IDENTIFICATION HAS CHANGED/);
+        assert.doesNotMatch(destroy.stderr, /\n\s+at /);
+        const add = await pmc(["vm", "add", ...dryRun, "-p", "pm-1", "-p", "pm-2", "-s", "1", "-m", "64M", "read-hostkey"], { config });
+        assert.equal(add.exitCode, 1, `vm add ${dryRun}: ${add.stdout}\n${add.stderr}`);
+        assert.match(add.stderr, /pm-1/);
+        assert.doesNotMatch(add.stderr, /\n\s+at /);
+      }
+      assert.equal((await labExecOk("pm-1", `virsh domstate ${old.name}`)).trim(), "running", "the VM still runs on pm-1");
+      for (const node of ["pm-1", "pm-2", "pm-3"]) {
+        const traces = await labExecOk(node, "{ virsh list --all --name; lvs --noheadings -o lv_name; ls /etc/drbd.d; } 2>/dev/null | grep read-hostkey; true");
+        assert.equal(traces.trim(), "", `${node} holds nothing of read-hostkey`);
+      }
     } finally {
       fs.rmSync(`${knownHostsPath}.wrong`, { force: true });
     }

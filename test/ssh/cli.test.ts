@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
-import { freePort, generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type KeyPair, type Sshd } from './sshd.js';
+import { freePort, generateKey, knownHostsLine, sshdSkip, startSshd, tempDir, type KeyPair, type Sshd } from './sshd.js';
 
 interface Run { code: number; out: string; err: string }
 
@@ -21,7 +21,7 @@ async function pmc(...args: string[]): Promise<Run> {
   return { code, out, err };
 }
 
-describe('pmc read commands over real SSH', { skip: sshdUnavailable }, () => {
+describe('pmc read commands over real SSH', { skip: sshdSkip }, () => {
   let dir: string;
   let client: KeyPair;
   let a: Sshd;

@@ -1,3 +1,5 @@
+import type { Report } from '../../ops/engine/context.js';
+import { PmcError } from '../../util/errors.js';
 import { listOptions, defineCommand, dryRunOption } from '../command.js';
 import type { ApplyResult } from '../../ops/engine/execute.js';
 import type { ConsoleData } from '../../ops/vm/console.js';
@@ -12,6 +14,10 @@ const applyView = async () => (await import('../../render/views/plan.js')).apply
 
 const vmArgument = { type: 'string', demandOption: true, describe: 'the VM' } as const;
 const checkVm = (args: { vm: string }) => { assertVmReference(args.vm); };
+import type { MoveReport } from '../../ops/vm/mv.js';
+import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/defaults.js';
+import type { BackupRun } from '../../ops/backup/backup.js';
+import type { RestoreData } from '../../ops/backup/restore.js';
 
 const ls = defineCommand<{ vms: string[] }, Awaited<ReturnType<typeof listVms>>['data']>({
   command: 'ls [vms..]',
@@ -130,7 +136,7 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   view: async () => (await import('../../render/views/console.js')).consoleView,
 });
 
-const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'add <vm>',
   aliases: ['create'],
   describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
@@ -145,6 +151,7 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     .option('mac', { type: 'string', requiresArg: true, describe: 'its MAC address (default: network.macPrefix and three random bytes)' })
     .option('clone', { type: 'string', requiresArg: true, describe: 'copy the disk of this VM (only crash-consistent if it runs)' })
     .option('from', { type: 'string', requiresArg: true, describe: 'with --clone: read the source disk on this node (default: its primary)' })
+    .option('image', { type: 'string', requiresArg: true, describe: 'write this raw or qcow2 disk image of the image store onto the disk, and boot from it' })
     .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
     .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
@@ -152,6 +159,7 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     ['pmc vm add -p pm-1 -p pm-2 -s 20 -m 2 web-1', '20 GiB disk, 2 GiB memory, on pm-1 with pm-2 as standby'],
     ['pmc vm add -s 10 -m 512M -i debian-12 db-1', 'pmc picks the nodes; boots the Debian installer from the ISO store'],
     ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
+    ['pmc vm add -s 10 -m 1 --image debian-12.qcow2 web-3', 'boots from a copy of that image (imageStore in pmc.yaml)'],
     ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
   ],
   check: (args) => { parseVmAddArgs(vmAddArgs(args)); },
@@ -165,4 +173,90 @@ function vmAddArgs<T extends { pm?: string | string[] }>(args: T): T & { pm?: st
   return { ...args, pm: args.pm === undefined ? undefined : [args.pm].flat() };
 }
 
-export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, consoleCommand];
+/** `vm mv` prints the migrations' outcomes, `vm mv --cleanup` the cleanup plan's result. */
+type MoveData = ({ kind: 'move' } & MoveReport) | { kind: 'cleanup'; result: ApplyResult };
+
+const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
+  command: 'mv [vms..]',
+  aliases: ['migrate'],
+  describe: 'live-migrate running VMs to their DRBD peer; --cleanup repairs after an interrupted migration',
+  builder: (y) => dryRunOption(y)
+    .positional('vms', { type: 'string', array: true, default: [], describe: 'the VMs to migrate' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'migrate every VM running on this node' })
+    .option('cleanup', { type: 'boolean', default: false, describe: 'after an interrupted migration: make the node that runs the VM its only Primary, resume it if paused, two primaries off' })
+    .option('parallel', { type: 'number', default: 1, describe: 'how many migrations run at once' })
+    .option('keep-going', { type: 'boolean', default: false, describe: 'go on with the next VMs after a failure (and after a refused check)' })
+    .option('timeout', { alias: 't', type: 'number', default: DEFAULT_MIGRATE_TIMEOUT_S, describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
+    .epilogue('Checked on both nodes before anything changes: runs on exactly one node; Connected and UpToDate/UpToDate; same UUID, disks, NICs and CPU model;\n'
+      + 'memory for every VM defined on the target; its bridges; attached ISOs with the same sha256. Two primaries are allowed only while it migrates.\n'
+      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.'),
+  examples: [
+    ['pmc vm mv web-1', 'to its DRBD peer, with progress'],
+    ['pmc vm mv -p pm-1', 'every VM running on pm-1, one after another'],
+    ['pmc vm mv --parallel 2 --keep-going a b c', 'two at a time, past failures'],
+    ['pmc vm mv --dry-run web-1', 'the checks run, then every command it would run'],
+    ['pmc vm mv --cleanup web-1', 'after a migration was interrupted'],
+  ],
+  check: (args) => { for (const vm of args.vms) assertVmReference(vm); },
+  nodes: (args) => [args.pm],
+  run: async (ctx, args): Promise<Report<MoveData>> => {
+    const { cleanupVm, moveVms } = await import('../../ops/vm/mv.js');
+    if (args.cleanup) {
+      if (args.vms.length !== 1 || args.pm !== undefined) {
+        throw new PmcError('PMC_E_USAGE', '--cleanup takes exactly one VM and no -p', 'pmc vm mv --cleanup web-1');
+      }
+      const report = await cleanupVm(ctx, args.vms[0]!, args);
+      return { ...report, data: { kind: 'cleanup', result: report.data } };
+    }
+    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
+    return { ...report, data: { kind: 'move', ...report.data } };
+  },
+  view: async () => {
+    const [{ applyView: apply }, { moveView }] = await Promise.all([import('../../render/views/plan.js'), import('../../render/views/migrate.js')]);
+    return (data: MoveData, opts) => (data.kind === 'cleanup' ? apply(data.result, opts) : moveView(data, opts));
+  },
+});
+
+const backup = defineCommand<{ vms: string[]; base: boolean; pm?: string; dryRun: boolean }, BackupRun[]>({
+  command: 'backup <vms..>',
+  describe: 'back up VM disks: a full image (-b) or an xdelta3 increment against the newest full image, read from an LVM snapshot on the standby node',
+  builder: (y) => dryRunOption(y)
+    .positional('vms', { type: 'string', array: true, demandOption: true, describe: 'the VMs, backed up one after the other' })
+    .option('base', { alias: 'b', type: 'boolean', default: false, describe: 'a full image (default: an increment against the newest full image on that node)' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'read the disk on this node (default: the standby; a one-node VM\'s own node)' })
+    .epilogue('Files: <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base or .xdelta3 (UTC), with a .json manifest beside each.\nNo DRBD role changes: the disk is read from an LVM snapshot while DRBD is Connected UpToDate/UpToDate.\nA failed or interrupted backup leaves no complete-looking file and no snapshot.'),
+  examples: [
+    ['pmc vm backup -b web-1', 'a full image, on the node that stands by for web-1'],
+    ['pmc vm backup web-1 db-1', 'an increment of each, against its newest full image'],
+    ['pmc vm backup -b -p pm-2 --dry-run web-1', 'every command it would run on pm-2'],
+  ],
+  check: (args) => { for (const vm of args.vms) assertVmReference(vm); },
+  nodes: (args) => [args.pm],
+  run: async (ctx, args) => (await import('../../ops/backup/backup.js')).backupVms(ctx, args),
+  view: async () => (await import('../../render/views/backups.js')).backupRunsView,
+});
+
+const restore = defineCommand<{ vm: string; at: string; to?: string; pm?: string; memory?: string; cpus?: number; force: boolean; dryRun: boolean }, RestoreData>({
+  command: 'restore <vm>',
+  describe: 'rebuild a VM\'s disk from a backup (full image, or full image + increment), onto its own disk or into a new VM',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('at', { type: 'string', demandOption: true, describe: 'the backup\'s time (as pmc backup ls shows it), or the newest at or before a time: 2026-12-02T08:30, 2026-12-02, latest' })
+    .option('to', { type: 'string', describe: 'restore into a new VM of this name (created as vm add does, not started) instead of VM\'s own disk' })
+    .option('pm', { alias: 'p', type: 'string', describe: 'use the backups on this node (default: any node that has the chosen time)' })
+    .option('memory', { alias: 'm', type: 'string', describe: 'with --to: memory of the new VM (default: as the backup recorded)' })
+    .option('cpus', { alias: 'c', type: 'number', describe: 'with --to: vCPUs of the new VM (default: as the backup recorded)' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name before overwriting VM\'s own disk; with --to, create the new VM even when memory or disk space look short' })
+    .epilogue('Onto its own disk, the VM must be off: the data is written through DRBD on its primary, so both copies get it.\nAfterwards the disk is read back and its sha256 compared with the manifest (old-tool backups: xdelta3\'s checksums).'),
+  examples: [
+    ['pmc vm restore web-1 --at 2026-12-02-03-00-00 --to web-1-old', 'a new VM web-1-old with that day\'s disk, beside web-1'],
+    ['pmc vm restore web-1 --at latest', 'overwrite web-1\'s disk with its newest backup (asks you to type "web-1")'],
+    ['pmc vm restore web-1 --at 2026-12-01 --dry-run', 'which backup, and every command, on which node'],
+  ],
+  check: (args) => { assertVmReference(args.vm); if (args.to !== undefined) assertVmReference(args.to); },
+  nodes: (args) => [args.pm],
+  run: async (ctx, args) => (await import('../../ops/backup/restore.js')).restoreVm(ctx, args),
+  view: async () => (await import('../../render/views/backups.js')).restoreView,
+});
+
+export const vmCommands = [ls, info, add, start, stop, reboot, destroy, rm, mv, consoleCommand, backup, restore];

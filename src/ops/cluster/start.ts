@@ -9,7 +9,8 @@ import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
 import { readCluster, unreachableWarnings } from '../../model/read.js';
 import type { DrbdConnectionState, DrbdResource } from '../../probe/types.js';
 import { commandLine, quote } from '../../util/shell.js';
-import { applyEach, applyPlan, type ApplyResult } from '../engine/execute.js';
+import type { ApplyResult } from '../engine/execute.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import { findVm } from '../vm/list.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { drbdUpRows, planDrbdUp, unreachableNodes, type DrbdUpResult } from '../pm/drbd-up.js';
@@ -245,6 +246,12 @@ function resourcesOf(state: ClusterState, only: readonly string[]): string[] | u
 }
 
 export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): Promise<Report<ClusterStartResult>> {
+  if (opts.dryRun) return startCluster(ctx, opts, undefined);
+  return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name) }, (run) => startCluster(ctx, opts, run));
+}
+
+/** Reads, decides and (given the lock, `run`) brings DRBD up, waits for it, and starts the VMs. */
+async function startCluster(ctx: OpContext, opts: ClusterStartOptions, run: LockedRun | undefined): Promise<Report<ClusterStartResult>> {
   let state = await readCluster(ctx);
   const reachable = state.nodes.filter((n) => n.reachable).map((n) => n.name);
   const resources = resourcesOf(state, opts.only);
@@ -252,17 +259,18 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
   let decisions = planClusterStart(state, opts.only, drbdPlan.steps.length === 0);
   const plan = describeStart(drbdPlan, decisions);
   const allNodes = state.nodes.map((n) => n.name);
-  if (opts.dryRun) {
+  if (!run) {
     const drbd: DrbdUpResult = {
       mode: 'dry-run', plan: drbdPlan, records: [], resources: drbdUpRows(state, reachable, drbdPlan, undefined, resources), unreachable: unreachableNodes(state, allNodes),
     };
     return report({ mode: 'dry-run', plan, drbd, vms: decisions.map((decision) => ({ decision, result: undefined })), waitedSeconds: 0 }, state);
   }
 
-  const records = await applyEach(ctx.pool, drbdPlan, { log: ctx.log });
+  const records = await run.applyEach(drbdPlan);
   const t0 = Date.now();
   if (records.length > 0 || decisions.some((d) => d.kind === 'pending')) {
     for (;;) {
+      run.assertNotStopped();
       state = await readCluster(ctx);
       decisions = planClusterStart(state, opts.only, true);
       if (!decisions.some((d) => d.kind === 'pending') || Date.now() - t0 > opts.waitSeconds * 1000) break;
@@ -274,7 +282,7 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
   const final = decisions.map((d): StartDecision => (d.kind === 'pending'
     ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${quote(d.vm)}), then pmc cluster start --only ${quote(d.vm)}` }
     : d));
-  const vms = await startAll(ctx, final);
+  const vms = await startAll(run, final);
   const drbd: DrbdUpResult = {
     mode: 'applied', plan: drbdPlan, records, resources: drbdUpRows(state, reachable, drbdPlan, records, resources), unreachable: unreachableNodes(state, allNodes),
   };
@@ -282,14 +290,14 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
 }
 
 /** Starts the VMs: one node's VMs one after another, the nodes at once. */
-async function startAll(ctx: OpContext, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
+async function startAll(run: LockedRun, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
   const results = new Map<string, ApplyResult>();
   const nodes = [...new Set(decisions.flatMap((d) => (d.kind === 'start' ? [d.node] : [])))];
   await Promise.all(nodes.map(async (node) => {
     for (const d of decisions) {
       if (d.kind !== 'start' || d.node !== node) continue;
       const title = `start ${d.vm} on ${d.node}${d.degraded ? ' (degraded)' : ''}`;
-      results.set(d.vm, await applyPlan(ctx.pool, { title, steps: d.steps, notes: [] }, { log: ctx.log }));
+      results.set(d.vm, await run.apply({ title, steps: d.steps, notes: [] }));
     }
   }));
   return decisions.map((decision) => ({ decision, result: results.get(decision.vm) }));

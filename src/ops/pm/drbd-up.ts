@@ -10,7 +10,8 @@ import { readCluster } from '../../model/read.js';
 import type { DrbdResource } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
-import { applyEach, type StepRecord } from '../engine/execute.js';
+import type { StepRecord } from '../engine/execute.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
 
 export interface DrbdResourceRow {
@@ -112,6 +113,12 @@ export function readNodes(ctx: Pick<OpContext, 'config' | 'pool'>, nodes: readon
 
 export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Report<DrbdUpResult>> {
   const nodes = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
+  if (opts.dryRun) return drbdUp(ctx, nodes, opts, undefined);
+  return underLock(ctx, { lock: nodes }, (run) => drbdUp(ctx, nodes, opts, run));
+}
+
+/** Reads, plans and (given the lock, `run`) applies. */
+async function drbdUp(ctx: OpContext, nodes: string[], opts: DrbdUpOptions, run: LockedRun | undefined): Promise<Report<DrbdUpResult>> {
   const state = await readNodes(ctx, nodes);
   const unknown = opts.resources.filter((name) => !nodes.some((node) => localResources(state, node, [name]).length > 0));
   // On a node that could not be asked, the resource may well exist.
@@ -121,10 +128,10 @@ export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Rep
   const only = opts.resources.length ? opts.resources : undefined;
   const plan = planDrbdUp(state, nodes, ctx.config.storage.volumeGroup, only);
   const unreachable = unreachableNodes(state, nodes);
-  if (opts.dryRun) {
+  if (!run) {
     return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, only), unreachable });
   }
-  const records = await applyEach(ctx.pool, plan, { log: ctx.log });
+  const records = await run.applyEach(plan);
   const after = plan.steps.length ? await readNodes(ctx, nodes) : state;
   return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, only), unreachable });
 }

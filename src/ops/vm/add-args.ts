@@ -25,6 +25,7 @@ export interface VmAddArgs {
   mac?: string;
   clone?: string;
   from?: string;
+  image?: string;
   start: boolean;
   force: boolean;
   dryRun: boolean;
@@ -34,6 +35,9 @@ export interface VmAddArgs {
 export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
   const name = assertVmName(args.vm);
   const vcpus = parseWholeNumber(args.cpus, '-c', 1, MAX_VCPUS, 'vCPUs');
+  if (args.image !== undefined && args.clone !== undefined) {
+    throw new PmcError('PMC_E_USAGE', '--image and --clone both name what the disk starts with: give one', 'pmc vm add --image debian-12.qcow2 ... or pmc vm add --clone web-1 ...');
+  }
   if (args.from !== undefined && args.clone === undefined) {
     throw new PmcError('PMC_E_USAGE', '--from names the node to clone from, but --clone is missing', 'pmc vm add --clone web-1 --from pm-2 ...');
   }
@@ -47,6 +51,7 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
     ip: args.ip === undefined ? undefined : parseIp(args.ip),
     mac: args.mac === undefined ? undefined : parseMac(args.mac),
     clone: args.clone === undefined ? undefined : { vm: assertVmReference(args.clone), from: args.from },
+    image: args.image === undefined ? undefined : storeFileName(args.image, '--image', 'PMC_E_IMAGE_UNKNOWN', 'imageStore'),
     start: args.start,
     force: args.force,
   };
@@ -54,10 +59,14 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
 
 /** `-i ubuntu-2020` means ubuntu-2020.iso in the ISO store; never a path, never an option. */
 function isoFileName(input: string): string {
-  const file = input.endsWith('.iso') ? input : `${input}.iso`;
+  return storeFileName(input.endsWith('.iso') ? input : `${input}.iso`, '-i', 'PMC_E_ISO_UNKNOWN', 'isoStore', input);
+}
+
+/** A file of one of the manager's stores, by name: never a path, never an option. */
+function storeFileName(file: string, option: string, code: 'PMC_E_ISO_UNKNOWN' | 'PMC_E_IMAGE_UNKNOWN', key: string, given = file): string {
   if (!/^[A-Za-z0-9_+][A-Za-z0-9._+-]*$/.test(file)) {
-    throw new PmcError('PMC_E_ISO_UNKNOWN', `-i ${JSON.stringify(input)}: name an image of the ISO store, not a path`,
-      'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)');
+    throw new PmcError(code, `${option} ${JSON.stringify(given)}: name a file of the store (${key} in pmc.yaml), not a path`,
+      option === '-i' ? 'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)' : `e.g. ${option} debian-12.qcow2 for that file in the image store (${key} in pmc.yaml)`);
   }
   return file;
 }

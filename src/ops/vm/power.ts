@@ -5,7 +5,6 @@
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import type { Domain } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { quote } from '../../util/shell.js';
@@ -13,7 +12,7 @@ import { parseSeconds } from '../../util/validate.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
-  demoteStep, destroyStep, drbdadmCommand, managedVm, nodesNotAsked, runVmPlan, virshCommand, type PlannerConfig,
+  demoteStep, destroyStep, drbdadmCommand, managedVm, mutateVm, nodesNotAsked, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
 import { DEFAULT_STOP_TIMEOUT_S } from './defaults.js';
 
@@ -176,28 +175,31 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
 }
 
 export async function startVm(ctx: OpContext, name: string, opts: StartOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmStart(state, name, ctx.config, opts), opts.dryRun, state, []);
+  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmStart(state, name, ctx.config, opts) });
 }
 
 export async function stopVm(ctx: OpContext, name: string, opts: StopOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmStop(state, name, ctx.config, opts);
-  return runVmPlan(ctx, plan, opts.dryRun, state, managedVm(state, name, ctx.config).nodes);
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmStop(state, name, ctx.config, opts),
+    mattering: (state) => managedVm(state, name, ctx.config).nodes,
+  });
 }
 
 /** `pmc vm destroy`: the power-off of `stop --force`; asks first unless -f. */
 export async function destroyVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmStop(state, name, ctx.config, { force: true, timeoutSeconds: DEFAULT_STOP_TIMEOUT_S });
-  const vm = managedVm(state, name, ctx.config);
-  if (!opts.dryRun && !opts.force && vm.runningOn.length > 0) {
-    await ctx.confirm(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
-  }
-  return runVmPlan(ctx, plan, opts.dryRun, state, vm.nodes);
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmStop(state, name, ctx.config, { force: true, timeoutSeconds: DEFAULT_STOP_TIMEOUT_S }),
+    confirm: async (state) => {
+      const vm = managedVm(state, name, ctx.config);
+      if (opts.force || vm.runningOn.length === 0) return;
+      await ctx.confirm(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
+    },
+    mattering: (state) => managedVm(state, name, ctx.config).nodes,
+  });
 }
 
 export async function rebootVm(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmReboot(state, name, ctx.config), opts.dryRun, state, []);
+  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmReboot(state, name, ctx.config) });
 }

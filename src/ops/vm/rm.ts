@@ -6,14 +6,13 @@
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
-  destroyStep, drbdadmCommand, managedVm, runVmPlan, virshCommand, type PlannerConfig,
+  destroyStep, drbdadmCommand, managedVm, mutateVm, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
 
 /**
@@ -107,12 +106,15 @@ function remainsOn(vm: Vm, node: string): string {
 }
 
 export async function removeVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmRm(state, name, ctx.config);
-  if (!opts.dryRun && !opts.force) {
-    const vm = managedVm(state, name, ctx.config);
-    const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
-    await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
-  }
-  return runVmPlan(ctx, plan, opts.dryRun, state, state.nodes.map((n) => n.name));
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmRm(state, name, ctx.config),
+    confirm: async (state, plan) => {
+      if (opts.force) return;
+      const vm = managedVm(state, name, ctx.config);
+      const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
+      await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
+    },
+    mattering: (state) => state.nodes.map((n) => n.name),
+  });
 }

@@ -66,9 +66,9 @@ test('rows: what was done to each resource and the state it is in now', () => {
     drbd: { moduleLoaded: true, kernelVersion: '8.4.11', utilsVersion: '9.22.0', minorsInKernel: [10] },
     drbdResources: [resource('web', 'pm-1', ['pm-1', 'pm-2'], 10), resource('db', 'pm-1', ['pm-3', 'pm-1'], 11, down)],
   })));
-  const records: StepRecord[] = plan.steps.map((step) => {
+  const records: StepRecord[] = plan.steps.map((step, index) => {
     const ok = step.command !== 'drbdadm up db';
-    return { step, ok, result: undefined, error: ok ? undefined : 'exit 10: Can not open backing device' };
+    return { step, index, ok, result: undefined, error: ok ? undefined : 'exit 10: Can not open backing device' };
   });
   const rows = drbdUpRows(after, ['pm-1'], plan, records);
   assert.deepEqual(rows.map((r) => [r.resource, r.action, r.role, r.disk, r.connection, r.peer, r.peerDisk, r.error]), [

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseProbeOutput } from '../../../src/probe/gather.js';
 import type { ProbeOptions } from '../../../src/probe/types.js';
-import { fixture, frame, real, scenario } from './helpers.js';
+import { fixture, frame, lvmFullreport, real, scenario } from './helpers.js';
 
 const OPTS: ProbeOptions = { volumeGroup: 'vg-pmc', bridge: 'br0', backupDir: '/pmc-vm-backup' };
 const BRIDGE_JSON = '[{"ifname":"br0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"operstate":"UP","linkinfo":{"info_kind":"bridge"}}]\n';
@@ -28,8 +28,7 @@ function probeOutput(node: NodeState, replace: Record<string, string> = {}): str
     ['cpus', '2\n'],
     ['tools', 'xdelta3 yes\nrsync yes\n'],
     ['backup-dir', ''],
-    ['vgs', real('vgs-json.txt')],
-    ['lvs', real('lvs-json.txt')],
+    ['lvm', lvmFullreport()],
     ['bridge', BRIDGE_JSON],
     ['proc-drbd', node.procDrbd],
     ['drbdadm-version', real('drbdadm-version.txt')],

@@ -1,14 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseProbeOutput } from '../../../src/probe/gather.js';
 import { buildProbeScript } from '../../../src/probe/script.js';
 import { splitSections } from '../../../src/probe/sections.js';
+import { expandVirshSessions } from '../../../src/probe/virsh-session.js';
 import type { ProbeOptions } from '../../../src/probe/types.js';
-import { fixturePath, real } from './helpers.js';
+import { fixturePath, lvmFullreport, real } from './helpers.js';
 
 /** dash where installed (it is /bin/sh on Debian nodes), else whatever sh is. */
 const SH = existsSync('/usr/bin/dash') ? '/usr/bin/dash' : 'sh';
@@ -31,8 +32,8 @@ test('run on this machine: tools missing here become failed sections, the facts 
   const started = Date.now();
   const stdout = run(buildProbeScript(OPTS));
   const elapsed = Date.now() - started;
-  const { sections } = splitSections(stdout);
-  assert.notEqual(sections.get('vgs')?.exitCode, 0);
+  const sections = expandVirshSessions(splitSections(stdout).sections);
+  assert.notEqual(sections.get('lvm')?.exitCode, 0);
   if (!installed('virsh')) assert.equal(sections.get('virsh-version')?.exitCode, 127);
   if (!installed('drbdadm')) assert.equal(sections.get('drbdadm-version')?.exitCode, 127);
 
@@ -45,7 +46,7 @@ test('run on this machine: tools missing here become failed sections, the facts 
   assert.deepEqual(facts.lvs, []);
   assert.equal(facts.bridge.present, false);
   assert.equal(facts.backupDirExists, true);
-  assert.match(facts.problems.join('\n'), /^vgs: /m);
+  assert.match(facts.problems.join('\n'), /^lvm: /m);
   assert.doesNotMatch(facts.problems.join('\n'), /^bridge: /m, 'a missing bridge is a fact, not a problem');
   if (!existsSync('/proc/drbd')) assert.equal(facts.drbd.moduleLoaded, false);
   if (!installed('virsh')) {
@@ -70,42 +71,41 @@ test('parameters are quoted: a hostile backup dir or VG name runs nothing', () =
 
 /**
  * The real script against stand-in tools that print the real cluster's output (pm-2 after the
- * migration): exercises the per-domain loop, a domain name with a space, stderr beside a
- * successful command, and domain XML that contains marker-like lines.
+ * migration): exercises the virsh sessions (stand-in-virsh.mjs splits commands as virsh does),
+ * a domain name with a space and one with a quote, stderr beside a successful command, and
+ * domain XML that contains marker-like lines.
  */
 test('end to end with stand-in virsh, drbdadm, lvm and ip printing the real output', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-tools-'));
   try {
     const realDir = fixturePath('real');
     const web1Xml = real('virsh-dumpxml.inactive.xml')
-      .replace('<name>test-vm</name>', '<name>web 1</name>\n  <description>\n@@PMC@@ end domain-xml:web 1 0\n@-x\n</description>')
+      .replace('<name>test-vm</name>', "<name>web 1'</name>\n  <description>\n@@PMC@@ end domain-xml:web 1' 0\n@-x\n</description>")
       .replace('d2fd4e59-ee6a-4d1e-aee0-f5ae227a41ab', '11111111-2222-3333-4444-555555555555');
-    writeFileSync(path.join(dir, 'web1.xml'), web1Xml);
+    const virshDir = path.join(dir, 'virsh-data');
+    const domain = (name: string, files: Record<string, string>) => {
+      mkdirSync(path.join(virshDir, 'domains', name), { recursive: true });
+      for (const [file, text] of Object.entries(files)) writeFileSync(path.join(virshDir, 'domains', name, file), text);
+    };
+    domain('test-vm', {
+      xml: real('virsh-dumpxml.inactive.xml'), dominfo: real('virsh-dominfo.running.txt'), domstate: real('virsh-domstate-reason.running.txt'),
+    });
+    domain("web 1'", { xml: web1Xml, dominfo: real('virsh-dominfo.shutoff.txt'), domstate: 'shut off (destroyed)\n\n' });
+    writeFileSync(path.join(virshDir, 'version'), real('virsh-version.txt'));
+    writeFileSync(path.join(virshDir, 'nodeinfo'), real('virsh-nodeinfo.txt'));
+    writeFileSync(path.join(virshDir, 'list'), " Id   Name      State\n--------------------------\n 1    test-vm   running\n -    web 1'    shut off\n\n");
+    writeFileSync(path.join(dir, 'lvm-report.json'), lvmFullreport());
     const tool = (name: string, body: string) =>
       writeFileSync(path.join(dir, name), `#!/bin/sh\nR=${realDir}\nD=${dir}\n${body}\n`, { mode: 0o755 });
-    tool('virsh', `[ "$1" = -c ] && shift 2
-cmd=$1; shift
-eval dom=\\"\\\${$#}\\"
-case "$cmd" in
-  version) cat "$R/virsh-version.txt" ;;
-  nodeinfo) cat "$R/virsh-nodeinfo.txt" ;;
-  list) case "$*" in
-      *--name*) printf 'test-vm\\nweb 1\\n\\n' ;;
-      *) printf ' Id   Name      State\\n--------------------------\\n 1    test-vm   running\\n -    web 1     shut off\\n\\n' ;;
-    esac ;;
-  dumpxml) if [ "$dom" = test-vm ]; then cat "$R/virsh-dumpxml.inactive.xml"; else cat "$D/web1.xml"; fi ;;
-  dominfo) if [ "$dom" = test-vm ]; then cat "$R/virsh-dominfo.running.txt"; else cat "$R/virsh-dominfo.shutoff.txt"; fi ;;
-  domstate) if [ "$dom" = test-vm ]; then cat "$R/virsh-domstate-reason.running.txt"; else printf 'shut off (destroyed)\\n\\n'; fi ;;
-  *) echo "error: unknown command $cmd" >&2; exit 1 ;;
-esac`);
+    tool('virsh', `exec node ${fixturePath('../unit/probe/stand-in-virsh.mjs')} "$@"`);
     tool('drbdadm', `case "$1" in --version) cat "$R/drbdadm-version.txt" ;; dump) cat "$R/drbdadm-dump.txt" ;; *) exit 1 ;; esac`);
-    tool('vgs', `echo '  WARNING: This is what LVM says on stderr while succeeding.' >&2; cat "$R/vgs-json.txt"`);
-    tool('lvs', 'cat "$R/lvs-json.txt"');
+    tool('lvm', `echo '  WARNING: This is what LVM says on stderr while succeeding.' >&2; cat "$D/lvm-report.json"`);
     tool('ip', `echo '[{"ifname":"br0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"operstate":"UP","linkinfo":{"info_kind":"bridge"}}]'`);
     tool('xdelta3', 'exit 0');
 
     const opts = { volumeGroup: 'vg-pmc', bridge: 'br0', backupDir: '/nonexistent-pmc-backup' };
-    const stdout = run(buildProbeScript(opts), { ...process.env, PATH: `${dir}:${process.env['PATH']}` });
+    const env = { ...process.env, PATH: `${dir}:${process.env['PATH']}`, PMC_STAND_IN_VIRSH: virshDir };
+    const stdout = run(buildProbeScript(opts), env);
     const facts = parseProbeOutput(stdout, opts);
 
     assert.deepEqual(facts.vg, { name: 'vg-pmc', sizeBytes: 4290772992, freeBytes: 3217031168, extentSizeBytes: undefined });
@@ -118,7 +118,7 @@ esac`);
 
     assert.deepEqual(facts.domains.map((d) => [d.name, d.uuid, d.state, d.stateReason, d.autostart, d.persistent]), [
       ['test-vm', 'd2fd4e59-ee6a-4d1e-aee0-f5ae227a41ab', 'running', 'migrated', false, true],
-      ['web 1', '11111111-2222-3333-4444-555555555555', 'shut off', 'destroyed', false, true],
+      ["web 1'", '11111111-2222-3333-4444-555555555555', 'shut off', 'destroyed', false, true],
     ]);
     assert.equal(facts.domains[0]?.xml, real('virsh-dumpxml.inactive.xml'));
     assert.equal(facts.domains[1]?.xml, web1Xml, 'marker-like lines inside the XML come through unchanged');
