@@ -6,12 +6,16 @@
 import { performance } from 'node:perf_hooks';
 import { pipeline, type Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { Client, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
+import type { CipherAlgorithm, Client, ClientChannel, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
 import { PmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
 import { planAuth } from './auth.js';
-import { authFailure, connectFailure, endpoint, hostKeyFailure, type Ssh2Error } from './failures.js';
-import { hostLookupName, knownKeyTypes, loadKnownHosts, verifyHostKey } from './known-hosts.js';
+import {
+  authFailure, connectFailure, endpoint, hostKeyFailure, noCommonHostKeyFailure, unreadableKnownHostsFailure, type Ssh2Error,
+} from './failures.js';
+import {
+  checkServerKey, hostLookupName, KnownHostsStore, plainEntries, unreadableFiles, type HostKeys,
+} from './known-hosts.js';
 import { Semaphore } from './semaphore.js';
 import type { RemoteResult, RunOptions, SshTarget } from './types.js';
 
@@ -34,11 +38,43 @@ const TIMEOUT_EXIT_CODES: ReadonlyArray<number | null> = [124, 137];
  */
 const GIVE_UP_AFTER_MS = (KILL_AFTER_S + 3) * 1000;
 
-/** ssh2's own preference order for host key algorithms (its DEFAULT_SERVER_HOST_KEY). */
-const DEFAULT_HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+/**
+ * Host key algorithms in OpenSSH's order of preference (its default HostKeyAlgorithms, and
+ * ssh2's): ed25519 verifies fastest, RSA slowest. ssh-rsa (SHA-1 signatures) comes last.
+ */
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
   'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
   'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa',
 ];
+
+/**
+ * Key exchange, cipher and MAC in the order pmc offers them: each one computed by Node's
+ * own crypto (OpenSSL), the cheapest first, so a handshake costs the manager the same
+ * whether or not ssh2's optional native binding was built. Every OpenSSH since 7.4 accepts
+ * the first choices; the rest are for older servers.
+ */
+const KEX_ALGORITHMS: KexAlgorithm[] = [
+  'curve25519-sha256', 'curve25519-sha256@libssh.org', 'ecdh-sha2-nistp256', 'ecdh-sha2-nistp384',
+  'ecdh-sha2-nistp521', 'diffie-hellman-group-exchange-sha256', 'diffie-hellman-group14-sha256',
+  'diffie-hellman-group16-sha512',
+];
+const CIPHER_ALGORITHMS: CipherAlgorithm[] = [
+  'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr',
+];
+/** Only used with the ctr ciphers (GCM authenticates itself); encrypt-then-MAC first. */
+const MAC_ALGORITHMS: MacAlgorithm[] = [
+  'hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256', 'hmac-sha2-512', 'hmac-sha1',
+];
+
+/**
+ * The phases of a connection and of a command on it, reported as they end (wall clock,
+ * performance.now() milliseconds): `tcp` until the socket is connected, `kex` the key exchange
+ * (including `hostkey`, pmc's own known_hosts check inside it), `auth` until the server
+ * accepted us, `channel` until the command's session channel is open, `transfer` until the
+ * command's output is all in and the channel closed.
+ */
+export type SshPhase = 'tcp' | 'kex' | 'hostkey' | 'auth' | 'channel' | 'transfer';
+export type PhaseListener = (phase: SshPhase, startedAt: number, endedAt: number) => void;
 
 export interface ConnectOptions {
   /**
@@ -52,6 +88,10 @@ export interface ConnectOptions {
   maxSessions?: number;
   /** --verbose output: one line per event, never stdin or key material. */
   log?: (line: string) => void;
+  /** The run's known_hosts files, read once and shared by every connection (a new store reads them afresh). */
+  knownHosts?: KnownHostsStore;
+  /** Told of each phase as it ends (the fleet benchmark's per-phase figures). */
+  onPhase?: PhaseListener;
 }
 
 /**
@@ -62,11 +102,26 @@ export interface ConnectOptions {
  * (PMC_E_NODE_UNREACHABLE, PMC_E_HOSTKEY_UNKNOWN, PMC_E_HOSTKEY_CHANGED, PMC_E_AUTH).
  */
 export async function connect(target: SshTarget, options: ConnectOptions = {}): Promise<SshConnection> {
-  const [knownHosts, auth] = await Promise.all([loadKnownHosts(target.knownHostsFiles), planAuth(target)]);
+  const store = options.knownHosts ?? new KnownHostsStore();
+  const [knownHosts, auth] = await Promise.all([store.load(target.knownHostsFiles), planAuth(target)]);
+  const unreadable = unreadableFiles(knownHosts)[0];
+  if (unreadable) {
+    const error = unreadableKnownHostsFailure(target, unreadable.file, unreadable.error!);
+    options.log?.(`[${target.name}] ${error.message}`);
+    throw error;
+  }
   const lookupNames = [...new Set([target.host, target.name].map((h) => hostLookupName(h, target.port)))];
+  const hostKeys = knownHosts.index.lookup(lookupNames);
   const started = performance.now();
   const client = new ssh2.Client();
   let hostKeyError: PmcError | undefined;
+  const { onPhase } = options;
+  let connectedAt = started;
+  let handshakeAt = started;
+  if (onPhase) {
+    client.once('connect', () => { connectedAt = performance.now(); onPhase('tcp', started, connectedAt); });
+    client.once('handshake', () => { handshakeAt = performance.now(); onPhase('kex', connectedAt, handshakeAt); });
+  }
 
   return new Promise<SshConnection>((resolve, reject) => {
     const settle = (error: PmcError | undefined): void => {
@@ -82,7 +137,10 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       options.log?.(`[${target.name}] connected to ${target.user}@${endpoint(target)}${options.via ? ` via ${endpoint(options.via)}` : ''} in ${Math.round(performance.now() - started)} ms`);
       resolve(new SshConnection(client, target, options));
     };
-    const onReady = (): void => settle(undefined);
+    const onReady = (): void => {
+      onPhase?.('auth', handshakeAt, performance.now());
+      settle(undefined);
+    };
     const onError = (err: Ssh2Error): void => {
       // An unusable agent is not fatal: ssh2 goes on with the identity files.
       if (err.level === 'agent') {
@@ -90,7 +148,9 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
         return;
       }
       if (hostKeyError) settle(hostKeyError);
-      else if (err.level === 'client-authentication') settle(authFailure(target, auth));
+      else if (err.level === 'handshake' && /no matching host key/i.test(err.message) && plainEntries(hostKeys).length > 0) {
+        settle(noCommonHostKeyFailure(target, hostKeys, options.via));
+      } else if (err.level === 'client-authentication') settle(authFailure(target, auth));
       else settle(connectFailure(target, err, options.via));
     };
     const onClose = (): void => settle(hostKeyError ?? connectFailure(target, new Error('connection lost before handshake'), options.via));
@@ -105,10 +165,16 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
       readyTimeout: target.connectTimeoutMs,
       keepaliveInterval: target.keepaliveIntervalMs,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      algorithms: { serverHostKey: hostKeyAlgorithms(knownKeyTypes(knownHosts.entries, lookupNames)) },
+      algorithms: {
+        kex: KEX_ALGORITHMS,
+        cipher: CIPHER_ALGORITHMS,
+        hmac: MAC_ALGORITHMS,
+        serverHostKey: hostKeyAlgorithms(hostKeys),
+      },
       hostVerifier: (keyBlob: Buffer): boolean => {
-        const verdict = verifyHostKey(knownHosts.entries, lookupNames, keyBlob);
-        hostKeyError = hostKeyFailure(target, verdict, keyBlob, { via: options.via, notes: knownHosts.notes });
+        const checkStarted = performance.now();
+        hostKeyError = hostKeyFailure(target, checkServerKey(hostKeys, keyBlob), keyBlob, { via: options.via, hostKeys });
+        onPhase?.('hostkey', checkStarted, performance.now());
         return hostKeyError === undefined;
       },
     });
@@ -116,16 +182,17 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
 }
 
 /**
- * ssh2 negotiates a single host key algorithm, by our order of preference. Putting the
- * types known_hosts has for this host first makes the server show us a key we can check;
- * otherwise a host known only by its ecdsa key would look unknown when it offers ed25519.
+ * The host key algorithms to offer: those of the key types known_hosts holds for the host,
+ * in OpenSSH's order of preference (not the file's: ssh-keyscan writes RSA first). A server
+ * can then only show a key pmc can check; one that has none of those types fails the
+ * handshake and is reported as a changed identity, as OpenSSH reports it. A host known_hosts
+ * knows nothing usable about is offered every algorithm, so that its key and fingerprint can
+ * be shown in the unknown-host error.
  */
-function hostKeyAlgorithms(knownTypes: readonly string[]): ServerHostKeyAlgorithm[] {
-  const preferred = knownTypes.flatMap((type): ServerHostKeyAlgorithm[] => {
-    if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
-    return DEFAULT_HOST_KEY_ALGORITHMS.filter((algorithm) => algorithm === type);
-  });
-  return [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
+export function hostKeyAlgorithms(hostKeys: HostKeys): ServerHostKeyAlgorithm[] {
+  const types = new Set(plainEntries(hostKeys).map((e) => e.keyType));
+  const known = HOST_KEY_ALGORITHMS.filter((algorithm) => types.has(algorithm.startsWith('rsa-sha2-') ? 'ssh-rsa' : algorithm));
+  return known.length > 0 ? known : HOST_KEY_ALGORITHMS;
 }
 
 /**
@@ -171,12 +238,14 @@ class StdinWatch {
 export class SshConnection {
   private readonly sessions: Semaphore;
   private readonly log: ((line: string) => void) | undefined;
+  private readonly onPhase: PhaseListener | undefined;
   private lastError: Error | undefined;
   private closed = false;
 
   constructor(private readonly client: Client, readonly target: SshTarget, options: ConnectOptions) {
     this.sessions = new Semaphore(options.maxSessions ?? OPENSSH_MAX_SESSIONS);
     this.log = options.log;
+    this.onPhase = options.onPhase;
     client.on('error', (err: Error) => { this.lastError = err; });
     client.on('close', () => { this.closed = true; });
   }
@@ -211,6 +280,9 @@ export class SshConnection {
             refused(err);
             return;
           }
+          const openedAt = performance.now();
+          this.onPhase?.('channel', started, openedAt);
+          if (this.onPhase) channel.once('close', () => this.onPhase?.('transfer', openedAt, performance.now()));
           // Listeners go on right here: a fast command's exit status can come in the same
           // read as the channel confirmation, before any promise continuation would run.
           channel.once('close', () => { void this.serverCaughtUp().then(release); });

@@ -3,11 +3,13 @@
  * opened on first use and kept until close(). A node that could not be reached stays
  * unreachable for the rest of the run: its error is remembered, not retried per command,
  * so a read command over ten nodes with one down waits for that node's timeout once.
+ * known_hosts files are read and parsed once per run, for every node and jump host.
  */
 import type { ClientChannel } from 'ssh2';
 import { isPmcError, PmcError } from '../util/errors.js';
-import { connect, type SshConnection } from './connection.js';
+import { connect, type SshConnection, type SshPhase } from './connection.js';
 import { jumpFailure, tunnelFailure, type Ssh2Error } from './failures.js';
+import { KnownHostsStore } from './known-hosts.js';
 import { Semaphore } from './semaphore.js';
 import type { RemoteResult, RunOptions, SshTarget } from './types.js';
 
@@ -18,6 +20,8 @@ export interface SshPoolOptions {
   maxSessions?: number;
   /** --verbose output: `[pm-1] $ <command>`, `[pm-1] exit 0 in 12 ms`, connections. */
   log?: (line: string) => void;
+  /** Each connection's and command's phases as they end (see SshPhase); for the fleet benchmark. */
+  onPhase?: (node: string, phase: SshPhase, startedAt: number, endedAt: number) => void;
 }
 
 /** What happened on one node of a fan-out: its value, or why it could not be reached. */
@@ -34,6 +38,7 @@ export class SshPool {
   private readonly jumps = new Map<string, Promise<SshConnection>>();
   private readonly connectSlots: Semaphore;
   private readonly concurrency: number;
+  private readonly knownHosts = new KnownHostsStore();
 
   constructor(targets: readonly SshTarget[], private readonly options: SshPoolOptions = {}) {
     for (const target of targets) this.targets.set(target.name, target);
@@ -98,7 +103,13 @@ export class SshPool {
   }
 
   private async open(target: SshTarget): Promise<SshConnection> {
-    const connectOptions = { maxSessions: this.options.maxSessions, log: this.options.log };
+    const { onPhase } = this.options;
+    const connectOptions = {
+      maxSessions: this.options.maxSessions,
+      log: this.options.log,
+      knownHosts: this.knownHosts,
+      onPhase: onPhase && ((phase: SshPhase, startedAt: number, endedAt: number) => onPhase(target.name, phase, startedAt, endedAt)),
+    };
     if (!target.jump) return connect(target, connectOptions);
     const via = target.jump;
     let jump: SshConnection;
@@ -121,7 +132,7 @@ export class SshPool {
     const key = `${via.user}@${via.host}:${via.port}`;
     let pending = this.jumps.get(key);
     if (!pending) {
-      pending = connect(via, { maxSessions: this.options.maxSessions, log: this.options.log });
+      pending = connect(via, { maxSessions: this.options.maxSessions, log: this.options.log, knownHosts: this.knownHosts });
       this.jumps.set(key, pending);
     }
     return pending;

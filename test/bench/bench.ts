@@ -5,9 +5,17 @@
  *     rendering it, and parsing real probe output for 100 nodes.
  *  2. SSH fan-out: one pmc run against 100 node entries on a real OpenSSH server on
  *     loopback (one connection each, capped concurrency), as `readCluster` does.
+ *  3. known_hosts lookups for 10, 100 and 1000 nodes (known-hosts.ts).
+ *  4. With `--nodes N`: the fleet benchmark (fleet.ts), N real sshd nodes with 20 VMs each,
+ *     `pmc vm ls` / `pmc pm ls` at 1, 10 and N nodes. It builds this checkout first (dist/).
+ *     `--before DIR` adds the same figures for another built checkout, e.g. main's:
+ *       git -C /work/main archive main | tar -x -C /tmp/pmc-before && ln -s /work/main/node_modules /tmp/pmc-before/
+ *       (cd /tmp/pmc-before && npm run build) && npm run bench -- --nodes 100 --before /tmp/pmc-before
  */
+import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../src/config/load.js';
 import { sshTargets } from '../../src/config/targets.js';
@@ -22,6 +30,8 @@ import { SshPool } from '../../src/ssh/pool.js';
 import { pairedVm, probes } from '../unit/model/factory.js';
 import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir } from '../ssh/sshd.js';
+import { fleetBench, type Build } from './fleet.js';
+import { knownHostsBench } from './known-hosts.js';
 
 const NODES = 100;
 const VMS_PER_NODE = 20;
@@ -103,5 +113,19 @@ async function sshBench(): Promise<void> {
   }
 }
 
+const { values: args } = parseArgs({ options: { nodes: { type: 'string' }, before: { type: 'string' } } });
+const fleetNodes = args.nodes === undefined ? undefined : Number(args.nodes);
+if (fleetNodes !== undefined && (!Number.isInteger(fleetNodes) || fleetNodes < 1 || fleetNodes > 1000)) {
+  console.error(`--nodes must be a whole number from 1 to 1000, not ${args.nodes}`);
+  process.exit(2);
+}
+
 cpuBench();
 await sshBench();
+await knownHostsBench();
+if (fleetNodes !== undefined) {
+  const repo = join(import.meta.dirname, '../..');
+  execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.json')], { stdio: 'inherit' });
+  const builds: Build[] = [...(args.before ? [{ label: 'before', dir: args.before }] : []), { label: args.before ? 'after' : 'this', dir: repo }];
+  await fleetBench(fleetNodes, builds);
+}

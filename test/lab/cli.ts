@@ -179,6 +179,13 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
+  pmc(["help", "vm", "mv"]);
+  // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
+  pmc(["vm", "mv", "--dry-run", "--keep-going", "-p", "pm-1"]);
+  pmc(["backup", "ls"]);
+  pmc(["help", "vm", "backup"]);
+  pmc(["help", "vm", "restore"]);
+  pmc(["log", "--since=-1h"]);
   // When a node fails (dry runs and help: nothing changes on the lab).
   pmc(["help", "vm", "failover"]);
   pmc(["help", "pm", "rejoin"]);

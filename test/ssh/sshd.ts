@@ -42,9 +42,11 @@ export interface KeyPair {
   publicLine: string;
 }
 
-export async function generateKey(dir: string, name: string, type: 'ed25519' | 'ecdsa' = 'ed25519', passphrase = ''): Promise<KeyPair> {
+export type KeyType = 'ed25519' | 'ecdsa' | 'rsa';
+
+export async function generateKey(dir: string, name: string, type: KeyType = 'ed25519', passphrase = ''): Promise<KeyPair> {
   const privateFile = join(dir, name);
-  await run('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-C', name, '-f', privateFile]);
+  await run('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', passphrase, '-C', name, '-f', privateFile]);
   const publicFile = `${privateFile}.pub`;
   return { privateFile, publicFile, publicLine: (await readFile(publicFile, 'utf8')).trim() };
 }
@@ -64,7 +66,7 @@ export function freePort(host: string): Promise<number> {
 export interface Sshd {
   host: string;
   port: number;
-  hostKeys: { ed25519: KeyPair; ecdsa: KeyPair };
+  hostKeys: { ed25519: KeyPair; ecdsa: KeyPair; rsa?: KeyPair };
   /** Everything sshd logged so far. */
   log(): string;
   stop(): Promise<void>;
@@ -76,6 +78,10 @@ export interface SshdOptions {
   authorizedKeysFile: string;
   /** More sshd_config lines (MaxSessions, LogLevel...). */
   config?: string[];
+  /** Give the server an RSA host key too (beside ed25519 and ECDSA). */
+  rsa?: boolean;
+  /** The host key types the server uses (HostKey lines); default all it has. */
+  serve?: KeyType[];
 }
 
 export async function startSshd(options: SshdOptions): Promise<Sshd> {
@@ -85,14 +91,15 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   const hostKeys = {
     ed25519: await generateKey(dir, 'host_ed25519', 'ed25519'),
     ecdsa: await generateKey(dir, 'host_ecdsa', 'ecdsa'),
+    ...(options.rsa ? { rsa: await generateKey(dir, 'host_rsa', 'rsa') } : {}),
   };
+  const served = options.serve ?? (Object.keys(hostKeys) as KeyType[]);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort(options.host);
     const configFile = join(dir, 'sshd_config');
     await writeFile(configFile, [
       `ListenAddress ${options.host}:${port}`,
-      `HostKey ${hostKeys.ed25519.privateFile}`,
-      `HostKey ${hostKeys.ecdsa.privateFile}`,
+      ...served.map((type) => `HostKey ${hostKeys[type]!.privateFile}`),
       `AuthorizedKeysFile ${options.authorizedKeysFile}`,
       'PermitRootLogin yes',
       'StrictModes no',
@@ -132,8 +139,8 @@ export function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** The known_hosts line ssh-keyscan would print for this server's key of `type`. */
-export function knownHostsLine(sshd: Sshd, type: 'ed25519' | 'ecdsa', name = sshd.host): string {
-  const [keyType, key] = sshd.hostKeys[type].publicLine.split(' ');
+export function knownHostsLine(sshd: Sshd, type: KeyType, name = sshd.host): string {
+  const [keyType, key] = sshd.hostKeys[type]!.publicLine.split(' ');
   return `[${name}]:${sshd.port} ${keyType} ${key}`;
 }
 

@@ -181,7 +181,7 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.equal(error.code, 'PMC_E_HOSTKEY_UNKNOWN');
     const fingerprint = (await run('ssh-keygen', ['-lf', nodeA.hostKeys.ed25519.publicFile])).split(' ')[1]!;
     assert.equal(error.message, `pm-a: host key of [127.0.0.1]:${nodeA.port} is not known (offered ssh-ed25519 ${fingerprint})`);
-    const trust = `ssh-keyscan -p ${nodeA.port} -t ed25519 127.0.0.1 >> ${file}`;
+    const trust = `ssh-keyscan -p ${nodeA.port} -t ed25519 -- 127.0.0.1 >> ${file}`;
     assert.ok(error.hint?.endsWith(`then trust it: ${trust}`), error.hint);
 
     // Following the hint is enough to connect.
@@ -200,7 +200,7 @@ describe('ssh transport', { skip: sshdSkip }, () => {
 
     // The remedy the hint gives, once the operator knows the change is legitimate, works.
     const remove = `ssh-keygen -R '[127.0.0.1]:${nodeA.port}' -f ${file}`;
-    const trust = `ssh-keyscan -p ${nodeA.port} -t ed25519 127.0.0.1 >> ${file}`;
+    const trust = `ssh-keyscan -p ${nodeA.port} -t ed25519 -- 127.0.0.1 >> ${file}`;
     assert.ok(error.hint?.endsWith(`Only if you know why it changed: ${remove}, then ${trust}`), error.hint);
     await execFileAsync('sh', ['-c', `${remove} && ${trust}`]);
     assert.equal((await pool(t, [target('pm-a', nodeA, { knownHostsFiles: [file] })]).run('pm-a', 'true')).exitCode, 0);
@@ -307,7 +307,7 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     const unknownBehind = pool(t, [target('pm-b', nodeB, { jump, knownHostsFiles: [await knownHostsFile('only-jump', `${knownHostsLine(jumpHost, 'ed25519')}\n`)] })]);
     const error = await connectError(unknownBehind, 'pm-b');
     assert.equal(error.code, 'PMC_E_HOSTKEY_UNKNOWN');
-    assert.match(error.hint ?? '', new RegExp(`ssh -p ${jumpHost.port} root@127\\.0\\.0\\.3 ssh-keyscan -p ${nodeB.port} -t ed25519 127\\.0\\.0\\.2 >> `));
+    assert.ok(error.hint?.includes(`ssh -p ${jumpHost.port} -- root@127.0.0.3 'ssh-keyscan -p ${nodeB.port} -t ed25519 -- 127.0.0.2' >> `), error.hint);
 
     const unknownJump = pool(t, [target('pm-b', nodeB, { jump: target('jump', jumpHost, { knownHostsFiles: [join(dir, 'none')] }) })]);
     const jumpError = await connectError(unknownJump, 'pm-b');
@@ -373,5 +373,25 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.match(lines[2]!, /^\[pm-a\] exit 2 in \d+ ms$/);
     assert.equal(lines.length, 3);
     assert.ok(!lines.join('\n').includes('top-secret'));
+  });
+
+  test('the phase hook reports each phase of a connection and a command, in order', async (t) => {
+    const phases: string[] = [];
+    const p = pool(t, [target('pm-a', nodeA)], {
+      onPhase: (node, phase, startedAt, endedAt) => {
+        assert.ok(endedAt >= startedAt, phase);
+        phases.push(`${node} ${phase}`);
+      },
+    });
+    await p.run('pm-a', 'echo one');
+    await p.run('pm-a', 'echo two');
+    assert.deepEqual(phases, ['tcp', 'hostkey', 'kex', 'auth', 'channel', 'transfer', 'channel', 'transfer'].map((phase) => `pm-a ${phase}`));
+  });
+
+  test('the handshake uses the algorithms pmc prefers (curve25519, AES-GCM), as sshd logs them', async (t) => {
+    const p = pool(t, [target('jump', jumpHost)]);
+    await p.run('jump', 'true');
+    assert.match(jumpHost.log(), /kex: algorithm: curve25519-sha256\b/);
+    assert.match(jumpHost.log(), /kex: client->server cipher: aes128-gcm@openssh\.com/);
   });
 });

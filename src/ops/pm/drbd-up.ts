@@ -11,7 +11,8 @@ import { readCluster } from '../../model/read.js';
 import type { DrbdResource, NodeFacts } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
-import { applyEach, type StepRecord } from '../engine/execute.js';
+import type { StepRecord } from '../engine/execute.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
 
 export interface DrbdResourceRow {
@@ -66,7 +67,7 @@ function localResources(state: ClusterState, node: string, only: readonly string
 export function drbdPrelude(facts: NodeFacts, node: string, volumeGroup: string): Step[] {
   const steps: Step[] = [];
   if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
-    steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
+    steps.push({ node, command: commandLine(['vgchange', '-ay', '--', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
   }
   if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
   return steps;
@@ -130,6 +131,12 @@ export function readNodes(ctx: Pick<OpContext, 'config' | 'pool'>, nodes: readon
 
 export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Report<DrbdUpResult>> {
   const nodes = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
+  if (opts.dryRun) return drbdUp(ctx, nodes, opts, undefined);
+  return underLock(ctx, { lock: nodes }, (run) => drbdUp(ctx, nodes, opts, run));
+}
+
+/** Reads, plans and (given the lock, `run`) applies. */
+async function drbdUp(ctx: OpContext, nodes: string[], opts: DrbdUpOptions, run: LockedRun | undefined): Promise<Report<DrbdUpResult>> {
   const state = await readNodes(ctx, nodes);
   const unknown = opts.resources.filter((name) => !nodes.some((node) => localResources(state, node, [name]).length > 0));
   // On a node that could not be asked, the resource may well exist.
@@ -139,10 +146,10 @@ export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Rep
   const only = opts.resources.length ? opts.resources : undefined;
   const plan = planDrbdUp(state, nodes, ctx.config, only);
   const unreachable = unreachableNodes(state, nodes);
-  if (opts.dryRun) {
+  if (!run) {
     return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, ctx.config.ignorePrefix, only), unreachable });
   }
-  const records = await applyEach(ctx.pool, plan, { log: ctx.log });
+  const records = await run.applyEach(plan);
   const after = plan.steps.length ? await readNodes(ctx, nodes) : state;
   return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, ctx.config.ignorePrefix, only), unreachable });
 }

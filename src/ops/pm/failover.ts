@@ -3,12 +3,9 @@
  * same checks and the same proof that PM is down as `pmc vm failover` (src/ops/vm/failover.ts).
  */
 import type { OpContext, Report } from '../engine/context.js';
-import { readCluster } from '../../model/read.js';
 import type { ApplyResult } from '../engine/execute.js';
 import { runFailover, selectFailovers, type FailoverOptions } from '../vm/failover.js';
 
 export async function failoverNode(ctx: OpContext, node: string, opts: FailoverOptions): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const { targets, skipped } = selectFailovers(state, ctx.config, node);
-  return runFailover(ctx, state, targets, skipped, opts);
+  return runFailover(ctx, (state) => selectFailovers(state, ctx.config, node), opts);
 }

@@ -10,14 +10,14 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
+import { mutate } from '../engine/mutate.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { resyncWaitStep } from '../vm/add-plan.js';
 import { authorityFile } from '../vm/failover.js';
-import { destroyStep, drbdadmCommand, runVmPlan } from '../vm/lifecycle.js';
+import { destroyStep, drbdadmCommand } from '../vm/lifecycle.js';
 import { drbdPrelude, isIgnored, upStep } from './drbd-up.js';
 
 export interface RejoinOptions {
@@ -121,7 +121,10 @@ function staleSteps(vm: Vm, node: string, survivor: string, resource: string, su
 }
 
 export async function rejoinNode(ctx: OpContext, node: string, opts: RejoinOptions): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planRejoin(state, ctx.config, node);
-  return runVmPlan(ctx, plan, opts.dryRun, state, state.nodes.map((n) => n.name));
+  return mutate(ctx, {
+    lock: ctx.config.nodes.map((n) => n.name),
+    dryRun: opts.dryRun,
+    plan: (state) => planRejoin(state, ctx.config, node),
+    mattering: (state) => state.nodes.map((n) => n.name),
+  });
 }

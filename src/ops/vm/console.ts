@@ -13,7 +13,7 @@ import type { Domain } from '../../probe/types.js';
 import { hostLookupName, knownKeyTypes, loadKnownHosts } from '../../ssh/known-hosts.js';
 import type { SshTarget } from '../../ssh/types.js';
 import { PmcError } from '../../util/errors.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { findVm } from './list.js';
 import { virshCommand } from './lifecycle.js';
 
@@ -30,12 +30,31 @@ export interface ConsoleData {
   exitCode: number | undefined;
 }
 
+/**
+ * A file name as one word of an ssh_config value (`ssh -o`): OpenSSH splits values on
+ * whitespace unless double-quoted (inside, \\ and \" stand for \ and "), then expands
+ * %-tokens (%% is a literal %) and ${VAR} in file names. "${" has no escape, so such a
+ * path is refused rather than silently read as another file.
+ */
+export function sshConfigPath(file: string): string {
+  if (file.includes('${')) {
+    throw new PmcError('PMC_E_CONFIG_INVALID', `known_hosts file ${JSON.stringify(file)}: OpenSSH would read "\${...}" in its name as an environment variable`,
+      'rename the file (or its directory) and update ssh.knownHosts in the config');
+  }
+  return `"${file.replace(/[\\"]/g, '\\$&').replace(/%/g, '%%')}"`;
+}
+
+/** A ProxyCommand is %-expanded by ssh before the shell runs it: a literal % is written %%. */
+function proxyCommandWords(argv: readonly string[]): string {
+  return commandLine(argv).replace(/%/g, '%%');
+}
+
 /** ssh options that reproduce pmc's own connection to a target. */
 export function sshOptions(target: SshTarget, hostKeyAlias?: string): string[] {
   const options = [
     '-p', String(target.port), '-l', target.user,
     '-o', 'StrictHostKeyChecking=yes',
-    '-o', `UserKnownHostsFile=${target.knownHostsFiles.join(' ')}`,
+    '-o', `UserKnownHostsFile=${target.knownHostsFiles.map(sshConfigPath).join(' ')}`,
     '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', `ConnectTimeout=${Math.ceil(target.connectTimeoutMs / 1000)}`,
   ];
@@ -43,7 +62,9 @@ export function sshOptions(target: SshTarget, hostKeyAlias?: string): string[] {
   for (const file of target.identityFiles) options.push('-i', file);
   if (!target.agentSocket) options.push('-o', 'IdentityAgent=none');
   // Not -J: options given on the command line would not apply to the jump host's own connection.
-  if (target.jump) options.push('-o', `ProxyCommand=${commandLine(['ssh', ...sshOptions(target.jump), '-W', '%h:%p', target.jump.host])}`);
+  if (target.jump) {
+    options.push('-o', `ProxyCommand=${proxyCommandWords(['ssh', ...sshOptions(target.jump), '-W'])} %h:%p ${proxyCommandWords([target.jump.host])}`);
+  }
   return options;
 }
 
@@ -73,7 +94,7 @@ export async function openConsole(ctx: OpContext, name: string, opts: { dryRun: 
   if (running.length !== 1) {
     throw new PmcError('PMC_E_STATE', running.length === 0 ? `${vm.name} is not running: its console has nothing to show`
       : `${vm.name} runs on ${running.map((r) => r.node).join(' and ')} at once`,
-    running.length === 0 ? `pmc vm start ${vm.name}` : 'keep the copy with the newer data and destroy the other by hand');
+    running.length === 0 ? `pmc vm start ${quote(vm.name)}` : 'keep the copy with the newer data and destroy the other by hand');
   }
   const { node, domain } = running[0]!;
   const configured = sshTargets(ctx.config).find((t) => t.name === node)!;

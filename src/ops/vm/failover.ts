@@ -15,14 +15,14 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
+import { mutate } from '../engine/mutate.js';
 import { AUTHORITY_DIR } from '../../probe/script.js';
 import type { Domain, DrbdResource } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
-import { drbdadmCommand, managedVm, runVmPlan, virshCommand, type PlannerConfig } from './lifecycle.js';
+import { drbdadmCommand, managedVm, virshCommand, type PlannerConfig } from './lifecycle.js';
 
 /** One VM that can fail over: checked, with everything the plan needs. */
 export interface FailoverTarget {
@@ -215,18 +215,33 @@ export async function proveNodeDown(ctx: OpContext, lost: string, vms: readonly 
 }
 
 export async function failoverVm(ctx: OpContext, name: string, opts: FailoverOptions): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const target = checkFailover(state, ctx.config, name);
-  return runFailover(ctx, state, [target], [], opts);
+  return runFailover(ctx, (state) => ({ targets: [checkFailover(state, ctx.config, name)], skipped: [] }), opts, name);
 }
 
-export async function runFailover(ctx: OpContext, state: ClusterState, targets: readonly FailoverTarget[], skipped: readonly string[], opts: FailoverOptions): Promise<Report<ApplyResult>> {
-  const plan = planFailover(targets, skipped);
-  const lost = targets[0]?.lost;
-  if (!opts.dryRun && lost) plan.notes.unshift(await proveNodeDown(ctx, lost, targets.map((t) => t.vm), opts.yesNodeIsDown));
-  else if (lost) plan.notes.unshift(ctx.config.nodes.find((n) => n.name === lost)?.fence ? `${lost} is fenced first (its fence command in pmc.yaml)` : `${lost} must be confirmed down first (typed, or --yes-node-is-down ${lost})`);
-  const report = await runVmPlan(ctx, plan, opts.dryRun, state, []);
-  return report;
+/**
+ * Plans the failover of the VMs `select` picks from the state read under the lock, proves the
+ * lost node is down (fence command or the operator's word) and applies it.
+ */
+export async function runFailover(ctx: OpContext, select: (state: ClusterState) => { targets: FailoverTarget[]; skipped: string[] }, opts: FailoverOptions, vm?: string): Promise<Report<ApplyResult>> {
+  let targets: FailoverTarget[] = [];
+  return mutate(ctx, {
+    // Every node: the lost one cannot be locked, and its VMs' peers are known only after reading.
+    lock: ctx.config.nodes.map((n) => n.name),
+    vm,
+    dryRun: opts.dryRun,
+    plan: (state) => {
+      const selected = select(state);
+      targets = selected.targets;
+      const plan = planFailover(selected.targets, selected.skipped);
+      const lost = selected.targets[0]?.lost;
+      if (opts.dryRun && lost) plan.notes.unshift(ctx.config.nodes.find((n) => n.name === lost)?.fence ? `${lost} is fenced first (its fence command in pmc.yaml)` : `${lost} must be confirmed down first (typed, or --yes-node-is-down ${lost})`);
+      return plan;
+    },
+    confirm: async (_state, plan) => {
+      const lost = targets[0]?.lost;
+      if (lost) plan.notes.unshift(await proveNodeDown(ctx, lost, targets.map((t) => t.vm), opts.yesNodeIsDown));
+    },
+  });
 }
 
 /** The VMs `pm failover PM` takes: DRBD pairs with PM whose survivor saw PM as Primary when the link was lost. */

@@ -12,7 +12,6 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState, VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
@@ -20,7 +19,7 @@ import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { definePeerStep, drbdNodeSteps, lvCreateStep, resourceFile, resourceFileStep, resyncWaitStep } from './add-plan.js';
 import { replicationAddresses } from './add.js';
-import { drbdadmCommand, managedVm, runVmPlan, virshCommand } from './lifecycle.js';
+import { drbdadmCommand, managedVm, mutateVm, virshCommand } from './lifecycle.js';
 
 export interface PeerRecreateTarget {
   vm: string;
@@ -148,9 +147,14 @@ export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRec
 }
 
 export async function peerRecreate(ctx: OpContext, name: string, newPeer: string | undefined, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const target = checkPeerRecreate(state, ctx.config, name, newPeer);
-  const addresses = await replicationAddresses(ctx, state, [target.primary, target.newPeer]);
-  const plan = planPeerRecreate(state, ctx.config, target, addresses);
-  return runVmPlan(ctx, plan, opts.dryRun, state, [target.primary, target.newPeer, target.oldPeer]);
+  let target: ReturnType<typeof checkPeerRecreate> | undefined;
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: async (state) => {
+      target = checkPeerRecreate(state, ctx.config, name, newPeer);
+      const addresses = await replicationAddresses(ctx, state, [target.primary, target.newPeer]);
+      return planPeerRecreate(state, ctx.config, target, addresses);
+    },
+    mattering: () => (target ? [target.primary, target.newPeer, target.oldPeer] : []),
+  });
 }

@@ -21,6 +21,13 @@ interface Statement {
   line: number;
 }
 
+const DIGITS = /^\d+$/;
+const DRBD_DEVICE_PATH = /^\/dev\/drbd(\d+)$/;
+/** `[fd00::1]:7788` */
+const BRACKETED_ADDRESS = /^\[(.+)\]:(\d+)$/;
+/** `10.99.0.11:7788` */
+const ADDRESS = /^([^:]+):(\d+)$/;
+
 interface VolumeValues {
   device?: string;
   minor?: number;
@@ -87,7 +94,7 @@ function interpretResource(
       const nodeId = statement.block.find((s) => s.words[0] === 'node-id')?.words[1];
       hosts.push({
         name: statement.words[1] ?? '',
-        nodeId: nodeId !== undefined && /^\d+$/.test(nodeId) ? Number(nodeId) : undefined,
+        nodeId: nodeId !== undefined && DIGITS.test(nodeId) ? Number(nodeId) : undefined,
         ...parseAddress(address?.words.slice(1) ?? []),
         ...deviceAndMinor(volume0),
         disk: volume0.disk,
@@ -126,7 +133,7 @@ function applyConnectionAddresses(connection: Statement[], hosts: DrbdHost[]): v
       const { address, port } = parseAddress(rest.slice(1));
       host.address ??= address;
       host.port ??= port;
-    } else if (rest[0] === 'port' && /^\d+$/.test(rest[1] ?? '')) {
+    } else if (rest[0] === 'port' && DIGITS.test(rest[1] ?? '')) {
       host.port ??= Number(rest[1]);
     }
   }
@@ -138,7 +145,7 @@ function volumesIn(body: Statement[]): Map<number, VolumeValues> {
   const implicit = volumeValues(body);
   if (Object.keys(implicit).length > 0) volumes.set(0, implicit);
   for (const statement of body) {
-    if (statement.words[0] === 'volume' && statement.block && /^\d+$/.test(statement.words[1] ?? '')) {
+    if (statement.words[0] === 'volume' && statement.block && DIGITS.test(statement.words[1] ?? '')) {
       const number = Number(statement.words[1]);
       volumes.set(number, { ...volumes.get(number), ...volumeValues(statement.block) });
     }
@@ -159,7 +166,7 @@ function volumeValues(body: Statement[]): VolumeValues {
     const [keyword, ...rest] = statement.words;
     if (keyword === 'device') {
       const minorAt = rest.indexOf('minor');
-      if (minorAt >= 0 && /^\d+$/.test(rest[minorAt + 1] ?? '')) values.minor = Number(rest[minorAt + 1]);
+      if (minorAt >= 0 && DIGITS.test(rest[minorAt + 1] ?? '')) values.minor = Number(rest[minorAt + 1]);
       const path = rest.find((word, i) => word !== 'minor' && (minorAt < 0 || i !== minorAt + 1));
       if (path !== undefined) values.device = path;
     } else if (keyword === 'disk' && rest[0] !== undefined && rest[0] !== 'none') {
@@ -171,7 +178,7 @@ function volumeValues(body: Statement[]): VolumeValues {
 
 /** `device /dev/drbd10` implies minor 10 and `device minor 10` implies /dev/drbd10. */
 function deviceAndMinor(volume: VolumeValues): { device: string | undefined; minor: number | undefined } {
-  const minorFromPath = /^\/dev\/drbd(\d+)$/.exec(volume.device ?? '')?.[1];
+  const minorFromPath = DRBD_DEVICE_PATH.exec(volume.device ?? '')?.[1];
   const minor = volume.minor ?? (minorFromPath !== undefined ? Number(minorFromPath) : undefined);
   const device = volume.device ?? (minor !== undefined ? `/dev/drbd${minor}` : undefined);
   return { device, minor };
@@ -180,7 +187,7 @@ function deviceAndMinor(volume: VolumeValues): { device: string | undefined; min
 /** `address [ipv4|ipv6|...] 10.99.0.11:7788` or `[fd00::1]:7788`. */
 function parseAddress(words: string[]): { address: string | undefined; port: number | undefined } {
   const spec = words.at(-1) ?? '';
-  const m = /^\[(.+)\]:(\d+)$/.exec(spec) ?? /^([^:]+):(\d+)$/.exec(spec);
+  const m = BRACKETED_ADDRESS.exec(spec) ?? ADDRESS.exec(spec);
   return m ? { address: m[1], port: Number(m[2]) } : { address: undefined, port: undefined };
 }
 
@@ -205,9 +212,11 @@ function allowTwoPrimariesIn(body: Statement[]): boolean | undefined {
 }
 
 /** drbdadm dump writes `# defined at /etc/drbd.d/x.res:1` right before each `resource x {`. */
+const DEFINED_AT = /^# defined at (.+):\d+\s*\n\s*resource\s+"?([^\s"{]+)"?/gm;
+
 function dumpedConfigFiles(text: string): Map<string, string> {
   const files = new Map<string, string>();
-  for (const m of text.matchAll(/^# defined at (.+):\d+\s*\n\s*resource\s+"?([^\s"{]+)"?/gm)) {
+  for (const m of text.matchAll(DEFINED_AT)) {
     files.set(m[2]!, m[1]!);
   }
   return files;
@@ -256,40 +265,77 @@ interface Token {
   line: number;
 }
 
+/**
+ * One pass, slicing words out of the text: per character a comparison of char codes, no
+ * regular expression and no string built up a character at a time.
+ */
 function tokenize(text: string, problems: string[], where: string): Token[] {
   const tokens: Token[] = [];
+  const length = text.length;
   let line = 1;
   let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '\n') { line++; i++; continue; }
-    if (/\s/.test(c)) { i++; continue; }
-    if (c === '#') {
-      while (i < text.length && text[i] !== '\n') i++;
+  while (i < length) {
+    const c = text.charCodeAt(i);
+    if (c === NEWLINE) { line++; i++; continue; }
+    if (isSpace(c)) { i++; continue; }
+    if (c === HASH) {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? length : end;
       continue;
     }
-    if (c === '{' || c === '}' || c === ';') {
-      tokens.push({ kind: c, text: c, line });
+    if (c === OPEN_BRACE || c === CLOSE_BRACE || c === SEMICOLON) {
+      const kind = c === OPEN_BRACE ? '{' : c === CLOSE_BRACE ? '}' : ';';
+      tokens.push({ kind, text: kind, line });
       i++;
       continue;
     }
-    if (c === '"') {
+    if (c === DOUBLE_QUOTE) {
       const start = line;
       let value = '';
-      i++;
-      while (i < text.length && text[i] !== '"') {
-        if (text[i] === '\\' && i + 1 < text.length) i++;
-        if (text[i] === '\n') line++;
-        value += text[i++];
+      let from = ++i;
+      while (i < length) {
+        const q = text.charCodeAt(i);
+        if (q === DOUBLE_QUOTE) break;
+        if (q === BACKSLASH && i + 1 < length) {
+          // `\x` stands for x: keep what came before, drop the backslash.
+          value += text.slice(from, i);
+          from = ++i;
+          if (text.charCodeAt(i) === NEWLINE) line++;
+          i++;
+          continue;
+        }
+        if (q === NEWLINE) line++;
+        i++;
       }
-      if (i >= text.length) problems.push(`${where}:${start}: unterminated string`);
+      value += text.slice(from, i);
+      if (i >= length) problems.push(`${where}:${start}: unterminated string`);
       i++;
       tokens.push({ kind: 'word', text: value, line: start });
       continue;
     }
-    let word = '';
-    while (i < text.length && !/[\s{};#"]/.test(text[i]!)) word += text[i++];
-    tokens.push({ kind: 'word', text: word, line });
+    const start = i;
+    while (i < length && !endsWord(text.charCodeAt(i))) i++;
+    tokens.push({ kind: 'word', text: text.slice(start, i), line });
   }
   return tokens;
+}
+
+const NEWLINE = 0x0a;
+const HASH = 0x23;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const SEMICOLON = 0x3b;
+const DOUBLE_QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** What `/\s/` matches: ASCII white space directly, the rest of Unicode's rarely. */
+function isSpace(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  return code >= 0x80 && UNICODE_SPACE.test(String.fromCharCode(code));
+}
+
+const UNICODE_SPACE = /\s/;
+
+function endsWord(code: number): boolean {
+  return isSpace(code) || code === OPEN_BRACE || code === CLOSE_BRACE || code === SEMICOLON || code === HASH || code === DOUBLE_QUOTE;
 }

@@ -26,7 +26,7 @@ test('after a boot: vgchange, modprobe, then drbdadm up for each resource, in th
   const state = buildCluster(CONFIG, probes(NODES, bootedPm1()));
   const plan = planDrbdUp(state, ['pm-1'], UP_CONFIG);
   assert.deepEqual(plan.steps.map((s) => [s.node, s.command]), [
-    ['pm-1', 'vgchange -ay vg-pmc'],
+    ['pm-1', 'vgchange -ay -- vg-pmc'],
     ['pm-1', 'modprobe drbd'],
     ['pm-1', 'drbdadm up web'],
     ['pm-1', 'drbdadm up db'],
@@ -47,7 +47,7 @@ test('--only limits the resources; resources without a section for this host are
   const state = buildCluster(CONFIG, probes(NODES, bootedPm1({
     drbdResources: [...bootedPm1()['pm-1'].drbdResources, stranger],
   })));
-  assert.deepEqual(planDrbdUp(state, ['pm-1'], UP_CONFIG, ['db']).steps.map((s) => s.command), ['vgchange -ay vg-pmc', 'modprobe drbd', 'drbdadm up db']);
+  assert.deepEqual(planDrbdUp(state, ['pm-1'], UP_CONFIG, ['db']).steps.map((s) => s.command), ['vgchange -ay -- vg-pmc', 'modprobe drbd', 'drbdadm up db']);
   assert.ok(!planDrbdUp(state, ['pm-1'], UP_CONFIG).steps.some((s) => s.command.includes('other')));
   assert.deepEqual(planDrbdUp(state, ['pm-1'], UP_CONFIG, ['nothing-here']).steps, []);
 });
@@ -67,9 +67,9 @@ test('rows: what was done to each resource and the state it is in now', () => {
     drbd: { moduleLoaded: true, kernelVersion: '8.4.11', utilsVersion: '9.22.0', minorsInKernel: [10] },
     drbdResources: [resource('web', 'pm-1', ['pm-1', 'pm-2'], 10), resource('db', 'pm-1', ['pm-3', 'pm-1'], 11, down)],
   })));
-  const records: StepRecord[] = plan.steps.map((step) => {
+  const records: StepRecord[] = plan.steps.map((step, index) => {
     const ok = step.command !== 'drbdadm up db';
-    return { step, ok, result: undefined, error: ok ? undefined : 'exit 10: Can not open backing device' };
+    return { step, index, ok, result: undefined, error: ok ? undefined : 'exit 10: Can not open backing device' };
   });
   const rows = drbdUpRows(after, ['pm-1'], plan, records, 'ignore');
   assert.deepEqual(rows.map((r) => [r.resource, r.action, r.role, r.disk, r.connection, r.peer, r.peerDisk, r.error]), [

@@ -86,7 +86,7 @@ describe('vm console', () => {
     assert.deepEqual(consoleArgv(target, domain('web', 'running')), [
       'ssh', '-t', '-p', '2222', '-l', 'root',
       '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'UserKnownHostsFile=/etc/pmc/known_hosts /root/.ssh/known_hosts',
+      '-o', 'UserKnownHostsFile="/etc/pmc/known_hosts" "/root/.ssh/known_hosts"',
       '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'ConnectTimeout=10',
       '-i', '/keys/id_ed25519',
@@ -100,9 +100,24 @@ describe('vm console', () => {
     const argv = consoleArgv({ ...target, jump, sudo: true, user: 'admin' }, domain('web', 'running'), 'pm-1');
     assert.ok(argv.includes('HostKeyAlias=pm-1'));
     const proxy = argv[argv.indexOf('-o', argv.indexOf('IdentityAgent=none')) + 1];
-    assert.equal(proxy, "ProxyCommand=ssh -p 22 -l ops -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=/etc/pmc/known_hosts /root/.ssh/known_hosts' "
+    assert.equal(proxy, `ProxyCommand=ssh -p 22 -l ops -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/etc/pmc/known_hosts" "/root/.ssh/known_hosts"' `
       + '-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -i /keys/id_ed25519 -W %h:%p bastion');
     assert.equal(argv.at(-1), 'sudo -n -- virsh console uuid-of-web');
+  });
+
+  test('known_hosts paths with spaces, quotes, backslashes and % reach ssh as one file each, also through ProxyCommand', () => {
+    const files = ['/srv/pmc keys/known_hosts', `/tmp/it's "q" \\ 100%d`];
+    const argv = consoleArgv({ ...target, knownHostsFiles: files }, domain('web', 'running'));
+    // OpenSSH: double quotes keep a word whole, \" and \\ inside them are " and \, %% is %.
+    assert.ok(argv.includes(`UserKnownHostsFile="/srv/pmc keys/known_hosts" "/tmp/it's \\"q\\" \\\\ 100%%d"`), argv.join(' | '));
+    const jump: SshTarget = { ...target, name: 'bastion (jump host)', host: 'bastion', port: 22, knownHostsFiles: ['/a b/100%'] };
+    const proxy = consoleArgv({ ...target, jump }, domain('web', 'running')).find((a) => a.startsWith('ProxyCommand='));
+    // ProxyCommand is %-expanded once more before its shell runs it; %h:%p stay tokens.
+    assert.equal(proxy, `ProxyCommand=ssh -p 22 -l root -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/a b/100%%%%"' `
+      + '-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -i /keys/id_ed25519 -o IdentityAgent=none -W %h:%p bastion');
+    assert.throws(() => consoleArgv({ ...target, knownHostsFiles: ['/home/${USER}/kh'] }, domain('web', 'running')), {
+      code: 'PMC_E_CONFIG_INVALID', message: /environment variable/,
+    });
   });
 
   test('the graphical console: a tunnel to the VNC port the node reports', () => {

@@ -1,0 +1,260 @@
+/**
+ * The fleet benchmark (`npm run bench -- --nodes 100`): N real OpenSSH servers on loopback
+ * addresses 127.90.x.y, each answering with a realistic 20-VM node's probe output (see
+ * fleet-node.ts), and pmc run against 1, 10 and N of them. Printed, never asserted:
+ *  - `pmc vm ls` and `pmc pm ls` as real CLI processes: wall time, pmc's own CPU (user+sys)
+ *    in all and per node, peak memory (max RSS);
+ *  - pmc's CPU per node split into SSH (connect + probe round trip, through SshPool) and
+ *    parsing (parseProbeOutput), measured in this process on the same build;
+ *  - the SSH phases of one connection (wall and CPU), from the connection's phase hook;
+ *  - the node-side process starts of one probe run.
+ * With `--before DIR` (a built checkout, e.g. main's) every figure is also taken for that
+ * build, in the same run on the same servers.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type Sshd } from '../ssh/sshd.js';
+import { answerFor, generateAnswers, PROBE_OPTIONS, VMS_PER_NODE, type NodeAnswers } from './fleet-node.js';
+
+export interface Build {
+  label: string;
+  /** A checkout with dist/ built (npm run build). */
+  dir: string;
+}
+
+interface CliRun {
+  wallMs: number;
+  cpuMs: number;
+  maxRssMiB: number;
+  exitCode: number | null;
+  stdoutLines: number;
+}
+
+/** Loaded into the pmc process under test: writes its own resource usage when it exits. */
+const USAGE_HOOK = `import { writeFileSync } from 'node:fs';
+process.on('exit', () => {
+  const u = process.resourceUsage();
+  writeFileSync(process.env.PMC_BENCH_USAGE, JSON.stringify({ cpuUs: u.userCPUTime + u.systemCPUTime, maxRssKiB: u.maxRSS }));
+});
+`;
+
+function nodeName(i: number): string {
+  return `pm-${i + 1}`;
+}
+
+function nodeAddress(i: number): string {
+  return `127.90.${i >> 8}.${(i & 255) + 1}`;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
+export async function fleetBench(maxNodes: number, builds: Build[]): Promise<void> {
+  console.log(`\n# fleet: up to ${maxNodes} real sshd nodes on 127.90.0.0/16, ${VMS_PER_NODE} VMs each`);
+  if (sshdUnavailable) {
+    console.log(`skipped: ${sshdUnavailable}`);
+    return;
+  }
+  const dir = await tempDir('fleet');
+  const servers: Sshd[] = [];
+  const cleanUp = async (): Promise<void> => {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  const onSignal = (): void => { void cleanUp().then(() => process.exit(130)); };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    await run(dir, servers, maxNodes, builds);
+  } finally {
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
+    await cleanUp();
+  }
+}
+
+async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[]): Promise<void> {
+  let t0 = performance.now();
+  const answers = await generateAnswers(join(dir, 'node'));
+  console.log(`node answer: the real probe script run once against stub tools (${((performance.now() - t0) / 1000).toFixed(1)} s), `
+    + `${(answers.template.a.length / 1024).toFixed(1)} KiB per node`);
+  console.log(`node-side process starts per probe (strace -f): ${answers.processStarts} processes, ${answers.programRuns} programs executed`);
+
+  const client = await generateKey(dir, 'client');
+  const authorized = join(dir, 'authorized_keys');
+  await writeFile(authorized, `${client.publicLine}\n`);
+  t0 = performance.now();
+  await startServers(dir, servers, maxNodes, answers, authorized);
+  console.log(`${servers.length} sshd started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const knownHosts = join(dir, 'known_hosts');
+  await writeFile(knownHosts, servers.map((s) => `${knownHostsLine(s, 'ed25519')}\n`).join(''));
+  const hook = join(dir, 'usage-hook.mjs');
+  await writeFile(hook, USAGE_HOOK);
+
+  const sizes = [...new Set([1, 10, maxNodes].filter((n) => n <= maxNodes))];
+  const configs = new Map<number, string>();
+  for (const size of sizes) {
+    const file = join(dir, `pmc-${size}.yaml`);
+    await writeFile(file, [
+      'nodes:',
+      ...servers.slice(0, size).map((s, i) => `  - { name: ${nodeName(i)}, address: ${s.host}, ssh: { port: ${s.port} } }`),
+      'ssh:', `  identityFiles: [${client.privateFile}]`, '  agent: false', `  knownHosts: ${knownHosts}`,
+      'storage:', `  volumeGroup: ${PROBE_OPTIONS.volumeGroup}`, 'backups:', `  directory: ${PROBE_OPTIONS.backupDir}`, '',
+    ].join('\n'));
+    configs.set(size, file);
+  }
+
+  console.log('\n## pmc as a process (median of 3 runs, 1 at 50 nodes and more): wall, own CPU in all and per node, peak RSS');
+  for (const size of sizes) {
+    for (const command of [['vm', 'ls'], ['pm', 'ls']]) {
+      for (const build of builds) {
+        const runs: CliRun[] = [];
+        for (let i = 0; i < (size >= 50 ? 1 : 3); i++) runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json')));
+        const cpu = median(runs.map((r) => r.cpuMs));
+        const failed = runs.find((r) => r.exitCode !== 0);
+        console.log(`${`pmc ${command.join(' ')}`.padEnd(10)} ${String(size).padStart(3)} nodes ${build.label.padEnd(7)} `
+          + `wall ${median(runs.map((r) => r.wallMs)).toFixed(0).padStart(6)} ms  cpu ${cpu.toFixed(0).padStart(6)} ms `
+          + `(${(cpu / size).toFixed(1).padStart(6)} ms/node)  peak RSS ${Math.max(...runs.map((r) => r.maxRssMiB)).toFixed(0).padStart(4)} MiB  `
+          + `${runs[0]!.stdoutLines} lines${failed ? `  EXIT ${failed.exitCode}` : ''}`);
+      }
+    }
+  }
+
+  console.log('\n## pmc\'s CPU per node, split: SSH (SshPool: connect, probe, close) and parsing (parseProbeOutput), in this process');
+  for (const size of sizes.filter((s) => s > 1)) {
+    for (const build of builds) {
+      const split = await splitCpu(build, configs.get(size)!, size);
+      console.log(`${String(size).padStart(3)} nodes ${build.label.padEnd(7)} ssh ${(split.sshMs / size).toFixed(1).padStart(6)} ms/node  `
+        + `parse ${(split.parseMs / size).toFixed(1).padStart(6)} ms/node  (ssh ${split.sshMs.toFixed(0)} ms + parse ${split.parseMs.toFixed(0)} ms in all)`);
+    }
+  }
+
+  const withPhases = builds.at(-1)!;
+  const phaseNodes = Math.min(10, maxNodes);
+  console.log(`\n## SSH phases, ${withPhases.label} build: ${phaseNodes} nodes one at a time (median wall, mean CPU per node)`);
+  const phases = await phaseTimes(withPhases, configs.get(maxNodes >= 10 ? 10 : maxNodes)!, phaseNodes);
+  if (!phases) console.log('this build has no phase hook');
+  // hostkey runs inside kex: its CPU is counted there.
+  else for (const [phase, t] of phases) console.log(`${phase.padEnd(9)} wall ${t.wallMs.toFixed(1).padStart(7)} ms  cpu ${Number.isNaN(t.cpuMs) ? '  (in kex)' : `${t.cpuMs.toFixed(1).padStart(6)} ms`}`);
+}
+
+async function startServers(dir: string, servers: Sshd[], count: number, answers: NodeAnswers, authorized: string): Promise<void> {
+  for (let from = 0; from < count; from += 10) {
+    const batch = Array.from({ length: Math.min(10, count - from) }, (_, k) => from + k);
+    const started = await Promise.all(batch.map(async (i) => {
+      const side = i % 2 === 0 ? 'a' : 'b';
+      const peer = side === 'a' ? nodeName(i + 1) : nodeName(i - 1);
+      const answerFile = join(dir, `answer-${nodeName(i)}.txt`);
+      await writeFile(answerFile, answerFor(answers, side, nodeName(i), peer, Math.floor(i / 2)));
+      // Whatever pmc asks, the node replays its probe answer.
+      return startSshd({
+        dir, host: nodeAddress(i), authorizedKeysFile: authorized,
+        config: ['MaxSessions 10', `ForceCommand cat ${answerFile}`],
+      });
+    }));
+    servers.push(...started);
+  }
+}
+
+function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string): Promise<CliRun> {
+  return new Promise((resolvePromise, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, join(build.dir, 'bin/pmc'), ...command], {
+      env: { ...process.env, PMC_CONFIG: config, PMC_BENCH_USAGE: usageFile, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.once('error', reject);
+    child.once('close', async (exitCode) => {
+      const wallMs = performance.now() - started;
+      try {
+        const usage = JSON.parse(await readFile(usageFile, 'utf8')) as { cpuUs: number; maxRssKiB: number };
+        if (exitCode !== 0) console.log(`  (${build.label} ${command.join(' ')} exit ${exitCode}: ${stderr.trim().split('\n')[0]})`);
+        resolvePromise({ wallMs, cpuMs: usage.cpuUs / 1000, maxRssMiB: usage.maxRssKiB / 1024, exitCode, stdoutLines: stdout.split('\n').filter(Boolean).length });
+      } catch (err) {
+        reject(new Error(`${command.join(' ')} wrote no usage (exit ${exitCode}): ${stderr}`, { cause: err }));
+      }
+    });
+  });
+}
+
+/** The build's own modules, loaded from its dist/. */
+async function modules(build: Build) {
+  const load = (path: string) => import(pathToFileURL(resolve(build.dir, 'dist', path)).href);
+  const [config, targets, pool, script, gather] = await Promise.all([
+    load('config/load.js'), load('config/targets.js'), load('ssh/pool.js'), load('probe/script.js'), load('probe/gather.js'),
+  ]);
+  return {
+    loadConfig: config.loadConfig as (file: string) => { ssh: { concurrency: number }; nodes: { name: string }[] },
+    sshTargets: targets.sshTargets as (config: unknown) => unknown[],
+    SshPool: pool.SshPool as new (targets: unknown[], options: Record<string, unknown>) => {
+      run(node: string, command: string, options?: { timeoutMs?: number }): Promise<{ stdout: string }>;
+      forEachNode<T>(nodes: readonly string[], task: (node: string) => Promise<T>): Promise<({ ok: true; value: T } | { ok: false })[]>;
+      close(): Promise<void>;
+    },
+    buildProbeScript: script.buildProbeScript as (opts: typeof PROBE_OPTIONS) => string,
+    parseProbeOutput: gather.parseProbeOutput as (stdout: string, opts: typeof PROBE_OPTIONS) => unknown,
+  };
+}
+
+async function splitCpu(build: Build, configFile: string, size: number): Promise<{ sshMs: number; parseMs: number }> {
+  const m = await modules(build);
+  const config = m.loadConfig(configFile);
+  const nodes = config.nodes.map((n) => n.name);
+  const script = m.buildProbeScript(PROBE_OPTIONS);
+  // One warm-up node first, so module loading and JIT warm-up are not counted per node.
+  const warm = new m.SshPool(m.sshTargets(config), { concurrency: config.ssh.concurrency });
+  m.parseProbeOutput((await warm.run(nodes[0]!, script, { timeoutMs: 120_000 })).stdout, PROBE_OPTIONS);
+  await warm.close();
+
+  const pool = new m.SshPool(m.sshTargets(config), { concurrency: config.ssh.concurrency });
+  const sshStart = process.cpuUsage();
+  const outcomes = await pool.forEachNode(nodes, async (node) => (await pool.run(node, script, { timeoutMs: 120_000 })).stdout);
+  await pool.close();
+  const sshMs = cpuMsSince(sshStart);
+  const outputs = outcomes.flatMap((o) => (o.ok ? [o.value] : []));
+  if (outputs.length !== size) console.log(`  (${build.label}: ${size - outputs.length} of ${size} nodes did not answer)`);
+  const parseStart = process.cpuUsage();
+  for (const output of outputs) m.parseProbeOutput(output, PROBE_OPTIONS);
+  return { sshMs, parseMs: cpuMsSince(parseStart) };
+}
+
+async function phaseTimes(build: Build, configFile: string, size: number): Promise<Map<string, { wallMs: number; cpuMs: number }> | undefined> {
+  const m = await modules(build);
+  const config = m.loadConfig(configFile);
+  const script = m.buildProbeScript(PROBE_OPTIONS);
+  const walls = new Map<string, number[]>();
+  const cpus = new Map<string, number>();
+  let cpuMark = process.cpuUsage();
+  let seen = false;
+  const pool = new m.SshPool(m.sshTargets(config), {
+    concurrency: 1,
+    onPhase: (_node: string, phase: string, startedAt: number, endedAt: number) => {
+      seen = true;
+      // One node at a time: the CPU since the previous phase ended is this phase's (hostkey is inside kex).
+      if (phase !== 'hostkey') {
+        cpus.set(phase, (cpus.get(phase) ?? 0) + cpuMsSince(cpuMark));
+        cpuMark = process.cpuUsage();
+      }
+      walls.set(phase, [...(walls.get(phase) ?? []), endedAt - startedAt]);
+    },
+  });
+  for (const node of config.nodes.slice(0, size)) {
+    cpuMark = process.cpuUsage();
+    await pool.run(node.name, script, { timeoutMs: 120_000 });
+  }
+  await pool.close();
+  if (!seen) return undefined;
+  return new Map([...walls].map(([phase, values]) => [phase, { wallMs: median(values), cpuMs: (cpus.get(phase) ?? Number.NaN) / size }]));
+}
