@@ -85,7 +85,7 @@ describe("when a node fails: vm failover, pm rejoin, ignored VMs left down", { t
   after(async () => {
     await ensurePm1();
     await cleanup();
-    console.log(`# pmc-failover.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`# pmc-failover.full.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   });
 
   it("pm drbd-up and cluster start leave the resource of an ignored VM down", async () => {

@@ -70,7 +70,7 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
   after(async () => {
     await cleanup();
     fs.rmSync(path.dirname(config), { recursive: true, force: true });
-    console.log(`# pmc-engine.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`# pmc-engine.full.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   });
 
   it("two vm add started together on the same pair both succeed, with different minors and ports on both nodes", async () => {

@@ -122,7 +122,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
 
   after(async () => {
     await cleanup();
-    console.log(`# pmc-backup.test.ts: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    console.log(`# pmc-backup.full.test.ts: ${((Date.now() - started) / 1000).toFixed(0)} s`);
   });
 
   it("a full backup is read on the standby from a snapshot: exact bytes, manifest, no role change, no snapshot left", async () => {
