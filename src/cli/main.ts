@@ -124,7 +124,8 @@ async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnT
 function assertKnownCommand(words: readonly string[]): void {
   const [groupName, commandName, ...rest] = words;
   // yargs shows help for "pmc bogus --help" and exits 0; a typo must not look like success.
-  if (groupName === undefined || (['help', 'completion'].includes(groupName) && commandName === undefined)) return;
+  const topLevel = ['help', 'completion', logCommand.command.split(' ')[0]!];
+  if (groupName === undefined || (topLevel.includes(groupName) && (commandName === undefined || groupName === 'log'))) return;
   const group = GROUPS.find((g) => g.name === groupName);
   const command = commandName === undefined ? undefined
     : group?.commands.find((c) => c.command.split(' ')[0] === commandName || c.aliases?.includes(commandName));
@@ -137,7 +138,7 @@ function assertKnownCommand(words: readonly string[]): void {
 }
 
 /** Options that may be given more than once (yargs collects them in an array), and positional lists. */
-const REPEATABLE = new Set(['_', 'pm', 'p', 'only', 'nodes', 'vms']);
+const REPEATABLE = new Set(['_', 'pm', 'p', 'only', 'nodes', 'node', 'vms']);
 
 /** `--config a --config b` (or any other option twice): refused, rather than guessing which one was meant. */
 function assertGivenOnce(args: Record<string, unknown>): void {
