@@ -131,7 +131,7 @@ export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRec
       const domain = oldPeerReplica?.domain;
       if (domain) steps.push({ node: t.oldPeer, command: virshCommand('undefine', domain, ['--nvram']), why: `undefine ${t.vm} on ${t.oldPeer}` });
       if (oldPeerReplica?.resource?.up) steps.push({ node: t.oldPeer, command: drbdadmCommand('down', t.resource), why: `take ${t.resource} down on ${t.oldPeer}` });
-      if (oldPeerReplica?.lv) steps.push({ node: t.oldPeer, command: commandLine(['lvremove', '-q', '-y', `${vg}/${oldPeerReplica.lv.name}`]), why: `remove the old copy (LV ${oldPeerReplica.lv.path}) on ${t.oldPeer}` });
+      if (oldPeerReplica?.lv) steps.push({ node: t.oldPeer, command: commandLine(['lvremove', '-q', '-y', '--', `${vg}/${oldPeerReplica.lv.name}`]), why: `remove the old copy (LV ${oldPeerReplica.lv.path}) on ${t.oldPeer}` });
       steps.push({ node: t.oldPeer, command: commandLine(['rm', '-f', oldPeerReplica?.resource?.configFile ?? file]), why: `remove the resource file on ${t.oldPeer}` });
     } else {
       notes.push(`${t.oldPeer} cannot be asked: its old copy (domain, LV, resource file) stays there; pmc cluster verify lists it once it is back`);

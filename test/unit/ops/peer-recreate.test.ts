@@ -13,7 +13,7 @@ test('peer-recreate onto pm-3: new LV + metadata there, primary repointed, full 
   const t = checkPeerRecreate(state, CFG, 'web', 'pm-3');
   const plan = planPeerRecreate(state, CFG, t, ADDRESSES);
   assert.deepEqual(commands(plan), [
-    ['pm-3', 'lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc'],
+    ['pm-3', 'lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc'],
     ['pm-3', "cat > /etc/drbd.d/web.res.tmp"],
     ['pm-3', 'drbdadm -- --force create-md web'],
     ['pm-3', 'drbdadm up web || { rc=$?; drbdadm down web; exit $rc; }'],
@@ -25,7 +25,7 @@ test('peer-recreate onto pm-3: new LV + metadata there, primary repointed, full 
     ['pm-1', 'rm -f /etc/drbd.d/web.res.pmc-before-peer-recreate'],
     ['pm-2', 'virsh undefine --nvram uuid-of-web'],
     ['pm-2', 'drbdadm down web'],
-    ['pm-2', 'lvremove -q -y vg-pmc/web'],
+    ['pm-2', 'lvremove -q -y -- vg-pmc/web'],
     ['pm-2', 'rm -f /etc/drbd.d/web.res'],
   ]);
   const text = plan.steps[1]!.input as { text: string };

@@ -86,7 +86,7 @@ test('resources of ignored VMs are never brought up, listed as ignored', () => {
     drbdResources: [...bootedPm1()['pm-1'].drbdResources, ignored],
   })));
   const plan = planDrbdUp(state, ['pm-1'], UP_CONFIG);
-  assert.deepEqual(plan.steps.map((s) => s.command), ['vgchange -ay vg-pmc', 'modprobe drbd', 'drbdadm up web', 'drbdadm up db']);
+  assert.deepEqual(plan.steps.map((s) => s.command), ['vgchange -ay -- vg-pmc', 'modprobe drbd', 'drbdadm up web', 'drbdadm up db']);
   assert.deepEqual(planDrbdUp(state, ['pm-1'], UP_CONFIG, ['ignore-old']).steps, []);
   assert.deepEqual(drbdUpRows(state, ['pm-1'], plan, undefined, 'ignore').map((r) => [r.resource, r.action]),
     [['web', 'would bring up'], ['db', 'would bring up'], ['ignore-old', 'ignored']]);
