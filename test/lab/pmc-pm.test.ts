@@ -238,7 +238,7 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
       await waitFor(`${vm.name} to reconnect`, async () => (await drbdConnectionState(HOME, vm.name)) === "Connected", 120_000);
       await waitFor(`${vm.name} to resync`, async () => (await drbdDiskStates(HOME, vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
     }
-    assert.match(await labExecOk(PEER, `dd if=/dev/${VOLUME_GROUP}/${vm.name} bs=512 count=1 status=none | tr -d '\\000'`), new RegExp(`written on ${HOME}`));
+    assert.match(await labExecOk(PEER, `dd if=/dev/${VOLUME_GROUP}/${vm.name} bs=512 count=1 iflag=direct status=none | tr -d '\\000'`), new RegExp(`written on ${HOME}`));
   });
 
   it("cluster start: the dry run shows the plan and changes nothing; then the VM starts exactly once", async () => {
