@@ -1,7 +1,8 @@
-import { loadConfig } from '../config/load.js';
-import type { OpContext } from '../ops/engine/context.js';
-import { sshTargets } from '../config/targets.js';
-import { SshPool } from '../ssh/pool.js';
+import { hostname, userInfo } from 'node:os';
+import { StopToken, type Invocation, type OpContext } from '../ops/engine/context.js';
+import { selectNodes, sshTargets } from '../config/targets.js';
+import { PmcError } from '../util/errors.js';
+import { commandLine } from '../util/shell.js';
 import { confirmByTyping } from './confirm.js';
 import type { Streams } from '../render/output.js';
 import type { Style } from '../render/style.js';
@@ -12,7 +13,15 @@ export interface GlobalOptions {
   json: boolean;
   verbose: boolean;
   color?: boolean;
+  /** --wait-lock (yargs fills it in; the default lives in main.ts). */
+  waitLock?: number;
 }
+
+/** Long enough for a vm add or a migration of another run to finish; --wait-lock changes it. */
+export const DEFAULT_WAIT_LOCK_S = 300;
+
+/** A day: longer than any operation pmc runs, short enough for the timers. */
+export const MAX_WAIT_LOCK_S = 86_400;
 
 /** What a command handler gets: what operations need, plus the terminal's style and streams. */
 export interface Context extends OpContext {
@@ -20,12 +29,37 @@ export interface Context extends OpContext {
   streams: Streams;
 }
 
-export function openContext(opts: GlobalOptions, style: Style, streams: Streams): Context {
+/**
+ * Reads pmc.yaml, checks that the nodes named on the command line are in it, and prepares the
+ * SSH pool (which connects on first use). The config loader and SSH are loaded only here, so
+ * --help and usage errors never load them, and a config error never loads SSH.
+ */
+export async function openContext(opts: GlobalOptions, style: Style, streams: Streams, argv: readonly string[], stop: StopToken, nodeNames: readonly string[] = []): Promise<Context> {
+  const waitLock = opts.waitLock ?? DEFAULT_WAIT_LOCK_S;
+  if (!Number.isInteger(waitLock) || waitLock < 0 || waitLock > MAX_WAIT_LOCK_S) {
+    throw new PmcError('PMC_E_USAGE', `--wait-lock ${String(waitLock)}: give whole seconds from 0 to ${MAX_WAIT_LOCK_S}`, 'e.g. --wait-lock 600');
+  }
+  const { loadConfig } = await import('../config/load.js');
   const config = loadConfig(opts.config);
+  if (nodeNames.length > 0) selectNodes(config, nodeNames);
+  const { SshPool } = await import('../ssh/pool.js');
   const log = (line: string) => streams.err(`${style.dim(line)}\n`);
   const pool = new SshPool(sshTargets(config), {
     concurrency: config.ssh.concurrency,
     ...(opts.verbose ? { log } : {}),
   });
-  return { config, pool, style, streams, verbose: opts.verbose, log, confirm: confirmByTyping };
+  return {
+    config, pool, style, streams, verbose: opts.verbose, log, confirm: confirmByTyping,
+    stop, invocation: invocation(argv), waitLockSeconds: waitLock,
+  };
+}
+
+function invocation(argv: readonly string[]): Invocation {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER ?? `uid${process.getuid?.() ?? '?'}`;
+  }
+  return { who: `${user}@${hostname()}`, pid: process.pid, command: commandLine(['pmc', ...argv]) };
 }

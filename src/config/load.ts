@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,13 +16,14 @@ export interface NodeConfig extends Omit<ParsedNode, 'ssh'> {
 }
 
 /** The loaded configuration: defaults applied, every path absolute. */
-export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore'> {
+export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore' | 'imageStore'> {
   /** The file the configuration was read from. */
   file: string;
   nodes: NodeConfig[];
   ssh: Omit<ParsedSsh, 'knownHosts'> & { knownHosts: string[] };
   /** Absolute path of the ISO store on the manager. */
   isoStore: string;
+  imageStore: string;
 }
 
 /** The install's own folder (two levels above this module, in src/ or dist/). */
@@ -30,7 +31,7 @@ export const INSTALL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 
 /** Where pmc looks for its configuration, in order. */
 export function configCandidates(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (explicit) return [resolve(explicit)];
+  if (explicit !== undefined) return [resolve(explicit)];
   if (env.PMC_CONFIG) return [resolve(env.PMC_CONFIG)];
   return [
     resolve('pmc.yaml'),
@@ -43,7 +44,7 @@ export function findConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
   const candidates = configCandidates(explicit, env);
   const found = candidates.find((f) => existsSync(f));
   if (!found) {
-    const source = explicit ? '--config' : env.PMC_CONFIG ? '$PMC_CONFIG' : undefined;
+    const source = explicit !== undefined ? '--config' : env.PMC_CONFIG ? '$PMC_CONFIG' : undefined;
     throw new PmcError('PMC_E_CONFIG_NOT_FOUND',
       source ? `config file ${candidates[0]} (from ${source}) does not exist` : `no pmc.yaml found (looked at ${candidates.join(', ')})`,
       `copy ${join(INSTALL_DIR, 'etc', 'pmc.yaml')} to one of those places and list your nodes in it`);
@@ -51,31 +52,80 @@ export function findConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
   return found;
 }
 
+/**
+ * pmc.yaml is a few KiB even for a hundred nodes; anything much larger is the wrong file, and
+ * reading it whole could take the manager's memory (--config /dev/zero).
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** YAML alias expansions allowed: plenty for shared SSH settings, far too few for an alias bomb. */
+export const MAX_CONFIG_ALIASES = 1000;
+
 export function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Config {
   const file = findConfig(explicit, env);
-  let text: string;
+  return parseConfig(readConfigFile(file), file, env);
+}
+
+/**
+ * Reads the configuration file, refusing what is not a regular file (a FIFO would block, a
+ * device could be endless) and what is larger than MAX_CONFIG_BYTES, before reading it whole.
+ */
+function readConfigFile(file: string): string {
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new PmcError('PMC_E_CONFIG_NOT_FOUND', `cannot read ${file}: ${(err as Error).message}`, 'check the file permissions');
   }
-  return parseConfig(text, file, env);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      throw new PmcError('PMC_E_CONFIG_NOT_FILE', `${file} is ${describeFileType(stat)}, not a regular file`, 'give --config the path of your pmc.yaml');
+    }
+    const tooLarge = () => new PmcError('PMC_E_CONFIG_TOO_LARGE', `${file} is larger than ${MAX_CONFIG_BYTES / 1024} KiB: not a pmc.yaml`,
+      'give --config the path of your pmc.yaml');
+    if (stat.size > MAX_CONFIG_BYTES) throw tooLarge();
+    // The file may grow after the check: read at most one byte more than allowed.
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
+    if (length > MAX_CONFIG_BYTES) throw tooLarge();
+    return buffer.toString('utf8', 0, length);
+  } catch (err) {
+    if (err instanceof PmcError) throw err;
+    throw new PmcError('PMC_E_CONFIG_NOT_FOUND', `cannot read ${file}: ${(err as Error).message}`, 'check the file permissions');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function describeFileType(stat: import('node:fs').Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a regular file';
 }
 
 /** Parses and validates config text; every error names file:line:column and the key. */
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => {
-      const pos = lineCounter.linePos(e.pos[0]);
-      return `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`;
-    });
-    throw new PmcError('PMC_E_CONFIG_SYNTAX', lines.join('\n'), 'fix the YAML syntax at that line');
+  // Warnings too: an unknown tag (!foo) would otherwise be dropped silently.
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    // The first problem only: the ones after it usually follow from it (an unclosed bracket).
+    const first = problems[0]!;
+    const pos = lineCounter.linePos(first.pos[0]);
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more after it)` : '';
+    throw new PmcError('PMC_E_CONFIG_SYNTAX', `${file}:${pos.line}:${pos.col}: ${first.message.split('\n')[0]}${more}`, 'fix the YAML syntax at that line');
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const result = configSchema.safeParse(toPlainData(doc, file) ?? {});
   if (!result.success) {
-    const lines = result.error.issues
+    // One line per value: zod may report several issues for one (1e99 is too big for an int and for a port).
+    const issues = result.error.issues.filter((issue, i, all) => all.findIndex((o) => o.path.map(String).join('\0') === issue.path.map(String).join('\0')) === i);
+    const lines = issues
       .map((issue) => describeIssue(issue, doc, lineCounter, file))
       .sort((a, b) => a.line - b.line)
       .map((d) => d.text);
@@ -89,6 +139,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     ...parsed,
     file,
     isoStore: parsed.isoStore ? expand(parsed.isoStore) : join(INSTALL_DIR, 'iso'),
+    imageStore: parsed.imageStore ? expand(parsed.imageStore) : join(INSTALL_DIR, 'images'),
     ssh: {
       ...parsed.ssh,
       identityFiles: parsed.ssh.identityFiles.map(expand),
@@ -103,6 +154,17 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       },
     } : n)),
   };
+}
+
+/** The document as plain data; an alias without anchor or one that expands too much is refused. */
+function toPlainData(doc: Document, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_CONFIG_ALIASES });
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0];
+    throw new PmcError('PMC_E_CONFIG_ALIAS', `${file}: ${/excessive alias/i.test(message) ? `its YAML aliases expand to more than ${MAX_CONFIG_ALIASES} nodes` : message}`,
+      'define each anchor (&name) before its aliases (*name), and do not nest aliases');
+  }
 }
 
 export function expandPath(p: string, base: string, env: NodeJS.ProcessEnv = process.env): string {

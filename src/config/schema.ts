@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isNodeName } from '../util/names.js';
+import { isHostAddress } from '../util/validate.js';
 
 /**
  * The schema of pmc.yaml. Every object is strict: a misspelt key is an error, never silently
@@ -10,6 +11,12 @@ const port = z.number().int().min(1).max(65535);
 const seconds = z.number().positive().max(3600);
 const nodeName = z.string().refine(isNodeName, { message: 'must be a host name (letters, digits, "-" and ".")' });
 const path = z.string().min(1);
+/**
+ * Values that reach a tool on a node or the manager as one argument (ssh, getent, lvcreate,
+ * virsh...): none may start with "-", where the tool would read it as an option.
+ */
+const hostAddress = z.string().refine(isHostAddress, { message: 'must be a host name or an IP address (not starting with "-")' });
+const userName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, 'must be a user name (letters, digits, "_", "." and "-", not starting with "-")');
 
 const range = (min: number, max: number) => z.strictObject({
   first: z.number().int().min(min).max(max),
@@ -17,14 +24,14 @@ const range = (min: number, max: number) => z.strictObject({
 }).refine((r) => r.first <= r.last, { message: '"first" must not be larger than "last"' });
 
 const jumpHost = z.strictObject({
-  host: z.string().min(1),
+  host: hostAddress,
   port: port.default(22),
-  user: z.string().min(1).optional(),
+  user: userName.optional(),
 });
 
 /** SSH settings a node may override. */
 const sshOverrides = z.strictObject({
-  user: z.string().min(1).optional(),
+  user: userName.optional(),
   port: port.optional(),
   identityFiles: z.array(path).optional(),
   agent: z.boolean().optional(),
@@ -36,7 +43,7 @@ const sshOverrides = z.strictObject({
 });
 
 const sshDefaults = z.strictObject({
-  user: z.string().min(1).default('root'),
+  user: userName.default('root'),
   port: port.default(22),
   identityFiles: z.array(path).default(['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa']),
   agent: z.boolean().default(true),
@@ -51,12 +58,18 @@ const sshDefaults = z.strictObject({
 
 const node = z.strictObject({
   name: nodeName,
-  address: z.string().min(1).optional(),
+  address: hostAddress.optional(),
   ssh: sshOverrides.optional(),
+  /**
+   * A command the manager runs (sh -c) to power the node off for good before a failover
+   * (IPMI, PDU); pmc fails over only when it exits 0. PMC_NODE and PMC_NODE_ADDRESS are set.
+   */
+  fence: z.string().min(1).optional(),
 });
 
 const storage = z.strictObject({
-  volumeGroup: z.string().regex(/^[A-Za-z0-9+_.-]+$/, 'must be a volume group name').default('vg-pmc'),
+  volumeGroup: z.string().regex(/^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/, 'must be a volume group name (letters, digits, "+_.-", not starting with "-")')
+    .refine((vg) => vg !== '.' && vg !== '..', { message: 'must be a volume group name' }).default('vg-pmc'),
   drbd: z.strictObject({
     minors: range(0, 1048575).default({ first: 10, last: 9999 }),
     ports: range(1, 65535).default({ first: 7788, last: 17787 }),
@@ -66,7 +79,7 @@ const storage = z.strictObject({
 });
 
 const network = z.strictObject({
-  bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name').default('br0'),
+  bridge: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, 'must be an interface name (up to 15 letters, digits, "_.-", not starting with "-")').default('br0'),
   /** First three bytes of generated MAC addresses (locally administered or the QEMU OUI). */
   macPrefix: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){2}$/, 'must be three hex bytes like 52:54:00').default('52:54:00'),
   /**
@@ -78,12 +91,13 @@ const network = z.strictObject({
 });
 
 const backups = z.strictObject({
-  directory: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').default('/pmc-vm-backup'),
+  // eslint-disable-next-line no-control-regex
+  directory: z.string().regex(/^\/[^\u0000-\u001f\u007f]*$/, 'must be an absolute path without control characters').default('/pmc-vm-backup'),
   retention: z.strictObject({
     /** Full (dd) images kept per VM; older ones and their increments are removed. */
-    full: z.number().int().min(1).default(2),
+    full: z.number().int().min(1).max(1000).default(2),
     /** Incremental (xdelta3) images kept per full image. */
-    incremental: z.number().int().min(0).default(14),
+    incremental: z.number().int().min(0).max(10000).default(14),
   }).default({ full: 2, incremental: 14 }),
 });
 
@@ -95,6 +109,8 @@ export const configSchema = z.strictObject({
   backups: backups.default(backups.parse({})),
   /** Where ISO images live on the manager; relative paths are relative to the config file. */
   isoStore: path.optional(),
+  /** Where bootable disk images (raw or qcow2, for vm add --image) live on the manager. */
+  imageStore: path.optional(),
   /** VMs whose name starts with this are listed but never changed by pmc. */
   ignorePrefix: z.string().default('ignore'),
   /**

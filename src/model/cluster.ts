@@ -53,7 +53,9 @@ export interface VmReplica {
 }
 
 export type VmFlag =
-  | 'degraded' | 'syncing' | 'split-brain' | 'running-twice' | 'two-primaries' | 'ignored' | 'node-down';
+  | 'degraded' | 'syncing' | 'split-brain' | 'running-twice' | 'two-primaries' | 'ignored' | 'node-down'
+  /** A failover made one node's copy authoritative; the other node's copy is stale until `pmc pm rejoin`. */
+  | 'stale-copy';
 
 export type VmState = 'running' | 'shut off' | 'paused' | 'running twice' | 'not defined' | 'unknown' | string;
 
@@ -77,6 +79,8 @@ export interface Vm {
   minor: number | undefined;
   port: number | undefined;
   replication: Replication | undefined;
+  /** Set after a failover: `node` holds the authoritative copy, `lostNode` a stale one (until `pmc pm rejoin`). */
+  authority: { node: string; lostNode: string; at: string } | undefined;
   flags: VmFlag[];
 }
 
@@ -197,6 +201,8 @@ function buildVm(
   if (runningOn.length > 1) flags.push('running-twice');
   if (primaryOn.length > 1) flags.push('two-primaries');
   if (ignored) flags.push('ignored');
+  const authority = authorityOf(name, replicas, probes);
+  if (authority) flags.push('stale-copy');
 
   return {
     name,
@@ -215,8 +221,20 @@ function buildVm(
     minor: resource?.minor,
     port: resource?.port,
     replication,
+    authority,
     flags,
   };
+}
+
+/** The failover record of this VM's resource on one of its nodes that names another of its nodes as lost. */
+function authorityOf(name: string, replicas: readonly VmReplica[], probes: ReadonlyMap<string, NodeProbe>): Vm['authority'] {
+  for (const r of replicas) {
+    const probe = probes.get(r.node);
+    const resource = r.resource?.name ?? name;
+    const mark = probe?.ok ? probe.value.authority.find((m) => m.resource === resource && m.lostNode !== r.node) : undefined;
+    if (mark && replicas.some((other) => other.node === mark.lostNode)) return { node: r.node, lostNode: mark.lostNode, at: mark.at };
+  }
+  return undefined;
 }
 
 /** A domain that holds its disk open: running, paused, or on its way in or out. */

@@ -2,7 +2,7 @@ import { parseDrbdConfig, parseDrbdsetupShow } from './parsers/drbd-config.js';
 import { parseDrbdEvents2 } from './parsers/drbd-events2.js';
 import type { DrbdLiveConnection, DrbdLiveResource } from './parsers/drbd-live.js';
 import { ABSENT_LINK, parseIpLinkJson } from './parsers/ip-link.js';
-import { parseSplitBrainLog, type SplitBrainEvent } from './parsers/kernel-log.js';
+import { parseConnectionLossLog, parseSplitBrainLog, type SplitBrainEvent } from './parsers/kernel-log.js';
 import { parseLvsJson, parseVgsJson } from './parsers/lvm.js';
 import { parseMeminfo } from './parsers/meminfo.js';
 import { parseProcDrbd, type ProcDrbdDevice } from './parsers/proc-drbd.js';
@@ -15,7 +15,7 @@ import { SECTION, SECTION_PREFIX } from './script.js';
 import { splitSections, type Section } from './sections.js';
 import { expandVirshSessions } from './virsh-session.js';
 import type {
-  BridgeFacts, Domain, DrbdHost, DrbdPeer, DrbdResource, DrbdResourceConfig, LibvirtFacts,
+  AuthorityMark, BridgeFacts, Domain, DrbdHost, DrbdPeer, DrbdResource, DrbdResourceConfig, LibvirtFacts,
   NodeFacts, Parsed, ProbeOptions, ToolFacts,
 } from './types.js';
 
@@ -56,6 +56,7 @@ export function parseProbeOutput(stdout: string, opts: ProbeOptions): NodeFacts 
     libvirt: readLibvirt(probe),
     tools: readTools(probe),
     backupDirExists: readBackupDir(probe, opts.backupDir),
+    authority: readAuthority(probe),
     problems: probe.problems,
   };
 }
@@ -127,6 +128,20 @@ function readTools(probe: ProbeReader): ToolFacts {
   return { xdelta3: found.has('xdelta3'), rsync: found.has('rsync') };
 }
 
+/** `<resource> <lost node> <time>` per line; anything else is a problem, never a guess. */
+function readAuthority(probe: ProbeReader): AuthorityMark[] {
+  const marks: AuthorityMark[] = [];
+  // Probe output captured before the section existed has no failover records to read.
+  if (!probe.has(SECTION.authority)) return marks;
+  for (const line of probe.stdout(SECTION.authority)?.split('\n') ?? []) {
+    if (line.trim() === '') continue;
+    const [resource, lostNode, at] = line.trim().split(/\s+/);
+    if (resource && lostNode && at) marks.push({ resource, lostNode, at });
+    else probe.problems.push(`${SECTION.authority}: cannot read the failover record "${line.trim()}"`);
+  }
+  return marks;
+}
+
 function readBackupDir(probe: ProbeReader, dir: string): boolean {
   const section = probe.section(SECTION.backupDir);
   // `test -d` answers 1 for "no such directory": that is the fact, not a failure.
@@ -166,6 +181,7 @@ function readDrbd(probe: ProbeReader, hostname: string): DrbdReading {
   const events2 = moduleLoaded ? probe.parsed(SECTION.drbdEvents2, parseDrbdEvents2) : undefined;
   const liveAllowTwoPrimaries = moduleLoaded ? probe.parsed(SECTION.drbdsetupShow, parseDrbdsetupShow) : undefined;
   const splitBrains = moduleLoaded ? probe.parsed(SECTION.kernelLog, parseSplitBrainLog) ?? [] : [];
+  const losses = moduleLoaded ? probe.parsed(SECTION.kernelLog, parseConnectionLossLog) ?? [] : [];
 
   const files = (probe.stdout(SECTION.drbdResFiles) ?? '').split('\n').filter(Boolean);
   const configs = readDrbdConfig(probe, files);
@@ -184,6 +200,8 @@ function readDrbd(probe: ProbeReader, hostname: string): DrbdReading {
     const logged = resource.minor !== undefined && splitBrainMinors.includes(resource.minor);
     resource.splitBrain = resource.peers.some((p) => p.splitBrainReported)
       || (logged && !resource.peers.some((p) => p.connection === 'Connected'));
+    const loss = losses.filter((e) => e.resource === resource.name).at(-1);
+    resource.lastConnectionLoss = loss && { peerRoleBefore: loss.peerRoleBefore, to: loss.to, secondsSinceBoot: loss.secondsSinceBoot };
   }
 
   return {
@@ -329,6 +347,7 @@ function joinResource(
     sizeBytes: device?.sizeBytes,
     peers: (live?.connections ?? []).map((c) => joinPeer(c, peerName(c.name), proc)),
     splitBrain: false,
+    lastConnectionLoss: undefined,
   };
 }
 

@@ -38,6 +38,7 @@ export const SECTION = {
   virshNames: 'virsh-names',
   tools: 'tools',
   backupDir: 'backup-dir',
+  authority: 'authority',
 } as const;
 
 /** Sections that exist once per .res file or per domain: `<prefix><file or domain name>`. */
@@ -58,9 +59,15 @@ export const SECTION_PREFIX = {
 export const CHECKED_TOOLS: readonly (keyof ToolFacts)[] = ['xdelta3', 'rsync'];
 
 const DRBD_CONFIG_DIR = '/etc/drbd.d';
+/**
+ * Where a failover records, per DRBD resource, that this node's copy is the authoritative one
+ * and which node holds the stale copy: one file per resource, `<lost node> <ISO time>`. It stays
+ * until `pmc pm rejoin` has made the lost node a resync target.
+ */
+export const AUTHORITY_DIR = '/var/lib/pmc/authoritative';
 /** Every tool call gets this long; a hung virsh or drbdsetup must not cost the whole probe. */
 const TOOL_TIMEOUT_SECONDS = 20;
-/** Only the last split-brain reports matter; the kernel log can be megabytes. */
+/** Only the last split-brain reports and lost connections matter; the kernel log can be megabytes. */
 const KERNEL_LOG_LINES = 100;
 const RES_FILE_MAX_BYTES = 65536;
 /** Enough for any tool's error message; a runaway stderr must not swamp the output. */
@@ -129,6 +136,12 @@ pmc_file() {
   printf 'f\\t%s\\t%s\\t-\\t%s\\n' "$4" "$3" "$2" >>"$pmc_tmp/$1.list"
 }
 
+pmc_authority() {
+  for pmc_auth in ${AUTHORITY_DIR}/*; do
+    if [ -f "$pmc_auth" ]; then printf '%s %s\n' "\${pmc_auth##*/}" "$(head -c 256 "$pmc_auth" | head -n 1)"; fi
+  done
+}
+
 pmc_tools() {
   for pmc_t in ${CHECKED_TOOLS.join(' ')}; do
     if command -v "$pmc_t" >/dev/null 2>&1; then echo "$pmc_t yes"; else echo "$pmc_t no"; fi
@@ -144,7 +157,7 @@ pmc_res_files() {
 # dmesg's own exit code must survive the filter, so it is written whole first.
 pmc_kernel_log() {
   dmesg >"$pmc_tmp/dmesg" || return
-  awk 'index($0, "Split-Brain") { l[n++ % ${KERNEL_LOG_LINES}] = $0 }
+  awk 'index($0, "Split-Brain") || index($0, "conn( Connected -> ") { l[n++ % ${KERNEL_LOG_LINES}] = $0 }
     END { for (i = (n > ${KERNEL_LOG_LINES} ? n - ${KERNEL_LOG_LINES} : 0); i < n; i++) print l[i % ${KERNEL_LOG_LINES}] }' "$pmc_tmp/dmesg"
 }
 
@@ -238,6 +251,7 @@ pmc_file node ${S.meminfo} /proc/meminfo 0
 pmc_run node ${S.cpus} ${STDERR_MAX_BYTES} getconf _NPROCESSORS_ONLN
 pmc_run node ${S.tools} ${STDERR_MAX_BYTES} pmc_tools
 pmc_run node ${S.backupDir} ${STDERR_MAX_BYTES} test -d ${backupDir}
+pmc_run node ${S.authority} ${STDERR_MAX_BYTES} pmc_authority
 pmc_run node ${S.bridge} ${STDERR_MAX_BYTES} ip -j -d link show dev ${bridge}
 wait
 

@@ -49,8 +49,19 @@ export interface NodeFacts {
   libvirt: LibvirtFacts;
   tools: ToolFacts;
   backupDirExists: boolean;
+  /** Failovers recorded on this node (AUTHORITY_DIR): its copy of these resources is the current one. */
+  authority: AuthorityMark[];
   /** Everything that failed or could not be parsed, as `<section>: <what>`. Never swallowed. */
   problems: string[];
+}
+
+/** This node's copy of `resource` became the authoritative one when `lostNode` was failed away from. */
+export interface AuthorityMark {
+  resource: string;
+  /** The node that holds the stale copy. */
+  lostNode: string;
+  /** When the failover happened (ISO 8601, the node's clock). */
+  at: string;
 }
 
 export interface MemoryFacts {
@@ -203,6 +214,12 @@ export interface DrbdResource {
    * (the reconnect that resolves it clears this).
    */
   splitBrain: boolean;
+  /**
+   * How this node last lost its connection for this resource, from the kernel log since boot
+   * (undefined: not since boot, or the log no longer has it): the peer's role then, and whether
+   * the link was lost or closed on purpose.
+   */
+  lastConnectionLoss: { peerRoleBefore: string | undefined; to: string; secondsSinceBoot: number | undefined } | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,13 +6,16 @@ const FACTORS: Record<string, number> = {
   g: GiB, gb: GiB, gib: GiB, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
 };
 
+/** No disk or memory pmc creates is larger (a larger value is a typo, and would lose precision). */
+export const MAX_SIZE_BYTES = 1024 ** 5;
+
 /**
  * Parses a size given on the command line. A bare number is GiB (as the old tool's `-s 50 -m 4`);
  * units are binary (`256M` = 256 MiB). Returns bytes.
  */
 export function parseSize(input: string | number, what: string): number {
   const text = String(input).trim();
-  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text);
+  const m = /^(\d{1,15}(?:\.\d{1,15})?)\s*([a-zA-Z]*)$/.exec(text);
   const factor = m ? FACTORS[m[2]!.toLowerCase()] : undefined;
   if (!m || factor === undefined) {
     throw new PmcError('PMC_E_SIZE_INVALID', `${what} ${JSON.stringify(text)} is not a size`,
@@ -20,6 +23,9 @@ export function parseSize(input: string | number, what: string): number {
   }
   const bytes = Math.round(Number(m[1]) * factor);
   if (bytes <= 0) throw new PmcError('PMC_E_SIZE_INVALID', `${what} must be larger than 0`, 'give a positive size such as 1G');
+  if (!(bytes <= MAX_SIZE_BYTES)) {
+    throw new PmcError('PMC_E_SIZE_INVALID', `${what} ${JSON.stringify(text)} is larger than ${formatBytes(MAX_SIZE_BYTES)}`, 'give a size such as 20G or 2T');
+  }
   return bytes;
 }
 

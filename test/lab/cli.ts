@@ -179,6 +179,19 @@ async function demo(): Promise<void> {
   pmc(["--help"]);
   pmc(["pm", "ls"]);
   pmc(["vm", "ls"]);
+  pmc(["help", "vm", "mv"]);
+  // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
+  pmc(["vm", "mv", "--dry-run", "--keep-going", "-p", "pm-1"]);
+  pmc(["backup", "ls"]);
+  pmc(["help", "vm", "backup"]);
+  pmc(["help", "vm", "restore"]);
+  pmc(["log", "--since=-1h"]);
+  // When a node fails (dry runs and help: nothing changes on the lab).
+  pmc(["help", "vm", "failover"]);
+  pmc(["help", "pm", "rejoin"]);
+  pmc(["help", "vm", "peer-recreate"]);
+  pmc(["pm", "failover", "--dry-run", "pm-1"]);
+  pmc(["pm", "rejoin", "--dry-run", "pm-1"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

@@ -1,10 +1,14 @@
 import { dryRunOption, listOptions, defineCommand } from '../command.js';
-import { listNodes } from '../../ops/pm/list.js';
-import { pmDrbdUp, type DrbdUpResult } from '../../ops/pm/drbd-up.js';
-import { pmInit, type InitResult } from '../../ops/pm/init.js';
-import { drbdUpView } from '../../render/views/drbd-up.js';
-import { nodesView, PM_COLUMNS } from '../../render/views/nodes.js';
-import { initView } from '../../render/views/pm-init.js';
+import type { listNodes } from '../../ops/pm/list.js';
+import type { DrbdUpResult } from '../../ops/pm/drbd-up.js';
+import type { InitResult } from '../../ops/pm/init.js';
+import { PM_COLUMNS } from '../../render/views/nodes.js';
+import { assertVmReference } from '../../util/validate.js';
+import type { ApplyResult } from '../../ops/engine/execute.js';
+import { FAILOVER_EPILOGUE, nodeIsDownOption } from './vm.js';
+
+/** The view of the commands that run a plan. */
+const applyView = async () => (await import('../../render/views/plan.js')).applyView;
 
 const ls = defineCommand<{ nodes: string[] }, Awaited<ReturnType<typeof listNodes>>['data']>({
   command: 'ls [nodes..]',
@@ -18,8 +22,9 @@ const ls = defineCommand<{ nodes: string[] }, Awaited<ReturnType<typeof listNode
     ['pmc pm ls -o name,memfree,vgfree --no-headers', 'chosen fields, for scripts'],
     ['pmc pm ls --json', 'everything, as JSON'],
   ],
-  run: (ctx, args) => listNodes(ctx, args.nodes),
-  view: nodesView,
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/list.js')).listNodes(ctx, args.nodes),
+  view: async () => (await import('../../render/views/nodes.js')).nodesView,
 });
 
 const init = defineCommand<{ nodes: string[]; all: boolean; fix: boolean; dryRun: boolean }, InitResult>({
@@ -35,8 +40,9 @@ const init = defineCommand<{ nodes: string[]; all: boolean; fix: boolean; dryRun
     ['pmc pm init --fix --dry-run', 'show what --fix would run on which node'],
     ['pmc pm init --fix', 'fix what is safe to fix on every node, then check again'],
   ],
-  run: (ctx, args) => pmInit(ctx, { nodes: args.all ? [] : args.nodes, fix: args.fix, dryRun: args.dryRun }),
-  view: initView,
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/init.js')).pmInit(ctx, { nodes: args.all ? [] : args.nodes, fix: args.fix, dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/pm-init.js')).initView,
 });
 
 const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dryRun: boolean }, DrbdUpResult>({
@@ -51,8 +57,43 @@ const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dr
     ['pmc pm drbd-up pm-2', 'bring DRBD up on pm-2 after it booted'],
     ['pmc pm drbd-up pm-2 --dry-run', 'show the commands, change nothing'],
   ],
-  run: (ctx, args) => pmDrbdUp(ctx, { nodes: args.all ? [] : args.nodes, resources: args.only, dryRun: args.dryRun }),
-  view: drbdUpView,
+  check: (args) => { args.only.forEach(assertVmReference); },
+  nodes: (args) => args.nodes,
+  run: async (ctx, args) => (await import('../../ops/pm/drbd-up.js')).pmDrbdUp(ctx, { nodes: args.all ? [] : args.nodes, resources: args.only, dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/drbd-up.js')).drbdUpView,
 });
 
-export const pmCommands = [ls, init, drbdUp];
+const nodeArgument = { type: 'string', demandOption: true, describe: 'the node' } as const;
+
+const failover = defineCommand<{ node: string; yesNodeIsDown?: string; dryRun: boolean }, ApplyResult>({
+  command: 'failover <node>',
+  describe: 'a node is dead: start every VM that ran on it on its DRBD peer',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .option('yes-node-is-down', nodeIsDownOption)
+    .epilogue(`${FAILOVER_EPILOGUE}\nThe VMs taken are those whose peer's kernel log says the node was their DRBD Primary when the link was lost; the others are listed with the reason.`),
+  examples: [
+    ['pmc pm failover pm-1', 'asks you to type "pm-1" (or runs its fence command), then starts its VMs on their peers'],
+    ['pmc pm failover --dry-run pm-1', 'which VMs, and every command'],
+  ],
+  nodes: (args) => [args.node, args.yesNodeIsDown],
+  run: async (ctx, args) => (await import('../../ops/pm/failover.js')).failoverNode(ctx, args.node, { dryRun: args.dryRun, yesNodeIsDown: args.yesNodeIsDown }),
+  view: applyView,
+});
+
+const rejoin = defineCommand<{ node: string; dryRun: boolean }, ApplyResult>({
+  command: 'rejoin <node>',
+  describe: 'a node is back after a failover: resync its stale copies from the survivors (discarding its data), bring the rest up',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .epilogue('Stale: a VM failed over away from it, or a split brain where the other side runs the VM. Its domain is powered off if it booted, it becomes Secondary and connects with --discard-my-data; never the other way round.'),
+  examples: [
+    ['pmc pm rejoin pm-1', 'after pm-1 is back: its copies resync from the peers, with progress'],
+    ['pmc pm rejoin --dry-run pm-1', 'which copies are stale, and every command'],
+  ],
+  nodes: (args) => [args.node],
+  run: async (ctx, args) => (await import('../../ops/pm/rejoin.js')).rejoinNode(ctx, args.node, { dryRun: args.dryRun }),
+  view: applyView,
+});
+
+export const pmCommands = [ls, init, drbdUp, failover, rejoin];

@@ -8,8 +8,9 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
 import { readCluster, unreachableWarnings } from '../../model/read.js';
 import type { DrbdConnectionState, DrbdResource } from '../../probe/types.js';
-import { commandLine } from '../../util/shell.js';
-import { applyEach, applyPlan, type ApplyResult } from '../engine/execute.js';
+import { commandLine, quote } from '../../util/shell.js';
+import type { ApplyResult } from '../engine/execute.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import { findVm } from '../vm/list.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { drbdUpRows, planDrbdUp, unreachableNodes, type DrbdUpResult } from '../pm/drbd-up.js';
@@ -84,9 +85,9 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
 
   const hosts = vm.replicas.find((r) => r.resource)?.resource?.hosts.map((h) => h.name);
   if (!hosts) return decideWithoutDrbd(vm);
-  const retry = `then pmc cluster start --only ${vm.name}`;
+  const retry = `then pmc cluster start --only ${quote(vm.name)}`;
   if (hosts.length !== 2) {
-    return { ...base, kind: 'refuse', reason: `its DRBD resource has ${hosts.length} nodes (${hosts.join(', ')}); pmc starts two-node pairs only`, fix: `start it by hand: drbdadm primary ${vm.name} && virsh start ${vm.name} on the right node` };
+    return { ...base, kind: 'refuse', reason: `its DRBD resource has ${hosts.length} nodes (${hosts.join(', ')}); pmc starts two-node pairs only`, fix: `start it by hand: drbdadm primary ${quote(vm.name)} && virsh start ${quote(vm.name)} on the right node` };
   }
   const sides = hosts.map((node): Side => {
     const replica = vm.replicas.find((r) => r.node === node) ?? { node, reachable: false, domain: undefined, resource: undefined, lv: undefined };
@@ -94,13 +95,16 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
   });
   const resourceName = sides.find((s) => s.resource)!.resource!.name;
   const [a, b] = sides as [Side, Side];
+  // After a failover the record on the survivor decides: the lost node's copy is stale whatever
+  // DRBD on it says (a crashed primary comes back UpToDate and StandAlone, like a split brain).
+  if (vm.authority) return decideAfterFailover(vm, vm.authority, sides, resourceName, drbdUpDone);
 
   // Both StandAlone and UpToDate is how an 8.4 split brain looks (only the kernel log says more).
   if (sides.some((s) => s.resource?.splitBrain) || sides.every((s) => current(s) && connection(s) === 'StandAlone')) {
     return {
       ...base, kind: 'refuse',
       reason: `split brain: the data on ${a.node} and ${b.node} diverged (${describeSide(a)}; ${describeSide(b)})`,
-      fix: `decide whose data to keep (the other node's changes since the split are lost); on the other node: drbdadm secondary ${resourceName} && drbdadm connect --discard-my-data ${resourceName}; on the kept node: drbdadm connect ${resourceName}; ${retry}`,
+      fix: `decide whose data to keep (the other node's changes since the split are lost); on the other node: drbdadm secondary ${quote(resourceName)} && drbdadm connect --discard-my-data ${quote(resourceName)}; on the kept node: drbdadm connect ${quote(resourceName)}; ${retry}`,
     };
   }
   const waitingForDrbd = sides.filter((s) => s.replica.reachable && s.resource && !s.resource.up);
@@ -129,14 +133,14 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
       reason: `no node has UpToDate data (${describeSide(a)}; ${describeSide(b)})`,
       fix: away.length
         ? `bring ${away.join(' and ')} back with DRBD up (pmc pm drbd-up ${away.join(' ')}): its data may be the current one; ${retry}`
-        : `find out which node has the newest data; only if you are sure: drbdadm primary --force ${resourceName} there; ${retry}`,
+        : `find out which node has the newest data; only if you are sure: drbdadm primary --force ${quote(resourceName)} there; ${retry}`,
     };
   }
   if (currentSides.length === 2 && !(connected(a) && connected(b))) {
     return {
       ...base, kind: 'refuse',
       reason: `both ${a.node} and ${b.node} claim UpToDate data but are not connected (${connection(a)}/${connection(b)}): they may have diverged`,
-      fix: `check the DRBD link and run drbdadm connect ${resourceName} on both; if they stay StandAlone it is a split brain (see pmc cluster verify); ${retry}`,
+      fix: `check the DRBD link and run drbdadm connect ${quote(resourceName)} on both; if they stay StandAlone it is a split brain (see pmc cluster verify); ${retry}`,
     };
   }
 
@@ -161,10 +165,10 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
       return {
         ...base, kind: 'refuse',
         reason: `no node defines the domain ${vm.name}, only its DRBD resource exists: a VM half made or half removed`,
-        fix: `finish it (virsh define its XML on ${a.node} and ${b.node}) or remove it (pmc vm rm ${vm.name})`,
+        fix: `finish it (virsh define its XML on ${a.node} and ${b.node}) or remove it (pmc vm rm ${quote(vm.name)})`,
       };
     }
-    const copy = `virsh dumpxml --inactive --security-info ${vm.name} > ${vm.name}.xml`;
+    const copy = `virsh dumpxml --inactive --security-info ${quote(vm.name)} > ${quote(`${vm.name}.xml`)}`;
     return {
       ...base, kind: 'refuse',
       reason: `the current data is on ${chosen.node}, but ${vm.name} is not defined there`,
@@ -176,10 +180,47 @@ export function decideStart(vm: Vm, drbdUpDone: boolean): StartDecision {
     return {
       ...base, kind: 'refuse',
       reason: `${otherPrimary.node} is DRBD Primary for ${resourceName} although ${vm.name} does not run there, and ${chosen.node} has the current data`,
-      fix: `on ${otherPrimary.node}: drbdadm secondary ${resourceName}; ${retry}`,
+      fix: `on ${otherPrimary.node}: drbdadm secondary ${quote(resourceName)}; ${retry}`,
     };
   }
   return { ...base, kind: 'start', node: chosen.node, degraded, reason, steps: startSteps(chosen, vm.name, resourceName) };
+}
+
+/** Only the node a failover made authoritative may run the VM; the other waits for `pmc pm rejoin`. */
+function decideAfterFailover(vm: Vm, authority: NonNullable<Vm['authority']>, sides: readonly Side[], resourceName: string, drbdUpDone: boolean): StartDecision {
+  const base = { vm: vm.name };
+  const kept = sides.find((s) => s.node === authority.node);
+  const stale = sides.find((s) => s.node === authority.lostNode);
+  if (!kept || !stale) {
+    return { ...base, kind: 'refuse', reason: `the failover record on ${authority.node} names ${authority.lostNode}, which is not a node of ${resourceName}`, fix: `check /var/lib/pmc/authoritative/${resourceName} on ${authority.node}` };
+  }
+  const history = `${vm.name} failed over from ${stale.node} to ${kept.node} at ${authority.at}`;
+  const rejoin = `pmc pm rejoin ${stale.node}`;
+  if (!drbdUpDone && kept.replica.reachable && kept.resource && !kept.resource.up) {
+    return { ...base, kind: 'pending', reason: `DRBD is down on ${kept.node}, which holds the current copy: decided once drbd-up has brought it up` };
+  }
+  if (!current(kept)) {
+    return {
+      ...base, kind: 'refuse',
+      reason: `${history}: only ${kept.node}'s copy is current, and ${describeSide(kept)}`,
+      fix: `bring ${kept.node} back with DRBD up (pmc pm drbd-up ${kept.node}); never start ${vm.name} on ${stale.node}, whose copy is stale; then ${rejoin}`,
+    };
+  }
+  if (up(stale) && stale.resource!.role === 'Primary') {
+    return {
+      ...base, kind: 'refuse',
+      reason: `${history}, but ${stale.node} is DRBD Primary with the stale copy`,
+      fix: `on ${stale.node}: virsh destroy ${vm.name} if it runs there, drbdadm secondary ${resourceName}; then ${rejoin}`,
+    };
+  }
+  if (!kept.replica.domain) {
+    return { ...base, kind: 'refuse', reason: `${history}, but ${vm.name} is not defined on ${kept.node}`, fix: `define it on ${kept.node} from ${stale.node}'s virsh dumpxml --inactive --security-info ${vm.name}` };
+  }
+  return {
+    ...base, kind: 'start', node: kept.node, degraded: !connected(kept),
+    reason: `${history}: ${kept.node} holds the current copy (${stale.node}'s is stale until ${rejoin})`,
+    steps: startSteps(kept, vm.name, resourceName),
+  };
 }
 
 /** A VM without DRBD runs from a disk only one node has: start it there, if exactly one node defines it. */
@@ -192,7 +233,7 @@ function decideWithoutDrbd(vm: Vm): StartDecision {
   return {
     vm: vm.name, kind: 'refuse',
     reason: `defined on ${defined.map((r) => r.node).join(' and ') || 'no reachable node'} without a DRBD resource: pmc cannot tell which copy is current`,
-    fix: `start it by hand on the right node: virsh start ${vm.name}`,
+    fix: `start it by hand on the right node: virsh start ${quote(vm.name)}`,
   };
 }
 
@@ -245,24 +286,31 @@ function resourcesOf(state: ClusterState, only: readonly string[]): string[] | u
 }
 
 export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): Promise<Report<ClusterStartResult>> {
+  if (opts.dryRun) return startCluster(ctx, opts, undefined);
+  return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name) }, (run) => startCluster(ctx, opts, run));
+}
+
+/** Reads, decides and (given the lock, `run`) brings DRBD up, waits for it, and starts the VMs. */
+async function startCluster(ctx: OpContext, opts: ClusterStartOptions, run: LockedRun | undefined): Promise<Report<ClusterStartResult>> {
   let state = await readCluster(ctx);
   const reachable = state.nodes.filter((n) => n.reachable).map((n) => n.name);
   const resources = resourcesOf(state, opts.only);
-  const drbdPlan = planDrbdUp(state, reachable, ctx.config.storage.volumeGroup, resources);
+  const drbdPlan = planDrbdUp(state, reachable, ctx.config, resources);
   let decisions = planClusterStart(state, opts.only, drbdPlan.steps.length === 0);
   const plan = describeStart(drbdPlan, decisions);
   const allNodes = state.nodes.map((n) => n.name);
-  if (opts.dryRun) {
+  if (!run) {
     const drbd: DrbdUpResult = {
-      mode: 'dry-run', plan: drbdPlan, records: [], resources: drbdUpRows(state, reachable, drbdPlan, undefined, resources), unreachable: unreachableNodes(state, allNodes),
+      mode: 'dry-run', plan: drbdPlan, records: [], resources: drbdUpRows(state, reachable, drbdPlan, undefined, ctx.config.ignorePrefix, resources), unreachable: unreachableNodes(state, allNodes),
     };
     return report({ mode: 'dry-run', plan, drbd, vms: decisions.map((decision) => ({ decision, result: undefined })), waitedSeconds: 0 }, state);
   }
 
-  const records = await applyEach(ctx.pool, drbdPlan, { log: ctx.log });
+  const records = await run.applyEach(drbdPlan);
   const t0 = Date.now();
   if (records.length > 0 || decisions.some((d) => d.kind === 'pending')) {
     for (;;) {
+      run.assertNotStopped();
       state = await readCluster(ctx);
       decisions = planClusterStart(state, opts.only, true);
       if (!decisions.some((d) => d.kind === 'pending') || Date.now() - t0 > opts.waitSeconds * 1000) break;
@@ -272,24 +320,24 @@ export async function clusterStart(ctx: OpContext, opts: ClusterStartOptions): P
   }
   const waitedSeconds = Math.round((Date.now() - t0) / 1000);
   const final = decisions.map((d): StartDecision => (d.kind === 'pending'
-    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${d.vm}), then pmc cluster start --only ${d.vm}` }
+    ? { vm: d.vm, kind: 'refuse', reason: `${d.reason}, still after ${waitedSeconds} s`, fix: d.fix ?? `check the DRBD link between the nodes (drbdadm cstate ${quote(d.vm)}), then pmc cluster start --only ${quote(d.vm)}` }
     : d));
-  const vms = await startAll(ctx, final);
+  const vms = await startAll(run, final);
   const drbd: DrbdUpResult = {
-    mode: 'applied', plan: drbdPlan, records, resources: drbdUpRows(state, reachable, drbdPlan, records, resources), unreachable: unreachableNodes(state, allNodes),
+    mode: 'applied', plan: drbdPlan, records, resources: drbdUpRows(state, reachable, drbdPlan, records, ctx.config.ignorePrefix, resources), unreachable: unreachableNodes(state, allNodes),
   };
   return report({ mode: 'applied', plan, drbd, vms, waitedSeconds }, state);
 }
 
 /** Starts the VMs: one node's VMs one after another, the nodes at once. */
-async function startAll(ctx: OpContext, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
+async function startAll(run: LockedRun, decisions: readonly StartDecision[]): Promise<VmStartOutcome[]> {
   const results = new Map<string, ApplyResult>();
   const nodes = [...new Set(decisions.flatMap((d) => (d.kind === 'start' ? [d.node] : [])))];
   await Promise.all(nodes.map(async (node) => {
     for (const d of decisions) {
       if (d.kind !== 'start' || d.node !== node) continue;
       const title = `start ${d.vm} on ${d.node}${d.degraded ? ' (degraded)' : ''}`;
-      results.set(d.vm, await applyPlan(ctx.pool, { title, steps: d.steps, notes: [] }, { log: ctx.log }));
+      results.set(d.vm, await run.apply({ title, steps: d.steps, notes: [] }));
     }
   }));
   return decisions.map((decision) => ({ decision, result: results.get(decision.vm) }));

@@ -2,6 +2,7 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { ClusterState, NodeState, Vm } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
 import { formatBytes } from '../../util/units.js';
+import { quote } from '../../util/shell.js';
 
 /**
  * `pmc cluster verify`, after `gnt-cluster verify`: every check has a stable code, a
@@ -12,7 +13,7 @@ export type CheckCode =
   | 'PMC_V_NODE_DRBD_NOT_LOADED' | 'PMC_V_NODE_LIBVIRT_DOWN' | 'PMC_V_NODE_N_PLUS_1'
   | 'PMC_V_VM_RUNNING_TWICE' | 'PMC_V_VM_DEFINED_ON_ONE' | 'PMC_V_VM_UUID_DIFFERS' | 'PMC_V_VM_XML_DIFFERS'
   | 'PMC_V_DRBD_DOWN' | 'PMC_V_DRBD_NOT_CONNECTED' | 'PMC_V_DRBD_NOT_UPTODATE' | 'PMC_V_DRBD_SPLIT_BRAIN'
-  | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED'
+  | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED' | 'PMC_V_DRBD_STALE_COPY'
   | 'PMC_V_MINOR_DUPLICATE' | 'PMC_V_PORT_DUPLICATE'
   | 'PMC_V_ORPHAN_LV' | 'PMC_V_ORPHAN_RESOURCE_FILE' | 'PMC_V_ORPHAN_DOMAIN';
 
@@ -113,7 +114,7 @@ function checkVm(vm: Vm, add: Add): void {
     add({
       ...where, code: 'PMC_V_VM_RUNNING_TWICE', severity: 'error', node: vm.runningOn.join(','),
       message: `${vm.name} runs on ${vm.runningOn.join(' and ')} at once`,
-      fix: `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${vm.name}`,
+      fix: `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${quote(vm.name)}`,
     });
   }
   const reachable = vm.replicas.filter((r) => r.reachable);
@@ -127,7 +128,7 @@ function checkVm(vm: Vm, add: Add): void {
         add({
           ...where, code: 'PMC_V_VM_DEFINED_ON_ONE', severity: 'error', node: r.node,
           message: `${vm.name} is defined on ${source} but not on ${r.node}, the other node of its DRBD resource`,
-          fix: `on ${source}: virsh dumpxml --inactive --security-info ${vm.name} > /tmp/${vm.name}.xml, copy it to ${r.node} and virsh define it there`,
+          fix: `on ${source}: virsh dumpxml --inactive --security-info ${quote(vm.name)} > ${quote(`/tmp/${vm.name}.xml`)}, copy it to ${r.node} and virsh define it there`,
         });
       }
     }
@@ -144,18 +145,28 @@ function checkVm(vm: Vm, add: Add): void {
       add({
         ...where, code: 'PMC_V_VM_XML_DIFFERS', severity: 'warning', node: `${first!.node},${other.node}`,
         message: `${vm.name}'s definition differs between ${first!.node} and ${other.node}`,
-        fix: `compare virsh dumpxml --inactive ${vm.name} on both and redefine the stale one`,
+        fix: `compare virsh dumpxml --inactive ${quote(vm.name)} on both and redefine the stale one`,
       });
     }
+  }
+  if (vm.authority) {
+    const { node, lostNode, at } = vm.authority;
+    add({
+      ...where, node: lostNode, code: 'PMC_V_DRBD_STALE_COPY', severity: 'error',
+      message: `${vm.name}: the copy on ${lostNode} is stale: ${vm.name} failed over to ${node} at ${at}, and ${node}'s copy is the current one`,
+      fix: `pmc pm rejoin ${lostNode} (it discards ${lostNode}'s copy and resyncs it from ${node}; never start ${vm.name} on ${lostNode} before)`,
+    });
   }
   for (const r of withResource) {
     const res = r.resource!;
     const node = r.node;
+    // After a failover the pair is apart on purpose: the stale-copy finding says what to do.
+    if (vm.authority) continue;
     if (!res.up) {
       add({
         ...where, node, code: 'PMC_V_DRBD_DOWN', severity: 'error',
         message: `${vm.name}: DRBD resource ${res.name} is configured on ${node} but not up`,
-        fix: `pmc pm drbd-up ${node} (or drbdadm up ${res.name} on ${node})`,
+        fix: `pmc pm drbd-up ${node} (or drbdadm up ${quote(res.name)} on ${node})`,
       });
       continue;
     }
@@ -164,13 +175,13 @@ function checkVm(vm: Vm, add: Add): void {
       add({
         ...where, node, code: 'PMC_V_DRBD_SPLIT_BRAIN', severity: 'error',
         message: `${vm.name}: ${res.name} on ${node} is StandAlone: split brain suspected`,
-        fix: `decide which node's data to keep; on the other: drbdadm secondary ${res.name}; drbdadm connect --discard-my-data ${res.name}; then drbdadm connect ${res.name} on the survivor`,
+        fix: `decide which node's data to keep; on the other: drbdadm secondary ${quote(res.name)}; drbdadm connect --discard-my-data ${quote(res.name)}; then drbdadm connect ${quote(res.name)} on the survivor`,
       });
     } else if (res.peers.length === 0 || res.peers.some((p) => p.connection !== 'Connected')) {
       add({
         ...where, node, code: 'PMC_V_DRBD_NOT_CONNECTED', severity: 'error',
         message: `${vm.name}: ${res.name} on ${node} is ${res.peers.map((p) => p.connection).join(',') || 'without a peer'}`,
-        fix: `check the network between the nodes and run drbdadm connect ${res.name} on ${node}`,
+        fix: `check the network between the nodes and run drbdadm connect ${quote(res.name)} on ${node}`,
       });
     }
     if (res.diskState !== 'UpToDate') {
@@ -178,14 +189,14 @@ function checkVm(vm: Vm, add: Add): void {
       add({
         ...where, node, code: 'PMC_V_DRBD_NOT_UPTODATE', severity: syncing ? 'warning' : 'error',
         message: `${vm.name}: the disk on ${node} is ${res.diskState}${syncing ? ` (resync ${res.peers[0]?.syncPercent ?? '?'}% done)` : ''}`,
-        fix: syncing ? 'wait for the resync to finish' : `reconnect the resource so it resyncs from its UpToDate peer: drbdadm adjust ${res.name} on ${node}`,
+        fix: syncing ? 'wait for the resync to finish' : `reconnect the resource so it resyncs from its UpToDate peer: drbdadm adjust ${quote(res.name)} on ${node}`,
       });
     }
     if (res.allowTwoPrimaries && node === vm.home) {
       add({
         ...where, node: vm.nodes.join(','), code: 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED', severity: 'warning',
         message: `${vm.name}: allow-two-primaries is on permanently in ${res.configFile ?? 'its resource file'} (the old tool's default)`,
-        fix: `remove "allow-two-primaries yes;" from the resource file on ${vm.nodes.join(' and ')} and run drbdadm adjust ${res.name}; migrations turn it on only while they run`,
+        fix: `remove "allow-two-primaries yes;" from the resource file on ${vm.nodes.join(' and ')} and run drbdadm adjust ${quote(res.name)}; migrations turn it on only while they run`,
       });
     }
   }
@@ -193,7 +204,7 @@ function checkVm(vm: Vm, add: Add): void {
     add({
       ...where, node: vm.primaryOn.join(','), code: 'PMC_V_DRBD_TWO_PRIMARIES', severity: 'error',
       message: `${vm.name}: both ${vm.primaryOn.join(' and ')} are DRBD Primary and no migration is running`,
-      fix: `on the node where ${vm.name} does not run: drbdadm secondary ${vm.name}`,
+      fix: `on the node where ${quote(vm.name)} does not run: drbdadm secondary ${quote(vm.name)}`,
     });
   }
 }
@@ -243,7 +254,7 @@ function checkOrphans(state: ClusterState, add: Add): void {
       add({
         node: node.name, vm: lv.name, code: 'PMC_V_ORPHAN_LV', severity: 'warning',
         message: `${node.name}: LV ${lv.path} (${formatBytes(lv.sizeBytes)}) belongs to no DRBD resource and no VM`,
-        fix: `if its data is not needed: lvremove ${lv.path} on ${node.name}`,
+        fix: `if its data is not needed: lvremove ${quote(lv.path)} on ${node.name}`,
       });
     }
     for (const file of f.drbdResourceFiles) {
@@ -252,7 +263,7 @@ function checkOrphans(state: ClusterState, add: Add): void {
       add({
         node: node.name, vm: resource?.name, code: 'PMC_V_ORPHAN_RESOURCE_FILE', severity: 'warning',
         message: `${node.name}: ${file} ${resource ? `defines ${resource.name}, which no node has a domain for` : 'defines no resource for this node'}`,
-        fix: resource ? `if the VM is gone: drbdadm down ${resource.name}; rm ${file} on ${node.name}` : `remove or fix ${file} on ${node.name}`,
+        fix: resource ? `if the VM is gone: drbdadm down ${quote(resource.name)}; rm ${quote(file)} on ${node.name}` : `remove or fix ${quote(file)} on ${node.name}`,
       });
     }
     const minors = new Set(f.drbdResources.map((r) => r.device));
@@ -262,7 +273,7 @@ function checkOrphans(state: ClusterState, add: Add): void {
       add({
         node: node.name, vm: d.name, code: 'PMC_V_ORPHAN_DOMAIN', severity: 'warning',
         message: `${node.name}: domain ${d.name} uses ${missing.source}, which no DRBD resource on ${node.name} provides`,
-        fix: `if the VM lives elsewhere: virsh undefine ${d.name} on ${node.name}; else recreate its resource`,
+        fix: `if the VM lives elsewhere: virsh undefine ${quote(d.name)} on ${node.name}; else recreate its resource`,
       });
     }
   }

@@ -18,6 +18,56 @@ export interface OpContext {
    * option that skips the question, for the refusal's hint.
    */
   confirm(expected: string, what: string, forceFlag: string): Promise<void>;
+  /** The operator's wish to stop (Ctrl-C); the engine reads it between steps. */
+  stop: StopToken;
+  /** Who runs which command: named in the cluster lock and the audit trail. */
+  invocation: Invocation;
+  /** How long a mutating command waits for another run's lock on a node (--wait-lock). */
+  waitLockSeconds: number;
+}
+
+export interface Invocation {
+  /** user@host of the manager. */
+  who: string;
+  pid: number;
+  /** The command line as typed (pmc never takes secrets as arguments). */
+  command: string;
+}
+
+/**
+ * How far the operator wants a run stopped: 'none'; 'undo' (first Ctrl-C or SIGTERM: finish
+ * the running step, then undo what was done); 'halt' (second Ctrl-C: stop undoing too, and say
+ * what remains). The front end raises it; operations only read it, like an AbortSignal.
+ */
+export type StopLevel = 'none' | 'undo' | 'halt';
+
+export class StopToken {
+  private current: StopLevel = 'none';
+  private why: string | undefined;
+  private readonly listeners = new Set<() => void>();
+
+  get level(): StopLevel {
+    return this.current;
+  }
+
+  /** The signal or reason named in messages ("SIGINT"). */
+  get reason(): string | undefined {
+    return this.why;
+  }
+
+  /** Raises the level one notch (none → undo → halt) and tells the listeners. */
+  request(reason: string): StopLevel {
+    this.current = this.current === 'none' ? 'undo' : 'halt';
+    this.why ??= reason;
+    for (const listener of [...this.listeners]) listener();
+    return this.current;
+  }
+
+  /** Calls `listener` on every request until the returned function is called. */
+  onRequest(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 }
 
 /**

@@ -4,19 +4,22 @@
  * broken resource does not keep the others down. Then it reports every resource's state.
  */
 import type { OpContext, Report } from '../engine/context.js';
+import type { Config } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
-import type { DrbdResource } from '../../probe/types.js';
+import type { DrbdResource, NodeFacts } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
-import { applyEach, type StepRecord } from '../engine/execute.js';
+import type { StepRecord } from '../engine/execute.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
 
 export interface DrbdResourceRow {
   node: string;
   resource: string;
-  action: 'already up' | 'down' | 'would bring up' | 'brought up' | 'failed';
+  /** ignored: a VM named with the ignore prefix; pmc leaves its resource as it is. */
+  action: 'already up' | 'down' | 'would bring up' | 'brought up' | 'failed' | 'ignored';
   /** Why bringing it up failed. */
   error: string | undefined;
   role: string | undefined;
@@ -45,7 +48,10 @@ export interface DrbdUpOptions {
 
 const UP_TIMEOUT_MS = 120_000;
 
-function upStep(node: string, resource: string): Step {
+/** What planning drbd-up needs of pmc.yaml. */
+export type DrbdUpConfig = Pick<Config, 'ignorePrefix' | 'storage'>;
+
+export function upStep(node: string, resource: string): Step {
   return { node, command: commandLine(['drbdadm', 'up', resource]), why: `bring up DRBD resource ${resource}`, timeoutMs: UP_TIMEOUT_MS };
 }
 
@@ -57,19 +63,31 @@ function localResources(state: ClusterState, node: string, only: readonly string
     && (only === undefined || only.includes(r.name)));
 }
 
-/** What drbd-up would run on these nodes: only what is missing, in the order it must happen. */
-export function planDrbdUp(state: ClusterState, nodes: readonly string[], volumeGroup: string, only?: readonly string[]): Plan {
+/** What must happen on a node before a resource can come up: the VG active, the module loaded. */
+export function drbdPrelude(facts: NodeFacts, node: string, volumeGroup: string): Step[] {
   const steps: Step[] = [];
+  if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
+    steps.push({ node, command: commandLine(['vgchange', '-ay', '--', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
+  }
+  if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
+  return steps;
+}
+
+/** Resources of VMs named with the ignore prefix: shown, never brought up (cherrypop's rule). */
+export function isIgnored(resource: Pick<DrbdResource, 'name'>, ignorePrefix: string): boolean {
+  return ignorePrefix !== '' && resource.name.startsWith(ignorePrefix);
+}
+
+/** What drbd-up would run on these nodes: only what is missing, in the order it must happen. */
+export function planDrbdUp(state: ClusterState, nodes: readonly string[], config: DrbdUpConfig, only?: readonly string[]): Plan {
+  const steps: Step[] = [];
+  const volumeGroup = config.storage.volumeGroup;
   for (const node of nodes) {
     const facts = state.nodes.find((n) => n.name === node)?.facts;
     if (!facts) continue;
-    const down = localResources(state, node, only).filter((r) => !r.up);
+    const down = localResources(state, node, only).filter((r) => !r.up && !isIgnored(r, config.ignorePrefix));
     if (down.length === 0) continue;
-    if (!facts.vg || facts.lvs.some((lv) => !lv.active)) {
-      steps.push({ node, command: commandLine(['vgchange', '-ay', volumeGroup]), why: `activate the volume group ${volumeGroup}, so DRBD can attach its LVs`, timeoutMs: UP_TIMEOUT_MS });
-    }
-    if (!facts.drbd.moduleLoaded) steps.push({ node, command: 'modprobe drbd', why: 'load the drbd kernel module' });
-    steps.push(...down.map((r) => upStep(node, r.name)));
+    steps.push(...drbdPrelude(facts, node, volumeGroup), ...down.map((r) => upStep(node, r.name)));
   }
   return { title: steps.length ? `bring up DRBD on ${[...new Set(steps.map((s) => s.node))].join(', ')}` : 'every DRBD resource is up', steps, notes: [] };
 }
@@ -78,12 +96,13 @@ export function planDrbdUp(state: ClusterState, nodes: readonly string[], volume
  * One row per resource: what drbd-up did (from `records`, or what it would do when there are
  * none) and the state it is in now.
  */
-export function drbdUpRows(state: ClusterState, nodes: readonly string[], plan: Plan, records: readonly StepRecord[] | undefined, only?: readonly string[]): DrbdResourceRow[] {
+export function drbdUpRows(state: ClusterState, nodes: readonly string[], plan: Plan, records: readonly StepRecord[] | undefined, ignorePrefix: string, only?: readonly string[]): DrbdResourceRow[] {
   return nodes.flatMap((node) => localResources(state, node, only).map((r): DrbdResourceRow => {
     const command = upStep(node, r.name).command;
     const planned = plan.steps.some((s) => s.node === node && s.command === command);
     const record = records?.find((x) => x.step.node === node && x.step.command === command);
-    const action = !planned ? (r.up ? 'already up' : 'down') : !records ? 'would bring up' : record?.ok && r.up ? 'brought up' : 'failed';
+    const action = isIgnored(r, ignorePrefix) ? 'ignored'
+      : !planned ? (r.up ? 'already up' : 'down') : !records ? 'would bring up' : record?.ok && r.up ? 'brought up' : 'failed';
     const peer = r.peers[0];
     return {
       node,
@@ -112,6 +131,12 @@ export function readNodes(ctx: Pick<OpContext, 'config' | 'pool'>, nodes: readon
 
 export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Report<DrbdUpResult>> {
   const nodes = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
+  if (opts.dryRun) return drbdUp(ctx, nodes, opts, undefined);
+  return underLock(ctx, { lock: nodes }, (run) => drbdUp(ctx, nodes, opts, run));
+}
+
+/** Reads, plans and (given the lock, `run`) applies. */
+async function drbdUp(ctx: OpContext, nodes: string[], opts: DrbdUpOptions, run: LockedRun | undefined): Promise<Report<DrbdUpResult>> {
   const state = await readNodes(ctx, nodes);
   const unknown = opts.resources.filter((name) => !nodes.some((node) => localResources(state, node, [name]).length > 0));
   // On a node that could not be asked, the resource may well exist.
@@ -119,14 +144,14 @@ export async function pmDrbdUp(ctx: OpContext, opts: DrbdUpOptions): Promise<Rep
     throw new PmcError('PMC_E_USAGE', `no DRBD resource ${unknown.join(', ')} on ${nodes.join(', ')}`, 'pmc vm ls shows the resources (resource = VM name)');
   }
   const only = opts.resources.length ? opts.resources : undefined;
-  const plan = planDrbdUp(state, nodes, ctx.config.storage.volumeGroup, only);
+  const plan = planDrbdUp(state, nodes, ctx.config, only);
   const unreachable = unreachableNodes(state, nodes);
-  if (opts.dryRun) {
-    return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, only), unreachable });
+  if (!run) {
+    return report({ mode: 'dry-run', plan, records: [], resources: drbdUpRows(state, nodes, plan, undefined, ctx.config.ignorePrefix, only), unreachable });
   }
-  const records = await applyEach(ctx.pool, plan, { log: ctx.log });
+  const records = await run.applyEach(plan);
   const after = plan.steps.length ? await readNodes(ctx, nodes) : state;
-  return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, only), unreachable });
+  return report({ mode: 'applied', plan, records, resources: drbdUpRows(after, nodes, plan, records, ctx.config.ignorePrefix, only), unreachable });
 }
 
 function report(result: DrbdUpResult): Report<DrbdUpResult> {

@@ -14,7 +14,8 @@ import type { RemoteResult, SshTarget } from '../../ssh/types.js';
 import { isPmcError } from '../../util/errors.js';
 import { commandLine } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
-import { applyEach, describeFailure, type StepRecord } from '../engine/execute.js';
+import { describeFailure, type StepRecord } from '../engine/execute.js';
+import { underLock } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
   analyzeTrust, AUTHORIZED_KEYS, describeKey, keyGenerationStep, KNOWN_HOSTS, readTrustFacts,
@@ -83,7 +84,7 @@ export function nodeChecks(node: NodeState, target: SshTarget, extra: InitFacts 
     vgCheck(name, f, config.storage.volumeGroup),
     f.backupDirExists
       ? check(name, 'backup-dir', 'PASS', config.backups.directory)
-      : check(name, 'backup-dir', 'FAIL', `${config.backups.directory} does not exist`, `mkdir -p ${config.backups.directory}`,
+      : check(name, 'backup-dir', 'FAIL', `${config.backups.directory} does not exist`, commandLine(['mkdir', '-p', config.backups.directory]),
         [{ node: name, command: commandLine(['mkdir', '-p', config.backups.directory]), why: `create the backup directory ${config.backups.directory}` }]),
     ...(['xdelta3', 'rsync'] as const).map((tool) => (f.tools[tool]
       ? check(name, tool, 'PASS', 'installed')
@@ -240,15 +241,19 @@ export interface PmInitOptions {
 
 export async function pmInit(ctx: OpContext, opts: PmInitOptions): Promise<Report<InitResult>> {
   const scope = selectNodes(ctx.config, opts.nodes).map((n) => n.name);
-  const before = await checkNodes(ctx, scope);
-  const plan = fixPlan(before);
-  if (!opts.fix || opts.dryRun || plan.steps.length === 0) {
-    const mode = opts.dryRun ? 'dry-run' : opts.fix ? 'fix' : 'check';
-    return report({ checks: before, mode, plan, applied: [] });
+  if (!opts.fix || opts.dryRun) {
+    const before = await checkNodes(ctx, scope);
+    return report({ checks: before, mode: opts.dryRun ? 'dry-run' : 'check', plan: fixPlan(before), applied: [] });
   }
-  const applied = await applyEach(ctx.pool, plan, { log: ctx.log });
-  const after = markFixed(before, await checkNodes(ctx, scope));
-  return report({ checks: after, mode: 'fix', plan, applied });
+  // The trust fixes write to the other nodes too (known_hosts, authorized_keys): all are locked.
+  return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name) }, async (run) => {
+    const before = await checkNodes(ctx, scope);
+    const plan = fixPlan(before);
+    if (plan.steps.length === 0) return report({ checks: before, mode: 'fix', plan, applied: [] });
+    const applied = await run.applyEach(plan);
+    const after = markFixed(before, await checkNodes(ctx, scope));
+    return report({ checks: after, mode: 'fix', plan, applied });
+  });
 }
 
 function report(result: InitResult): Report<InitResult> {

@@ -36,6 +36,8 @@ export interface VmAddRequest {
   /** --mac, already validated and lower-case. */
   mac: string | undefined;
   clone: { vm: string; from: string | undefined } | undefined;
+  /** File name in the image store whose content becomes the disk (`--image`). */
+  image: string | undefined;
   start: boolean;
   /** Overrides the capacity checks (memory, disk space, vCPUs), nothing else. */
   force: boolean;
@@ -90,6 +92,18 @@ export interface VmAddFacts {
   /** The replication address of each node of a pair. */
   addresses: Record<string, string>;
   iso: IsoFacts | undefined;
+  image: ImageFacts | undefined;
+}
+
+/** A disk image of the image store (`--image`), as the manager read it. */
+export interface ImageFacts {
+  localFile: string;
+  name: string;
+  format: 'raw' | 'qcow2';
+  /** Bytes sent to the node. */
+  fileBytes: number;
+  /** Bytes of disk it fills: a raw file's size, a qcow2 image's virtual size. */
+  virtualBytes: number;
 }
 
 /** Where ISO images live on the nodes: the same path on both, so a VM with a CD attached can migrate. */
@@ -334,7 +348,7 @@ export function drbdUsableBytes(lvBytes: number): number {
 }
 
 /** The smallest LV, in whole MiB, that holds `dataBytes` of VM data (and DRBD's metadata when paired). */
-function lvMiBFor(dataBytes: number, paired: boolean): number {
+export function lvMiBFor(dataBytes: number, paired: boolean): number {
   let mib = Math.ceil(dataBytes / MiB);
   while (paired && drbdUsableBytes(mib * MiB) < dataBytes) mib++;
   return mib;
@@ -403,19 +417,17 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   const lv = `/dev/${vg}/${name}`;
   const disk = target.drbd ? `/dev/drbd${target.drbd.minor}` : lv;
 
+  // Each node's LV, resource file, metadata and `up` run at the same time as the other node's.
   const steps: Step[] = [];
   for (const node of target.nodes) {
-    steps.push({
-      node,
-      command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${target.lvBytes}b`, '-n', name, vg]),
-      why: `create the LV ${lv} (${formatBytes(target.lvBytes)}) on ${node}`,
-      undo: { command: commandLine(['lvremove', '-q', '-y', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
-    });
+    steps.push({ ...lvCreateStep(node, name, vg, target.lvBytes), id: `lv@${node}`, after: [] });
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }
-  if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)));
+  const nodeSetup = steps.map((s) => s.id!).filter((id) => id.startsWith(target.drbd ? 'up@' : 'lv@'));
+  if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)).map((s, i) => (i === 0 ? { ...s, after: nodeSetup } : s)));
   if (target.clone) steps.push(cloneStep(state, primary, target.clone, disk, target.lvBytes));
   if (target.clone && target.drbd) steps.push(resyncWaitStep(primary, name, target.lvBytes));
+  if (facts.image) steps.push(imageStep(primary, facts.image, disk, target, request.name));
   steps.push(...isoSteps(target.nodes, facts.iso));
 
   const xml = domainXml({
@@ -440,17 +452,7 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     why: `define the domain ${name} (UUID ${facts.uuid}) on ${primary}`,
     undo: undefine(primary),
   });
-  if (peer) {
-    steps.push({
-      node: peer,
-      command: defineCommand(),
-      input: { fromNode: primary, command: commandLine(['virsh', 'dumpxml', '--inactive', '--security-info', facts.uuid]) },
-      // Defined from the primary's own description, the peer gets the same UUID and expanded
-      // defaults (machine type, addresses): without that, live migration refuses the domain.
-      why: `define ${name} on ${peer} from ${primary}'s definition, with the same UUID`,
-      undo: undefine(peer),
-    });
-  }
+  if (peer) steps.push(definePeerStep(primary, peer, name, facts.uuid));
   if (request.start) {
     steps.push({
       node: primary,
@@ -514,25 +516,59 @@ export function resourceFile(config: Pick<Config, 'storage'>, name: string, lv: 
   ].join('\n');
 }
 
-function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
+/** The LV of a VM's disk on one node, removed again if a later step fails. */
+export function lvCreateStep(node: string, name: string, vg: string, bytes: number): Step {
+  const lv = `/dev/${vg}/${name}`;
+  return {
+    node,
+    command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${bytes}b`, '-n', name, '--', vg]),
+    why: `create the LV ${lv} (${formatBytes(bytes)}) on ${node}`,
+    undo: { command: commandLine(['lvremove', '-q', '-y', '--', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
+  };
+}
+
+/** Writes /etc/drbd.d/<name>.res on a node; `undo` says how to take it back (default: remove it). */
+export function resourceFileStep(node: string, name: string, resource: string, undo?: Step['undo']): Step {
   const file = `/etc/drbd.d/${name}.res`;
   const temp = `${file}.tmp`;
+  return {
+    node,
+    // Written aside and renamed, so drbdadm never reads half a file; the name ends in .tmp, not .res, so drbdadm skips it.
+    command: `cat > ${quote(temp)} && mv -f ${quote(temp)} ${quote(file)} || { rm -f ${quote(temp)}; exit 1; }`,
+    input: { text: resource },
+    why: `write the DRBD resource file ${file} on ${node}`,
+    undo: undo ?? { command: commandLine(['rm', '-f', file]), why: `remove ${file} on ${node}` },
+  };
+}
+
+/**
+ * Defines the domain on the peer from the primary's own description: the peer gets the same
+ * UUID and expanded defaults (machine type, addresses); without that, live migration refuses it.
+ */
+export function definePeerStep(primary: string, peer: string, name: string, uuid: string): Step {
+  return {
+    node: peer,
+    command: defineCommand(),
+    input: { fromNode: primary, command: commandLine(['virsh', 'dumpxml', '--inactive', '--security-info', uuid]) },
+    why: `define ${name} on ${peer} from ${primary}'s definition, with the same UUID`,
+    undo: { command: commandLine(['virsh', 'undefine', uuid]), why: `undefine the domain ${name} on ${peer}` },
+  };
+}
+
+export function drbdNodeSteps(node: string, name: string, resource: string): Step[] {
   return [
+    { ...resourceFileStep(node, name, resource), id: `res@${node}`, after: [`lv@${node}`] },
     {
-      node,
-      // Written aside and renamed, so drbdadm never reads half a file; the name ends in .tmp, not .res, so drbdadm skips it.
-      command: `cat > ${quote(temp)} && mv -f ${quote(temp)} ${quote(file)} || { rm -f ${quote(temp)}; exit 1; }`,
-      input: { text: resource },
-      why: `write the DRBD resource file ${file} on ${node}`,
-      undo: { command: commandLine(['rm', '-f', file]), why: `remove ${file} on ${node}` },
-    },
-    {
+      id: `md@${node}`,
+      after: [`res@${node}`],
       node,
       // --force: the LV is the one this run created; create-md would otherwise ask about its old content.
       command: commandLine(['drbdadm', '--', '--force', 'create-md', name]),
       why: `write DRBD metadata at the end of the LV on ${node}`,
     },
     {
+      id: `up@${node}`,
+      after: [`md@${node}`],
       node,
       // A failed up may have attached the disk already: take it down again before failing.
       command: `${commandLine(['drbdadm', 'up', name])} || { rc=$?; ${drbdadmCommand('down', name)}; exit $rc; }`,
@@ -604,7 +640,33 @@ function cloneStep(state: ClusterState, target: string, source: CloneSource, dev
   };
 }
 
-function resyncWaitStep(primary: string, name: string, lvBytes: number): Step {
+/**
+ * The image written onto the new primary's device. Through DRBD, with both sides Connected and
+ * UpToDate, every write reaches the peer as it happens: the peer needs no resync afterwards.
+ * A qcow2 image is sent to a temporary file on the node and converted onto the device there
+ * (qemu-img, which libvirt nodes have), so the manager needs no qemu-img.
+ */
+function imageStep(node: string, image: ImageFacts, device: string, target: VmAddTarget, name: string): Step {
+  const room = target.drbd ? drbdUsableBytes(target.lvBytes) : target.lvBytes;
+  if (image.virtualBytes > room) {
+    throw new PmcError('PMC_E_SIZE_INVALID',
+      `the image ${image.name} fills ${image.virtualBytes} bytes (${formatBytes(image.virtualBytes)}), more than the ${room} bytes ${name}'s disk of ${formatBytes(target.lvBytes)} has room for`,
+      `give -s ${lvMiBFor(image.virtualBytes, Boolean(target.drbd))}M or more`);
+  }
+  const write = image.format === 'raw'
+    ? commandLine(['dd', `of=${device}`, 'bs=4M', 'iflag=fullblock', 'conv=fsync', 'status=none'])
+    : `tmp=$(mktemp /var/tmp/pmc-image.XXXXXX) && trap 'rm -f "$tmp"' EXIT && cat > "$tmp" && ${commandLine(['qemu-img', 'convert', '-q', '-n', '-f', 'qcow2', '-O', 'raw', '-t', 'none'])} "$tmp" ${quote(device)}`;
+  return {
+    node,
+    command: write,
+    input: { localFile: image.localFile },
+    why: `write the ${image.format} image ${image.name} (${formatBytes(image.virtualBytes)}) onto ${device} on ${node}${target.drbd ? '; DRBD mirrors every write to the peer' : ''}`,
+    progress: true,
+    timeoutMs: copyTimeoutMs(image.fileBytes),
+  };
+}
+
+export function resyncWaitStep(primary: string, name: string, lvBytes: number): Step {
   const r = quote(name);
   const loop = [
     `ds=$(drbdadm dstate ${r}) || exit 1`,
@@ -674,7 +736,7 @@ function planNotes(request: VmAddRequest, target: VmAddTarget, facts: VmAddFacts
   }
   for (const node of facts.iso?.presentOn ?? []) notes.push(`${node} has an identical ${facts.iso!.name} already: not copied again`);
   for (const node of facts.iso?.differentOn ?? []) notes.push(`${node} has a different ${facts.iso!.name}: it is replaced (VMs that use it see the new image when they next start)`);
-  if (target.nodes.length === 2 && !target.clone) notes.push('both disks start UpToDate: the VM can migrate at once');
+  if (target.nodes.length === 2 && !target.clone) notes.push(`both disks start UpToDate${facts.image ? ` and receive the image together` : ''}: the VM can migrate at once`);
   for (const node of target.unchecked) {
     notes.push(`${node} could not be asked: the name ${request.name}${target.drbd ? `, minor ${target.drbd.minor} and port ${target.drbd.port}` : ''} were not checked against it (pmc cluster verify shows a clash once it is back)`);
   }

@@ -4,88 +4,77 @@
  * and applies (or, with --dry-run, prints) the plan.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { OpContext, Report } from '../engine/context.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
-import { assertVmName } from '../../util/names.js';
-import { parseIp, parseMac } from '../../util/network.js';
 import { commandLine, quote } from '../../util/shell.js';
-import { parseSize } from '../../util/units.js';
 import { parseCapabilities, type NodeCapabilities } from './domain-xml.js';
 import { describeFailure, type ApplyResult } from '../engine/execute.js';
-import { runPlan } from '../engine/run-plan.js';
+import { mutate } from '../engine/mutate.js';
 import {
-  checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
+  checkVmAdd, chooseMac, NODE_ISO_DIR, planVmAdd, type ImageFacts, type IsoFacts, type VmAddFacts, type VmAddRequest, type VmAddTarget,
 } from './add-plan.js';
-
-/** The command line of `pmc vm add`, as yargs parsed it. */
-export interface VmAddArgs {
-  vm: string;
-  pm?: string[];
-  size: string;
-  memory: string;
-  cpus: number;
-  iso?: string;
-  ip?: string;
-  mac?: string;
-  clone?: string;
-  from?: string;
-  start: boolean;
-  force: boolean;
-  dryRun: boolean;
-}
-
-/** Checks everything the command line alone can tell, before any node is asked. */
-export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
-  const name = assertVmName(args.vm);
-  if (!Number.isInteger(args.cpus) || args.cpus < 1) {
-    throw new PmcError('PMC_E_USAGE', `-c ${args.cpus}: the number of vCPUs must be a whole number from 1`, 'e.g. -c 2');
-  }
-  if (args.from !== undefined && args.clone === undefined) {
-    throw new PmcError('PMC_E_USAGE', '--from names the node to clone from, but --clone is missing', 'pmc vm add --clone web-1 --from pm-2 ...');
-  }
-  return {
-    name,
-    nodes: args.pm ?? [],
-    sizeBytes: parseSize(args.size, 'disk size (-s)'),
-    memoryBytes: parseSize(args.memory, 'memory (-m)'),
-    vcpus: args.cpus,
-    iso: args.iso === undefined ? undefined : isoFileName(args.iso),
-    ip: args.ip === undefined ? undefined : parseIp(args.ip),
-    mac: args.mac === undefined ? undefined : parseMac(args.mac),
-    clone: args.clone === undefined ? undefined : { vm: args.clone, from: args.from },
-    start: args.start,
-    force: args.force,
-  };
-}
-
-/** `-i ubuntu-2020` means ubuntu-2020.iso in the ISO store; never a path. */
-function isoFileName(input: string): string {
-  const file = input.endsWith('.iso') ? input : `${input}.iso`;
-  if (!/^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/.test(file)) {
-    throw new PmcError('PMC_E_ISO_UNKNOWN', `-i ${JSON.stringify(input)}: name an image of the ISO store, not a path`,
-      'e.g. -i ubuntu-2020 for ubuntu-2020.iso in the ISO store (isoStore in pmc.yaml)');
-  }
-  return file;
-}
+import { parseVmAddArgs, type VmAddArgs } from './add-args.js';
 
 export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<ApplyResult>> {
   const request = parseVmAddArgs(args);
   if (args.from !== undefined) selectNodes(ctx.config, [args.from]);
   const localIso = request.iso ? await checksumLocalIso(ctx, request.iso) : undefined;
-  const state = await readCluster(ctx);
-  const target = checkVmAdd(state, ctx.config, request);
-  const facts = await gatherFacts(ctx, state, request, target, localIso);
-  const plan = planVmAdd(state, ctx.config, request, facts);
-  return runPlan(ctx, plan, args.dryRun);
+  const image = request.image ? readLocalImage(ctx.config.imageStore, request.image) : undefined;
+  return mutate(ctx, {
+    lock: addLock(ctx, request),
+    vm: request.name,
+    dryRun: args.dryRun,
+    plan: async (state) => {
+      const target = checkVmAdd(state, ctx.config, request);
+      const facts = { ...await gatherFacts(ctx, state, request, target, localIso), image };
+      return planVmAdd(state, ctx.config, request, facts);
+    },
+  });
+}
+
+/**
+ * The nodes vm add locks before it reads: those named with -p (and --from); every node when
+ * pmc places the VM, or when a clone's source node is not named (it is found in the state).
+ */
+function addLock(ctx: OpContext, request: VmAddRequest): string[] {
+  if (request.nodes.length === 0 || (request.clone && request.clone.from === undefined)) return ctx.config.nodes.map((n) => n.name);
+  return [...request.nodes, ...(request.clone?.from ? [request.clone.from] : [])];
 }
 
 type LocalIso = Pick<IsoFacts, 'localFile' | 'name' | 'sizeBytes' | 'sha256'>;
+
+/**
+ * A disk image of the store: qcow2 when it starts with qcow2's magic (its virtual size is in
+ * the header), else raw (its size is the file's).
+ */
+export function readLocalImage(store: string, name: string): ImageFacts {
+  const localFile = join(store, name);
+  if (!existsSync(localFile)) {
+    const known = existsSync(store) ? readdirSync(store).filter((f) => !f.startsWith('.')) : [];
+    throw new PmcError('PMC_E_IMAGE_UNKNOWN', `${name} is not in the image store ${store}`,
+      known.length > 0 ? `the store holds: ${known.join(', ')}` : 'put the image there first (imageStore in pmc.yaml names the folder)');
+  }
+  const fileBytes = statSync(localFile).size;
+  const header = Buffer.alloc(32);
+  const fd = openSync(localFile, 'r');
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.readUInt32BE(0) === QCOW2_MAGIC) {
+    return { localFile, name, format: 'qcow2', fileBytes, virtualBytes: Number(header.readBigUInt64BE(24)) };
+  }
+  return { localFile, name, format: 'raw', fileBytes, virtualBytes: fileBytes };
+}
+
+/** "QFI\xfb", the first four bytes of every qcow2 image. */
+const QCOW2_MAGIC = 0x514649fb;
 
 async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso> {
   const localFile = join(ctx.config.isoStore, name);
@@ -100,8 +89,8 @@ async function checksumLocalIso(ctx: OpContext, name: string): Promise<LocalIso>
   return { localFile, name, sizeBytes: statSync(localFile).size, sha256: hash.digest('hex') };
 }
 
-/** The reads the plan depends on; each is a read, so a dry run may do them too. */
-async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<VmAddFacts> {
+/** The reads the plan depends on; each is a read, so a dry run may do them too (vm restore --to reuses them). */
+export async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRequest, target: VmAddTarget, localIso: LocalIso | undefined): Promise<Omit<VmAddFacts, 'image'>> {
   const capabilityXml = await onEachNode(ctx, target.nodes, () => commandLine(['virsh', 'capabilities']));
   const capabilities: Record<string, NodeCapabilities> = {};
   for (const node of target.nodes) capabilities[node] = parseCapabilities(capabilityXml[node]!, node);
@@ -125,7 +114,7 @@ async function gatherFacts(ctx: OpContext, state: ClusterState, request: VmAddRe
  * node that must reach it. Asking the node itself could give a loopback alias (Debian maps
  * its own name to 127.0.1.1).
  */
-async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
+export async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: readonly string[]): Promise<Record<string, string>> {
   const addresses: Record<string, string> = {};
   await Promise.all(nodes.map(async (node) => {
     const host = state.nodes.find((n) => n.name === node)!.host;
@@ -134,7 +123,7 @@ async function replicationAddresses(ctx: OpContext, state: ClusterState, nodes: 
       return;
     }
     const other = nodes.find((n) => n !== node)!;
-    const out = await remoteRead(ctx, other, `getent ahostsv4 ${quote(host)} | awk 'NR == 1 { print $1 }'`);
+    const out = await remoteRead(ctx, other, `getent ahostsv4 -- ${quote(host)} | awk 'NR == 1 { print $1 }'`);
     const address = out.trim();
     if (!isIP(address)) {
       throw new PmcError('PMC_E_REMOTE', `${other} cannot resolve ${host}, the address of ${node}`,

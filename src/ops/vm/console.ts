@@ -13,7 +13,7 @@ import type { Domain } from '../../probe/types.js';
 import { hostLookupName, knownKeyTypes, loadKnownHosts } from '../../ssh/known-hosts.js';
 import type { SshTarget } from '../../ssh/types.js';
 import { PmcError } from '../../util/errors.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { findVm } from './list.js';
 import { virshCommand } from './lifecycle.js';
 
@@ -94,7 +94,7 @@ export async function openConsole(ctx: OpContext, name: string, opts: { dryRun: 
   if (running.length !== 1) {
     throw new PmcError('PMC_E_STATE', running.length === 0 ? `${vm.name} is not running: its console has nothing to show`
       : `${vm.name} runs on ${running.map((r) => r.node).join(' and ')} at once`,
-    running.length === 0 ? `pmc vm start ${vm.name}` : 'keep the copy with the newer data and destroy the other by hand');
+    running.length === 0 ? `pmc vm start ${quote(vm.name)}` : 'keep the copy with the newer data and destroy the other by hand');
   }
   const { node, domain } = running[0]!;
   const configured = sshTargets(ctx.config).find((t) => t.name === node)!;

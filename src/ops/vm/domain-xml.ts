@@ -187,3 +187,23 @@ export function parseCapabilities(xml: string, node: string): NodeCapabilities {
   }
   return { arch, domainTypes: [...domainTypes].filter(Boolean) };
 }
+
+/**
+ * The guest CPU a domain definition asks for, as one comparable phrase (`custom qemu64`,
+ * `host-model`, `host-passthrough`): a live migration needs the same on both nodes. Undefined
+ * when the XML cannot be read; `default` when it has no `<cpu>` (libvirt's own choice).
+ */
+export function cpuModelOf(xml: string | undefined): string | undefined {
+  if (xml === undefined) return undefined;
+  let root: Element;
+  try {
+    root = parseXml(xml, 'domain XML');
+  } catch {
+    return undefined;
+  }
+  const cpu = Array.from(root.childNodes).find((n): n is Element => n.nodeType === n.ELEMENT_NODE && n.nodeName === 'cpu');
+  if (!cpu) return 'default';
+  const mode = cpu.getAttribute('mode') || 'custom';
+  const model = cpu.getElementsByTagName('model')[0]?.textContent?.trim();
+  return model ? `${mode} ${model}` : mode;
+}

@@ -5,17 +5,16 @@
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import type { Domain } from '../../probe/types.js';
 import { PmcError } from '../../util/errors.js';
 import { quote } from '../../util/shell.js';
+import { parseSeconds } from '../../util/validate.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
-  demoteStep, destroyStep, drbdadmCommand, managedVm, nodesNotAsked, runVmPlan, virshCommand, type PlannerConfig,
+  demoteStep, destroyStep, drbdadmCommand, managedVm, mutateVm, nodesNotAsked, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
-
-export const DEFAULT_STOP_TIMEOUT_S = 120;
+import { DEFAULT_STOP_TIMEOUT_S } from './defaults.js';
 
 export interface StartOptions {
   /** Start there instead of on the primary / preferred node. */
@@ -33,7 +32,7 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length > 0) {
     throw new PmcError('PMC_E_STATE', `${vm.name} is already ${running.map((r) => `${r.domain!.state} on ${r.node}`).join(' and ')}`,
-      running.length > 1 ? 'it runs twice: keep the copy with the newer data and destroy the other by hand' : `pmc vm reboot ${vm.name} restarts it where it runs`);
+      running.length > 1 ? 'it runs twice: keep the copy with the newer data and destroy the other by hand' : `pmc vm reboot ${quote(vm.name)} restarts it where it runs`);
   }
   const down = nodesNotAsked(vm);
   if (down.length > 0) {
@@ -42,7 +41,7 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
   }
   if (vm.flags.includes('split-brain')) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource of ${vm.name} is in split brain: its two sides hold different data`,
-      `pick the side to keep; on the other run "drbdadm connect --discard-my-data ${vm.name}", then "drbdadm connect ${vm.name}" on the kept one`);
+      `pick the side to keep; on the other run "drbdadm connect --discard-my-data ${quote(vm.name)}", then "drbdadm connect ${quote(vm.name)}" on the kept one`);
   }
   if (!vm.replicas.some((r) => r.resource?.configured)) {
     throw new PmcError('PMC_E_STATE', `${vm.name} has no DRBD resource; pmc starts only VMs whose disk DRBD replicates`,
@@ -92,7 +91,7 @@ function assertCurrentData(vm: Vm, replica: VmReplica): string {
   }
   if (!resource.up) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource ${resource.name} is down on ${node}`,
-      `bring it up first: pmc pm drbd-up ${node} (or drbdadm up ${resource.name} there)`);
+      `bring it up first: pmc pm drbd-up ${node} (or drbdadm up ${quote(resource.name)} there)`);
   }
   if (resource.diskState !== 'UpToDate') {
     const syncing = resource.peers.some((p) => p.replication.startsWith('Sync') || p.replication.startsWith('PausedSync'));
@@ -120,9 +119,7 @@ export interface StopOptions {
  * Secondary wherever it is Primary, so that it can start on either node next time.
  */
 export function planVmStop(state: ClusterState, name: string, config: PlannerConfig, opts: StopOptions): Plan {
-  if (!opts.force && !(Number.isInteger(opts.timeoutSeconds) && opts.timeoutSeconds > 0)) {
-    throw new PmcError('PMC_E_USAGE', `--timeout must be a whole number of seconds above 0 (got ${opts.timeoutSeconds})`, 'e.g. --timeout 300');
-  }
+  if (!opts.force) parseSeconds(opts.timeoutSeconds, '--timeout');
   const vm = managedVm(state, name, config);
   const steps: Step[] = [];
   for (const r of vm.replicas) {
@@ -145,7 +142,7 @@ export function planVmStop(state: ClusterState, name: string, config: PlannerCon
  * is off, in one remote command, so the wait needs no round trip per poll.
  */
 function shutdownStep(vmName: string, node: string, domain: Domain, timeoutSeconds: number): Step {
-  const late = quote(`${vmName} did not shut down within ${timeoutSeconds} s; "pmc vm stop --force ${vmName}" powers it off`);
+  const late = quote(`${vmName} did not shut down within ${timeoutSeconds} s; "pmc vm stop --force ${quote(vmName)}" powers it off`);
   const command = `${virshCommand('shutdown', domain)} >/dev/null && end=$(( $(date +%s) + ${timeoutSeconds} ))`
     + ` && while state=$(${virshCommand('domstate', domain)}) && [ "$state" != 'shut off' ];`
     + ` do if [ "$(date +%s)" -ge "$end" ]; then echo ${late} "(still $state)" >&2; exit 1; fi; sleep 1; done`
@@ -163,7 +160,7 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
   const vm = managedVm(state, name, config);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length === 0) {
-    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${nodesNotAsked(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${vm.name}`);
+    throw new PmcError('PMC_E_STATE', `${vm.name} is not running${nodesNotAsked(vm).length ? ' on any node that answered' : ''}`, `pmc vm start ${quote(vm.name)}`);
   }
   if (running.length > 1) {
     throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${running.map((r) => r.node).join(' and ')} at once`,
@@ -178,28 +175,31 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
 }
 
 export async function startVm(ctx: OpContext, name: string, opts: StartOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmStart(state, name, ctx.config, opts), opts.dryRun, state, []);
+  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmStart(state, name, ctx.config, opts) });
 }
 
 export async function stopVm(ctx: OpContext, name: string, opts: StopOptions & { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmStop(state, name, ctx.config, opts);
-  return runVmPlan(ctx, plan, opts.dryRun, state, managedVm(state, name, ctx.config).nodes);
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmStop(state, name, ctx.config, opts),
+    mattering: (state) => managedVm(state, name, ctx.config).nodes,
+  });
 }
 
 /** `pmc vm destroy`: the power-off of `stop --force`; asks first unless -f. */
 export async function destroyVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmStop(state, name, ctx.config, { force: true, timeoutSeconds: DEFAULT_STOP_TIMEOUT_S });
-  const vm = managedVm(state, name, ctx.config);
-  if (!opts.dryRun && !opts.force && vm.runningOn.length > 0) {
-    await ctx.confirm(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
-  }
-  return runVmPlan(ctx, plan, opts.dryRun, state, vm.nodes);
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmStop(state, name, ctx.config, { force: true, timeoutSeconds: DEFAULT_STOP_TIMEOUT_S }),
+    confirm: async (state) => {
+      const vm = managedVm(state, name, ctx.config);
+      if (opts.force || vm.runningOn.length === 0) return;
+      await ctx.confirm(vm.name, `${vm.name} will be powered off on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
+    },
+    mattering: (state) => managedVm(state, name, ctx.config).nodes,
+  });
 }
 
 export async function rebootVm(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  return runVmPlan(ctx, planVmReboot(state, name, ctx.config), opts.dryRun, state, []);
+  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmReboot(state, name, ctx.config) });
 }

@@ -6,14 +6,13 @@
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { isActive, type ClusterState, type Vm, type VmReplica } from '../../model/cluster.js';
-import { readCluster } from '../../model/read.js';
 import { PmcError } from '../../util/errors.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import {
-  destroyStep, drbdadmCommand, managedVm, runVmPlan, virshCommand, type PlannerConfig,
+  destroyStep, drbdadmCommand, managedVm, mutateVm, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
 
 /**
@@ -59,7 +58,7 @@ export function planVmRm(state: ClusterState, name: string, config: PlannerConfi
   const notes: string[] = [];
   if (vm.runningOn.length > 0) notes.push(`${vm.name} runs on ${vm.runningOn.join(' and ')}: it is powered off first, without a shutdown`);
   for (const r of vm.replicas.filter((x) => !x.reachable)) {
-    notes.push(`${r.node} could not be asked, so ${remainsOn(vm, r.node)} stay there; when it is back, run "pmc vm rm -f ${vm.name}" again ("pmc cluster verify" lists them)`);
+    notes.push(`${r.node} could not be asked, so ${remainsOn(vm, r.node)} stay there; when it is back, run "pmc vm rm -f ${quote(vm.name)}" again ("pmc cluster verify" lists them)`);
   }
   for (const node of state.nodes.filter((n) => !n.reachable && !vm.nodes.includes(n.name))) {
     notes.push(`${node.name} could not be asked: anything of ${vm.name} there stays ("pmc cluster verify" shows it once the node is back)`);
@@ -77,7 +76,7 @@ function assertNotShared(state: ClusterState, vm: Vm, replica: VmReplica): void 
   if (!facts) return;
   const ours = new Set([replica.resource?.device, replica.lv?.path].filter((p): p is string => Boolean(p)));
   const refuse = (what: string): never => {
-    throw new PmcError('PMC_E_STATE', `${replica.node}: ${what}; pmc vm rm ${vm.name} would break it, so nothing was changed`,
+    throw new PmcError('PMC_E_STATE', `${replica.node}: ${what}; pmc vm rm ${quote(vm.name)} would break it, so nothing was changed`,
       'separate the two by hand first (pmc vm info shows what each uses)');
   };
   for (const d of facts.domains) {
@@ -107,12 +106,15 @@ function remainsOn(vm: Vm, node: string): string {
 }
 
 export async function removeVm(ctx: OpContext, name: string, opts: { force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
-  const state = await readCluster(ctx);
-  const plan = planVmRm(state, name, ctx.config);
-  if (!opts.dryRun && !opts.force) {
-    const vm = managedVm(state, name, ctx.config);
-    const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
-    await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
-  }
-  return runVmPlan(ctx, plan, opts.dryRun, state, state.nodes.map((n) => n.name));
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmRm(state, name, ctx.config),
+    confirm: async (state, plan) => {
+      if (opts.force) return;
+      const vm = managedVm(state, name, ctx.config);
+      const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
+      await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
+    },
+    mattering: (state) => state.nodes.map((n) => n.name),
+  });
 }

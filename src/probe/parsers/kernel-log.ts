@@ -36,3 +36,32 @@ export function parseSplitBrainLog(text: string): Parsed<SplitBrainEvent[]> {
   }
   return { value: events, problems: [] };
 }
+
+/** The kernel's record of a resource leaving the Connected state. */
+export interface ConnectionLossEvent {
+  resource: string;
+  /** The peer's role just before (`peer( Primary -> Unknown )`); undefined when the line does not say. */
+  peerRoleBefore: string | undefined;
+  /**
+   * The state it went to: `Disconnecting` (a `drbdadm disconnect` here), `TearDown` (the peer
+   * closed the connection on purpose), `NetworkFailure`, `BrokenPipe`, `Timeout` (lost).
+   */
+  to: string;
+  secondsSinceBoot: number | undefined;
+}
+
+/**
+ * Picks the lines where a DRBD connection left the Connected state
+ * (`drbd fo-a: peer( Primary -> Unknown ) conn( Connected -> NetworkFailure ) pdsk( UpToDate -> DUnknown )`),
+ * oldest first. Once the peer is gone this is the only record of its role and of how the link ended.
+ */
+export function parseConnectionLossLog(text: string): Parsed<ConnectionLossEvent[]> {
+  const events: ConnectionLossEvent[] = [];
+  for (const line of text.split('\n')) {
+    const m = /\bdrbd ([^\s/:]+)(?: [^\s:]+)?: (?:peer\( (\w+) -> \w+ \) )?conn\( Connected -> (\w+) \)/.exec(line);
+    if (!m) continue;
+    const time = /^\[\s*(\d+\.\d+)\]/.exec(line);
+    events.push({ resource: m[1]!, peerRoleBefore: m[2], to: m[3]!, secondsSinceBoot: time ? Number(time[1]) : undefined });
+  }
+  return { value: events, problems: [] };
+}

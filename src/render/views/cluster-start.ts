@@ -10,7 +10,7 @@ export function clusterStartView(result: ClusterStartResult, opts: ViewOptions):
   const lines: string[] = [];
   const dryRun = result.mode === 'dry-run';
   if (dryRun) lines.push(`${s.bold('dry run, nothing changed:')} ${describePlan(result.plan)}`, '');
-  const changed = result.drbd.resources.filter((r) => r.action !== 'already up');
+  const changed = result.drbd.resources.filter((r) => r.action !== 'already up' && r.action !== 'ignored');
   if (changed.length > 0 || result.drbd.records.some((r) => !r.ok)) {
     lines.push(s.bold('DRBD'), drbdTable({ resources: changed, records: result.drbd.records }, opts), '');
   }

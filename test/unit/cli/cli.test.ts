@@ -65,3 +65,25 @@ test('completion prints a shell script', async () => {
   const run = await pmc('completion');
   assert.match(run.out, /complete|compdef/);
 });
+
+test('--wait-lock takes whole seconds from 0 to a day; anything else is refused before the config is read', async () => {
+  for (const bad of ['-1', '1.5', '1e99', 'abc']) {
+    const run = await pmc(`--wait-lock=${bad}`, 'vm', 'stop', 'web-1', '--config', '/nonexistent/pmc.yaml');
+    assert.equal(run.code, 2, `${bad}: ${run.err}`);
+    assert.match(run.err, /^pmc: error: --wait-lock \S+: give whole seconds from 0 to 86400 \[PMC_E_USAGE\]\n/, bad);
+  }
+  const ok = await pmc('--wait-lock', '600', 'vm', 'stop', 'web-1', '--config', '/nonexistent/pmc.yaml');
+  assert.match(ok.err, /PMC_E_CONFIG_NOT_FOUND/);
+});
+
+test('pmc log is a command of its own; a --since journalctl would not take is refused before any node is asked', async () => {
+  const run = await pmc('help', 'log');
+  assert.match(run.out, /pmc log \[vm\]/);
+  assert.match(run.out, /--since/);
+  const file = join(mkdtempSync(join(tmpdir(), 'pmc-cli-log-')), 'pmc.yaml');
+  // A node nobody answers on: had pmc tried it, the error would be an unreachable node, not a usage error.
+  writeFileSync(file, 'nodes:\n  - name: pm-1\n    address: 192.0.2.1\nssh:\n  connectTimeout: 1\n');
+  const bad = await pmc('log', '--since', 'today; reboot', '--config', file);
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /^pmc: error: --since "today; reboot": not a time journalctl understands \[PMC_E_USAGE\]\n/);
+});

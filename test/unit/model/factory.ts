@@ -30,6 +30,7 @@ export function nodeFacts(hostname: string, parts: Partial<NodeFacts> = {}): Nod
     libvirt: { active: true, version: undefined, nodeInfo: undefined },
     tools: { xdelta3: true, rsync: true },
     backupDirExists: true,
+    authority: [],
     problems: [],
     ...parts,
   };
@@ -90,6 +91,7 @@ export function resource(name: string, self: string, hosts: [string, string], mi
     sizeBytes: GiB,
     peers: [peer(other)],
     splitBrain: false,
+    lastConnectionLoss: undefined,
     ...parts,
   };
 }

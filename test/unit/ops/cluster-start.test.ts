@@ -211,12 +211,12 @@ test('the view: one line per VM, the fix under a refusal, degraded starts marked
   const degraded: StartDecision = { ...start, vm: 'db', node: 'pm-2', degraded: true, reason: 'pm-2 has the UpToDate disk; pm-1 could not be asked' };
   const refused = decide(vmAfterPowerLoss('old', ['pm-1', 'pm-2'], { 'pm-1': { peer: standalone }, 'pm-2': { peer: standalone } }));
   const skipped = decide(pairedVm('up', 'pm-3', 'pm-1', 12));
-  const applied = (d: Extract<StartDecision, { kind: 'start' }>) => ({ title: '', status: 'applied' as const, done: [], failed: undefined, undone: [], plan: { title: '', steps: d.steps, notes: [] } });
+  const applied = (d: Extract<StartDecision, { kind: 'start' }>) => ({ title: '', status: 'applied' as const, done: [], failed: undefined, interrupted: undefined, undone: [], remaining: [], plan: { title: '', steps: d.steps, notes: [] } });
   const failedStart = {
     ...applied(start),
     status: 'failed' as const,
-    failed: { step: start.steps[1]!, ok: false, result: undefined, error: 'exit 1: error: Failed to start domain' },
-    undone: [{ step: { node: 'pm-1', command: 'drbdadm secondary web', why: 'make pm-1 Secondary for web again' }, ok: true, result: undefined, error: undefined }],
+    failed: { step: start.steps[1]!, index: 1, ok: false, result: undefined, error: 'exit 1: error: Failed to start domain' },
+    undone: [{ step: { node: 'pm-1', command: 'drbdadm secondary web', why: 'make pm-1 Secondary for web again' }, index: -1, ok: true, result: undefined, error: undefined }],
   };
   const drbd = { mode: 'applied' as const, plan: { title: '', steps: [], notes: [] }, records: [], resources: [], unreachable: [] };
   const text = clusterStartView({

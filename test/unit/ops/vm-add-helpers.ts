@@ -54,6 +54,7 @@ export function request(parts: Partial<VmAddRequest> = {}): VmAddRequest {
     ip: undefined,
     mac: undefined,
     clone: undefined,
+    image: undefined,
     start: true,
     force: false,
     ...parts,
@@ -71,6 +72,7 @@ export function facts(parts: Partial<VmAddFacts> = {}): VmAddFacts {
     capabilities,
     addresses: { ...ADDRESSES },
     iso: undefined,
+    image: undefined,
     ...parts,
   };
 }

@@ -2,11 +2,15 @@
 // changes, where it puts the VM, which DRBD minor and port it takes, and the exact plan.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { Plan } from '../../../src/ops/engine/plan.js';
-import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm/add.js';
+import { dependencies, describePlan, type Plan } from '../../../src/ops/engine/plan.js';
+import { parseVmAddArgs, type VmAddArgs } from '../../../src/ops/vm/add-args.js';
+import { readLocalImage } from '../../../src/ops/vm/add.js';
 import {
-  checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type VmAddRequest,
+  checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type ImageFacts, type VmAddRequest,
 } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
@@ -81,7 +85,7 @@ describe('vm add: arguments', () => {
   });
 
   test('-c must be a whole number, --from needs --clone', () => {
-    refuses('PMC_E_USAGE', /vCPUs/, () => parseVmAddArgs({ ...base, cpus: 0 }));
+    refuses('PMC_E_USAGE', /-c "0": must be a whole number of vCPUs/, () => parseVmAddArgs({ ...base, cpus: 0 }));
     refuses('PMC_E_USAGE', /--clone is missing/, () => parseVmAddArgs({ ...base, from: 'pm-1' }));
   });
 
@@ -189,13 +193,31 @@ describe('vm add: unreachable nodes', () => {
 describe('vm add: the plan for a new blank disk on two nodes', () => {
   const p = plan();
 
+  test('each node\'s LV, resource file, metadata and up depend only on that node\'s previous step; the wait for the connection on both; the rest in order', () => {
+    const deps = dependencies(p);
+    const at = (node: string, what: string) => p.steps.findIndex((s) => s.node === node && s.command.includes(what));
+    for (const node of ['pm-1', 'pm-2']) {
+      assert.deepEqual(deps[at(node, 'lvcreate')], []);
+      assert.deepEqual(deps[at(node, 'cat >')], [at(node, 'lvcreate')]);
+      assert.deepEqual(deps[at(node, 'create-md')], [at(node, 'cat >')]);
+      assert.deepEqual(deps[at(node, 'drbdadm up')], [at(node, 'create-md')]);
+    }
+    const wait = at('pm-1', 'cstate');
+    assert.deepEqual(deps[wait], [at('pm-1', 'drbdadm up'), at('pm-2', 'drbdadm up')]);
+    assert.deepEqual(deps[wait + 1], [...Array(wait + 1).keys()]);
+    const view = describePlan(p);
+    assert.match(view, /  5\. \[pm-2\] create the LV \/dev\/vg-pmc\/web \(1 GiB\) on pm-2 \(after nothing\)/);
+    assert.match(view, /  9\. \[pm-1\] wait until pm-1 and pm-2 connect for web \(after 4, 8\)/);
+    assert.match(view, / 10\. \[pm-1\] .* \(after every step above\)/);
+  });
+
   test('LV, resource file, metadata and up on each node; connect; skip the initial sync; primary; define on both; start', () => {
     const expected = [
-      '[pm-1] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-1] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       '[pm-1] cat > /etc/drbd.d/web.res.tmp && mv -f /etc/drbd.d/web.res.tmp /etc/drbd.d/web.res',
       '[pm-1] drbdadm -- --force create-md web',
       '[pm-1] drbdadm up web',
-      '[pm-2] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-2] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       '[pm-2] cat > /etc/drbd.d/web.res.tmp && mv -f /etc/drbd.d/web.res.tmp /etc/drbd.d/web.res',
       '[pm-2] drbdadm -- --force create-md web',
       '[pm-2] drbdadm up web',
@@ -258,10 +280,10 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
       `[pm-1] virsh undefine ${UUID}`,
       '[pm-2] drbdadm down web',
       '[pm-2] rm -f /etc/drbd.d/web.res',
-      '[pm-2] lvremove -q -y vg-pmc/web',
+      '[pm-2] lvremove -q -y -- vg-pmc/web',
       '[pm-1] drbdadm down web',
       '[pm-1] rm -f /etc/drbd.d/web.res',
-      '[pm-1] lvremove -q -y vg-pmc/web',
+      '[pm-1] lvremove -q -y -- vg-pmc/web',
     ]);
   });
 
@@ -281,7 +303,7 @@ describe('vm add: one node', () => {
   test('its LV is its disk: no DRBD, no resource file', () => {
     const p = plan({ nodes: ['pm-3'] });
     assert.deepEqual(commands(p), [
-      '[pm-3] lvcreate -q -y -W y -Z y -L 1073741824b -n web vg-pmc',
+      '[pm-3] lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc',
       `[pm-3] f=$(mktemp) && trap 'rm -f "$f"' EXIT && cat > "$f" && virsh define "$f"`,
       `[pm-3] virsh start ${UUID}`,
     ]);
@@ -339,6 +361,57 @@ describe('vm add: --clone', () => {
   test('an unknown source, or a node without its disk, is refused', () => {
     refuses('PMC_E_VM_UNKNOWN', /no VM named "nope"/, () => plan({ clone: { vm: 'nope', from: undefined } }));
     refuses('PMC_E_STATE', /src has no disk on pm-3/, () => plan({ clone: { vm: 'src', from: 'pm-3' } }, source));
+  });
+});
+
+describe('vm add: --image', () => {
+  const image = (format: 'raw' | 'qcow2', virtualBytes: number): ImageFacts => ({ localFile: `/srv/images/disk.${format}`, name: `disk.${format}`, format, fileBytes: 10 * MiB, virtualBytes });
+  const withImage = (img: ImageFacts, parts: Partial<VmAddRequest> = {}) => planVmAdd(cluster(CFG), CFG, request({ image: img.name, ...parts }), facts({ image: img }));
+
+  test('a raw image is streamed from the manager onto the new primary\'s DRBD device, both disks UpToDate first so every write reaches the peer', () => {
+    const p = withImage(image('raw', 64 * MiB));
+    const c = commands(p);
+    const write = p.steps.find((s) => s.input && 'localFile' in s.input)!;
+    assert.equal(`[${write.node}] ${write.command}`, '[pm-1] dd of=/dev/drbd100 bs=4M iflag=fullblock conv=fsync status=none');
+    assert.deepEqual(write.input, { localFile: '/srv/images/disk.raw' });
+    assert.ok(write.progress);
+    assert.ok(c.indexOf('[pm-1] drbdadm primary web') < p.steps.indexOf(write), 'written through the Primary');
+    assert.ok(c.some((x) => x.includes('new-current-uuid')), 'no full resync: the peer receives the writes');
+    assert.ok(p.steps.indexOf(write) < c.findIndex((x) => x.includes('virsh start')), 'written before the VM starts');
+  });
+
+  test('a qcow2 image is converted on the node with qemu-img', () => {
+    const write = withImage(image('qcow2', 200 * MiB)).steps.find((s) => s.input && 'localFile' in s.input)!;
+    assert.match(write.command, /cat > "\$tmp" && qemu-img convert -q -n -f qcow2 -O raw -t none "\$tmp" \/dev\/drbd100$/);
+  });
+
+  test('an image larger than the disk is refused before anything changes, with the size that fits', () => {
+    refuses('PMC_E_SIZE_INVALID', /the image disk\.qcow2 fills 2147483648 bytes \(2 GiB\), more than the 1073672192 bytes web's disk of 1 GiB has room for/,
+      () => withImage(image('qcow2', 2 * GiB)));
+    refuses('PMC_E_SIZE_INVALID', /more than the 1073741824 bytes/, () => withImage(image('raw', GiB + 1), { nodes: ['pm-1'] }));
+  });
+
+  test('the manager reads the format and virtual size of a real qcow2 image, and a raw file\'s size', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pmc-image-'));
+    try {
+      const made = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'd.qcow2'), '300M']);
+      if (made.error) return; // no qemu-img on this machine: the planner tests above still hold
+      assert.deepEqual(readLocalImage(dir, 'd.qcow2'), { localFile: join(dir, 'd.qcow2'), name: 'd.qcow2', format: 'qcow2', fileBytes: statSync(join(dir, 'd.qcow2')).size, virtualBytes: 300 * MiB });
+      writeFileSync(join(dir, 'd.raw'), Buffer.alloc(3 * MiB));
+      assert.equal(readLocalImage(dir, 'd.raw').format, 'raw');
+      assert.equal(readLocalImage(dir, 'd.raw').virtualBytes, 3 * MiB);
+      refuses('PMC_E_IMAGE_UNKNOWN', /nope\.img is not in the image store/, () => readLocalImage(dir, 'nope.img'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--image names a file of the store, never a path; not together with --clone', () => {
+    const base: VmAddArgs = { vm: 'web', size: '1', memory: '128M', cpus: 1, start: true, force: false, dryRun: false };
+    refuses('PMC_E_IMAGE_UNKNOWN', /--image "\.\.\/etc\/shadow": name a file of the store/, () => parseVmAddArgs({ ...base, image: '../etc/shadow' }));
+    refuses('PMC_E_IMAGE_UNKNOWN', /--image "-oops"/, () => parseVmAddArgs({ ...base, image: '-oops' }));
+    refuses('PMC_E_USAGE', /--image and --clone/, () => parseVmAddArgs({ ...base, image: 'a.raw', clone: 'src' }));
+    assert.equal(parseVmAddArgs({ ...base, image: 'debian-12.qcow2' }).image, 'debian-12.qcow2');
   });
 });
 

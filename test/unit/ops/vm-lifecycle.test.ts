@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/model/cluster.js';
 import type { Plan } from '../../../src/ops/engine/plan.js';
 import type { Context } from '../../../src/cli/context.js';
-import { runVmPlan } from '../../../src/ops/vm/lifecycle.js';
+import { mutate } from '../../../src/ops/engine/mutate.js';
 import { planVmReboot, planVmStart, planVmStop } from '../../../src/ops/vm/power.js';
 import { planVmRm } from '../../../src/ops/vm/rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
@@ -107,7 +107,9 @@ describe('vm rm', () => {
   test('with a node down the dry run (and the run) is partial, and the warning says why', async () => {
     const state = withNodeDown('pm-2', pairedVm('web', 'pm-1', 'pm-2', 10));
     const ctx = { log: () => undefined } as unknown as Context;
-    const report = await runVmPlan(ctx, planVmRm(state, 'web', CONFIG), true, state, ['pm-1', 'pm-2', 'pm-3']);
+    const report = await mutate(ctx, {
+      lock: [], dryRun: true, read: async () => state, plan: (s) => planVmRm(s, 'web', CONFIG), mattering: (s) => s.nodes.map((n) => n.name),
+    });
     assert.equal(report.status, 'partial');
     assert.deepEqual(report.warnings, ['pm-2: connection timed out']);
     assert.equal(report.data.status, 'dry-run');

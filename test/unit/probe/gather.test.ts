@@ -28,6 +28,7 @@ function probeOutput(node: NodeState, replace: Record<string, string> = {}): str
     ['cpus', '2\n'],
     ['tools', 'xdelta3 yes\nrsync yes\n'],
     ['backup-dir', ''],
+    ['authority', ''],
     ['lvm', lvmFullreport()],
     ['bridge', BRIDGE_JSON],
     ['proc-drbd', node.procDrbd],
@@ -117,6 +118,7 @@ test('pm-2 running test-vm: every fact, and no problems', () => {
       syncPercent: undefined, outOfSyncBytes: 0, splitBrainReported: false,
     }],
     splitBrain: false,
+    lastConnectionLoss: undefined,
   }]);
 
   assert.deepEqual(facts.domains, [{
@@ -299,4 +301,14 @@ test('empty output: NodeFacts with nothing in it and a problem per missing secti
   assert.equal(facts.cpus, undefined);
   assert.deepEqual(facts.drbdResources, []);
   assert.match(facts.problems.join('\n'), /hostname: missing from the probe output/);
+});
+
+test('the failover record and the kernel log of a lost connection reach the resource', () => {
+  const node = { ...pm1('disconnected.standalone.pm-1.txt'), kernelLog: '[  901.2] drbd test-vm: peer( Primary -> Unknown ) conn( Connected -> NetworkFailure ) pdsk( UpToDate -> DUnknown ) \n' };
+  const facts = parseProbeOutput(probeOutput(node, { authority: frame('authority', 'test-vm pm-2 2026-12-02T09:00:00Z\n') }), OPTS);
+  assert.deepEqual(facts.authority, [{ resource: 'test-vm', lostNode: 'pm-2', at: '2026-12-02T09:00:00Z' }]);
+  assert.deepEqual(facts.drbdResources[0]?.lastConnectionLoss, { peerRoleBefore: 'Primary', to: 'NetworkFailure', secondsSinceBoot: 901.2 });
+  const broken = parseProbeOutput(probeOutput(node, { authority: frame('authority', 'test-vm\n') }), OPTS);
+  assert.deepEqual(broken.authority, []);
+  assert.match(broken.problems.join('\n'), /cannot read the failover record "test-vm"/);
 });

@@ -1,0 +1,155 @@
+// The backup and restore planners on cluster states built from probe facts: where a disk is
+// read, what is refused, that no step changes a DRBD role, and where a restore writes.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
+import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
+import { planRestoreInPlace, restoreSource } from '../../../src/ops/backup/restore-plan.js';
+import { planVerify, judge } from '../../../src/ops/backup/verify.js';
+import type { BackupEntry } from '../../../src/ops/backup/catalog.js';
+import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
+import type { NodeFacts } from '../../../src/probe/types.js';
+import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
+
+const NODES = ['pm-1', 'pm-2', 'pm-3'];
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const PLANNER_CONFIG = {
+  ignorePrefix: 'ignore',
+  storage: { volumeGroup: 'vg-pmc', drbd: { minors: { first: 10, last: 99 }, ports: { first: 7788, last: 7888 }, resyncRate: '100M' } },
+  backups: { directory: '/pmc-vm-backup', retention: { full: 2, incremental: 14 } },
+};
+
+function cluster(...parts: Record<string, Partial<NodeFacts>>[]): ClusterState {
+  return buildCluster(CONFIG, probes(NODES, ...parts));
+}
+
+function refuses(code: PmcErrorCode, message: RegExp, fn: () => unknown): void {
+  assert.throws(fn, (err: unknown) => err instanceof PmcError && err.code === code && message.test(err.message));
+}
+
+const FACTS: BackupFacts = { entries: [], stamp: '2026-12-02-08-00-00', agent: false, pmcVersion: '0.1.0' };
+
+function full(node: string, stamp: string): BackupEntry {
+  return { vm: 'web', node, stamp, kind: 'full', path: `/pmc-vm-backup/web/${stamp}.base`, bytes: GiB, manifest: undefined, manifestProblem: undefined, base: undefined };
+}
+
+describe('vm backup planner', () => {
+  test('a running VM is read on its standby, from a snapshot of the LV, and no step changes a DRBD role', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, FACTS);
+    assert.deepEqual(plan.steps.map((s) => s.node), ['pm-2', 'pm-2']);
+    assert.match(plan.steps[0]!.command, /drbdadm cstate web.*lvcreate -q -s -L 268435456b -n web_pmcsnap vg-pmc\/web$/s);
+    assert.equal(plan.steps[0]!.undo?.command, 'if lvs vg-pmc/web_pmcsnap >/dev/null 2>&1; then lvremove -q -f vg-pmc/web_pmcsnap; fi');
+    for (const step of plan.steps) assert.doesNotMatch(step.command, /drbdadm (primary|secondary)|--allow-two-primaries/);
+    assert.match(plan.steps[1]!.command, /dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=progress/);
+    assert.match(plan.steps[1]!.command, /flock -x -w 600 9/);
+    assert.match(plan.title, /^full backup of web on pm-2: \/pmc-vm-backup\/web\/2026-12-02-08-00-00\.base$/);
+    assert.ok(plan.notes.some((n) => /no guest agent answered: the backup is crash-consistent/.test(n)));
+    const manifest = JSON.parse((plan.steps[1]!.input as { text: string }).text);
+    assert.deepEqual([manifest.type, manifest.base, manifest.data.bytes, manifest.consistency], ['full', null, GiB, 'crash-consistent']);
+  });
+
+  test('with a guest agent the file systems are frozen around the snapshot, on the node that runs the VM', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, { ...FACTS, agent: true });
+    assert.deepEqual(plan.steps.map((s) => `${s.node} ${s.command.split(' ')[0]} ${s.command.split(' ')[1]}`), [
+      'pm-1 virsh domfsfreeze', 'pm-2 cs=$(drbdadm cstate', 'pm-1 virsh domfsthaw', 'pm-2 set -u\ntmp=/pmc-vm-backup/web/2026-12-02-08-00-00.base.tmp;',
+    ]);
+    assert.equal(plan.steps[0]!.undo?.command, 'virsh domfsthaw uuid-of-web');
+    assert.match(plan.steps[0]!.command, /setsid sh -c 'sleep 30; virsh domfsthaw uuid-of-web'/);
+  });
+
+  test('an increment needs a full image on that node and uses the shared lock', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', node: undefined }, FACTS));
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', node: undefined },
+      { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
+    assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 67108864 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
+  });
+
+  test('-p reads the primary\'s LV instead; a one-node VM is read on its node from its LV', () => {
+    const paired = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    assert.equal(backupSource(paired, PLANNER_CONFIG, { vm: 'web', node: 'pm-1' }).node, 'pm-1');
+    refuses('PMC_E_USAGE', /web has no disk on pm-3/, () => backupSource(paired, PLANNER_CONFIG, { vm: 'web', node: 'pm-3' }));
+    const single = cluster({ 'pm-3': { domains: [domain('solo', 'running')], lvs: [lv('solo', 2 * GiB)] } });
+    const source = backupSource(single, PLANNER_CONFIG, { vm: 'solo', node: undefined });
+    assert.deepEqual([source.node, source.lv, source.dataBytes, source.drbdDevice], ['pm-3', '/dev/vg-pmc/solo', 2 * GiB, undefined]);
+  });
+
+  test('refused while the copy may not be current, and when the snapshot does not fit', () => {
+    const syncing = cluster(pairedVm('web', 'pm-1', 'pm-2', 10), {
+      'pm-2': { drbdResources: [resource('web', 'pm-2', ['pm-1', 'pm-2'], 10, { diskState: 'Inconsistent', peers: [peer('pm-1', { role: 'Primary', replication: 'SyncTarget' })] })] },
+    });
+    // pairedVm's healthy resource comes first in the merged list; the test overrides it.
+    syncing.vms.find((v) => v.name === 'web')!.replicas[1]!.resource = syncing.nodes[1]!.facts!.drbdResources[1];
+    refuses('PMC_E_STATE', /not Connected UpToDate\/UpToDate/, () => backupSource(syncing, PLANNER_CONFIG, { vm: 'web', node: undefined }));
+    const full = cluster(pairedVm('web', 'pm-1', 'pm-2', 10), { 'pm-2': { vg: { name: 'vg-pmc', sizeBytes: 8 * GiB, freeBytes: 100 * MiB, extentSizeBytes: 4 * MiB } } });
+    refuses('PMC_E_CAPACITY', /the snapshot of web needs 256 MiB/, () => planBackup(full, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, FACTS));
+    refuses('PMC_E_VM_IGNORED', /ignore-x/, () => planBackup(cluster(pairedVm('ignore-x', 'pm-1', 'pm-2', 11)), PLANNER_CONFIG, { vm: 'ignore-x', kind: 'full', node: undefined }, FACTS));
+  });
+
+  test('snapshot room: a tenth of the disk, at least 256 MiB, never more than the disk, whole extents', () => {
+    assert.equal(snapshotBytes(100 * GiB, 4 * MiB), 10 * GiB);
+    assert.equal(snapshotBytes(5002 * MiB, 4 * MiB), 504 * MiB);
+    assert.equal(snapshotBytes(1 * GiB, 4 * MiB), 256 * MiB);
+    assert.equal(snapshotBytes(128 * MiB, 4 * MiB), 128 * MiB);
+  });
+
+  test('the capture script renames the manifest before the data and removes the snapshot on every exit', () => {
+    const script = captureCommand({
+      dir: '/b/web', file: '/b/web/s.base', manifest: '/b/web/s.json', snapshot: { vgLv: 'vg/web_pmcsnap', device: '/dev/vg/web_pmcsnap' },
+      dataBytes: 4096, base: undefined, window: undefined,
+    });
+    assert.ok(script.indexOf('mv -f "$mtmp" /b/web/s.json') < script.indexOf('mv -f "$tmp" /b/web/s.base'));
+    assert.match(script, /trap cleanup EXIT/);
+    assert.match(script, /cleanup\(\) \{[^}]*lvremove -q -f vg\/web_pmcsnap/);
+    assert.match(script, /\?\?\?\?I\*\) fail 'the snapshot filled up/);
+  });
+});
+
+describe('restore planner', () => {
+  const entry = (node: string): BackupEntry => ({
+    ...full(node, '2026-12-01-00-00-00'),
+    bytes: drbdUsableBytes(GiB),
+  });
+
+  test('onto its own disk: refused while the VM runs', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    const source = restoreSource({ target: entry('pm-2'), full: entry('pm-2'), increment: undefined });
+    refuses('PMC_E_STATE', /web runs on pm-1: its disk cannot be restored under it/, () => planRestoreInPlace(state, PLANNER_CONFIG, 'web', source));
+  });
+
+  test('onto its own disk when off: promote where the backup is, write through DRBD, read back, demote again', () => {
+    const parts = pairedVm('web', 'pm-1', 'pm-2', 10);
+    parts['pm-1']!.domains = [domain('web', 'shut off', { minor: 10 })];
+    parts['pm-1']!.drbdResources = [resource('web', 'pm-1', ['pm-1', 'pm-2'], 10)];
+    const state = cluster(parts);
+    const source = restoreSource({ target: entry('pm-2'), full: entry('pm-2'), increment: undefined });
+    const plan = planRestoreInPlace(state, PLANNER_CONFIG, 'web', source);
+    assert.deepEqual(plan.steps.map((s) => `${s.node} ${s.command.split('\n')[0]}`), [
+      'pm-2 drbdadm primary web',
+      'pm-2 work=$(mktemp -d) && trap \'rm -rf "$work"\' EXIT || exit 1',
+      'pm-2 drbdadm secondary web',
+    ]);
+    assert.match(plan.steps[1]!.command, /cat -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base 2>"\$work\/err" \|\| touch "\$work\/failed"; \} \| dd of=\/dev\/drbd10 /);
+    assert.ok(plan.notes.some((n) => /old-tool full image without manifest: there is no checksum/.test(n)));
+  });
+});
+
+describe('backup verify', () => {
+  test('an old-tool increment decodes against the newest older full image; a missing one is bad', () => {
+    const base = full('pm-2', '2026-12-01-00-00-00');
+    const inc: BackupEntry = { ...base, stamp: '2026-12-01-06-00-00', kind: 'incremental', path: '/pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3', base: base.stamp };
+    const [fullCheck, incCheck, orphanCheck] = planVerify([base, inc, { ...inc, node: 'pm-3' }]);
+    assert.equal(fullCheck!.command, 'sha256sum < /pmc-vm-backup/web/2026-12-01-00-00-00.base | cut -c1-64');
+    assert.match(incCheck!.command!, /xdelta3 -d -c -s \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base \/pmc-vm-backup\/web\/2026-12-01-06-00-00\.xdelta3/);
+    const a = 'a'.repeat(64);
+    assert.equal(judge(fullCheck!, 0, `${a}\n`, '').status, 'read');
+    assert.equal(judge(incCheck!, 0, `${a}\n${a}\n`, '').status, 'good');
+    assert.match(judge(incCheck!, 1, `${a}\n${a}\nxdelta3: target window checksum mismatch: XD3_INVALID_INPUT\n`, '').detail, /decoding against 2026-12-01-00-00-00 failed: xdelta3: target window checksum mismatch/);
+    assert.equal(judge(orphanCheck!, null, '', '').status, 'bad');
+  });
+});
