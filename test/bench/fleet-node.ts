@@ -10,7 +10,7 @@
  * virsh sessions with `echo --err` markers, `lvm fullreport` (since).
  *
  * The files the script reads itself (/proc/drbd, /proc/sys/kernel/hostname, /etc/drbd.d, ...)
- * come from a stub root: the script's paths under /proc, /sys, /etc and the backup directory
+ * come from a stub root: the script's paths under /proc, /sys, /etc, /var and the backup directory
  * are prefixed with it, and the prefix is taken out of the output again. A path the stub root
  * lacks makes its section fail, which the benchmark's check of every answer reports.
  *
@@ -103,7 +103,7 @@ function runsOn(side: Side, j: number): boolean {
 /** The stub root: where the files the probe script reads itself live on a stub node. */
 const ROOT = 'root';
 /** The directories the probe script reads files from, besides the backup directory. */
-const NODE_DIRS = ['/proc', '/sys', '/etc'];
+const NODE_DIRS = ['/proc', '/sys', '/etc', '/var'];
 
 const LV_BYTES = 268435456;
 const EXTENT_BYTES = 4194304;
@@ -273,7 +273,7 @@ esac`)],
 function stubbedScript(script: string, root: string): string {
   const dirs = [...NODE_DIRS, PROBE_OPTIONS.backupDir].map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   const moved = script.replace(new RegExp(`(?<=^|[\\s'"=])(?=(?:${dirs.join('|')})(?:/|[\\s'";]|$))`, 'gm'), root);
-  if (moved === script) throw new Error('the probe script reads no file under /proc or /etc any more: update test/bench/fleet-node.ts');
+  if (moved === script) throw new Error('the probe script reads no node file any more: update test/bench/fleet-node.ts');
   return moved;
 }
 
