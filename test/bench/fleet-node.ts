@@ -1,10 +1,18 @@
 /**
- * What one fake node of the fleet benchmark answers: the output of the REAL current probe
- * script (buildProbeScript), run once locally against a directory of stub tools on PATH that
+ * What one fake node of the fleet benchmark answers: the output of a build's REAL probe script
+ * (its buildProbeScript), run once locally against a directory of stub tools on PATH that
  * print what a node with 20 VMs prints (virsh with 20 domains, 20 DRBD 8.4 resources, their
  * LVs), built from real captured output (test/fixtures/real, and its lab-20-domains/). So the
  * benchmark follows the probe script wherever it goes: a new section or a batched virsh
- * session is run against the same stubs.
+ * session is run against the same stubs, and two builds with different probes (--before) are
+ * each answered what their own script prints on the same node. The stubs answer both forms
+ * the probe has had: one virsh per command, vgs and lvs (before the constant-cost probe), and
+ * virsh sessions with `echo --err` markers, `lvm fullreport` (since).
+ *
+ * The files the script reads itself (/proc/drbd, /proc/sys/kernel/hostname, /etc/drbd.d, ...)
+ * come from a stub root: the script's paths under /proc, /sys, /etc, /var and the backup directory
+ * are prefixed with it, and the prefix is taken out of the output again. A path the stub root
+ * lacks makes its section fail, which the benchmark's check of every answer reports.
  *
  * Every stub is a POSIX sh script made of builtins only: one stub call is one process, like
  * the real tool, so `strace -f` on the probe counts the node-side process starts as a real
@@ -15,10 +23,9 @@
  * placeholder names below and then given to every pair by text replacement.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildProbeScript } from '../../src/probe/script.js';
 import type { ProbeOptions } from '../../src/probe/types.js';
 import { splitSections } from '../../src/probe/sections.js';
 import { fixture, real } from '../unit/probe/helpers.js';
@@ -41,10 +48,15 @@ export type Side = 'a' | 'b';
 export interface NodeAnswers {
   /** The answer of side A and side B of a pair, with placeholders. */
   template: Record<Side, string>;
-  /** Processes the probe started on the node (strace -f), or why they could not be counted. */
-  processStarts: number | string;
-  /** Programs it executed (execve), the probe's own shell included. */
-  programRuns: number | string;
+  /** What the probe started on the node (strace -f), or why it could not be counted. */
+  processes: ProcessCount | string;
+}
+
+export interface ProcessCount {
+  /** Processes started, the probe's own shell and forked subshells included. */
+  starts: number;
+  /** Programs executed (execve), by name, the probe's own shell included. */
+  programs: Map<string, number>;
 }
 
 /** The answer of node `self` in pair `pair` (0, 1, ...), whose partner is `peer`. */
@@ -88,7 +100,27 @@ function runsOn(side: Side, j: number): boolean {
   return (j % 2 === 0) === (side === 'a');
 }
 
-/** The files the stubs print, for one side of a pair. */
+/** The stub root: where the files the probe script reads itself live on a stub node. */
+const ROOT = 'root';
+/** The directories the probe script reads files from, besides the backup directory. */
+const NODE_DIRS = ['/proc', '/sys', '/etc', '/var'];
+
+const LV_BYTES = 268435456;
+const EXTENT_BYTES = 4194304;
+/** The lab's volume group (probe.new.pm-1.txt). */
+const VG_BYTES = 8585740288;
+
+/**
+ * A JSON report laid out as LVM 2.03 prints it (`vgs`, `lvs` and `lvm fullreport` with
+ * `--reportformat json`; see the lvm section of test/fixtures/real/probe.new.pm-1.txt).
+ */
+function lvmJson(arrays: [string, Record<string, string>[]][]): string {
+  const row = (r: Record<string, string>) => `{${Object.entries(r).map(([k, v]) => `"${k}":"${v}"`).join(', ')}}`;
+  const body = arrays.map(([key, rows]) => `              "${key}": [\n${rows.map((r) => `                  ${row(r)}`).join(',\n')}\n              ]\n`);
+  return `  {\n      "report": [\n          {\n${body.join('              ,\n')}          }\n      ]\n  }\n`;
+}
+
+/** The files the stubs print, for one side of a pair (node files under ROOT). */
 function stubData(side: Side): Map<string, string> {
   const files = new Map<string, string>();
   const js = Array.from({ length: VMS_PER_NODE }, (_, i) => i + 1);
@@ -96,8 +128,12 @@ function stubData(side: Side): Map<string, string> {
   const addressOf = (node: string) => (node === SELF ? (side === 'a' ? '10.0.0.1' : '10.0.0.2') : (side === 'a' ? '10.0.0.2' : '10.0.0.1'));
   const [aNode, bNode] = side === 'a' ? [SELF, PEER] : [PEER, SELF];
 
+  const kernelRelease = `${labSection('kernel-release').trim()}\n`;
   files.set('uname-n', `${SELF}\n`);
-  files.set('uname-r', `${labSection('kernel-release').trim()}\n`);
+  files.set('uname-r', kernelRelease);
+  files.set(`${ROOT}/proc/sys/kernel/hostname`, `${SELF}\n`);
+  files.set(`${ROOT}/proc/sys/kernel/osrelease`, kernelRelease);
+  files.set(`${ROOT}/proc/meminfo`, real('proc-meminfo.txt'));
   files.set('ip-link', labSection('bridge'));
   files.set('virsh-version', real('virsh-version.txt'));
   files.set('virsh-nodeinfo', real('virsh-nodeinfo.txt'));
@@ -145,23 +181,34 @@ function stubData(side: Side): Map<string, string> {
       .replace(/ role:Primary/, ` role:${primaryHere ? 'Primary' : 'Secondary'}`)
       .replace(/ connection:Connected role:Secondary/, ` connection:Connected role:${primaryHere ? 'Secondary' : 'Primary'}`);
   })).join('\n')}\nexists -\n`);
-  files.set('proc-drbd', `${proc.slice(0, 3).join('\n')}\n${js.map((j) => {
+  files.set(`${ROOT}/proc/drbd`, `${proc.slice(0, 3).join('\n')}\n${js.map((j) => {
     const roles = runsOn(side, j) ? 'Primary/Secondary' : 'Secondary/Primary';
     return `${String(minor(j)).padStart(2)}: cs:Connected ro:${roles} ds:UpToDate/UpToDate C r-----\n${proc[4]}`;
   }).join('\n')}\n`);
-  for (const j of js) files.set(`drbd.d/${resource(j)}.res`, perResource(dump, j).split('\n').slice(2).join('\n'));
+  for (const j of js) files.set(`${ROOT}/etc/drbd.d/${resource(j)}.res`, perResource(dump, j).split('\n').slice(2).join('\n'));
 
-  const lv = (j: number) => `{"lv_name":"${vmName(j)}", "vg_name":"vg-pmc", "lv_attr":"-wi-ao----", "lv_size":"268435456", "origin":""}`;
-  files.set('lvs', `  {\n      "report": [\n          {\n              "lv": [\n${js.map((j) => `                  ${lv(j)}`).join(',\n')}\n              ]\n          }\n      ]\n  }\n`);
-  files.set('vgs', real('vgs-json.txt'));
+  // LVM: the VG holds the 20 LVs on one PV, each LV one segment, the rest one free segment.
+  const vg = { vg_name: PROBE_OPTIONS.volumeGroup, vg_size: String(VG_BYTES), vg_free: String(VG_BYTES - VMS_PER_NODE * LV_BYTES), vg_extent_size: String(EXTENT_BYTES) };
+  const lvs = js.map((j) => ({ lv_name: vmName(j), vg_name: PROBE_OPTIONS.volumeGroup, lv_attr: '-wi-ao----', lv_size: String(LV_BYTES), origin: '' }));
+  files.set('vgs', lvmJson([['vg', [vg]]]));
+  files.set('lvs', lvmJson([['lv', lvs]]));
+  files.set('lvm-fullreport', lvmJson([
+    ['vg', [vg]], ['pv', [{ pv_name: '/dev/vdb' }]], ['lv', lvs],
+    ['pvseg', [...js, js.length + 1].map((j) => ({ pvseg_start: String(((j - 1) * LV_BYTES) / EXTENT_BYTES) }))],
+    ['seg', js.map(() => ({ seg_start: '0' }))],
+  ]));
   return files;
 }
 
 /**
  * The stub tools: each prints a data file chosen by its arguments, with shell builtins
  * only (a `while read` loop instead of `cat`), and fails like the real tool on anything
- * it does not know. virsh also takes several `;`-separated commands in one call (a virsh
- * session) and `echo`.
+ * it does not know. virsh, like the real one, also takes several `;`-separated commands in one
+ * argument (a virsh session: its words split as a shell would, which is how virsh splits
+ * them), goes on after a failed command and exits with the last command's status; after every
+ * command of a session it prints a newline, so a command prints what it prints alone, `echo
+ * --err` an empty line (and its text as an error on stderr), `echo` its text
+ * (test/unit/probe/stand-in-virsh.mjs, test/fixtures/real/probe.new.pm-1.txt).
  */
 function stubScripts(data: string): Map<string, string> {
   const print = `pmc_print() {
@@ -175,7 +222,7 @@ function stubScripts(data: string): Map<string, string> {
     ['dmesg', stub(`pmc_print dmesg`)],
     ['vgs', stub(`pmc_print vgs`)],
     ['lvs', stub(`pmc_print lvs`)],
-    ['lvm', stub(`case "$1" in vgs) pmc_print vgs ;; lvs) pmc_print lvs ;; *) echo "lvm stub: $1 unknown" >&2; exit 3 ;; esac`)],
+    ['lvm', stub(`case "$1" in fullreport) pmc_print lvm-fullreport ;; *) echo "  No such command '$1'.  Try 'help'." >&2; exit 3 ;; esac`)],
     ['drbdadm', stub(`case "$*" in --version) pmc_print drbdadm-version ;; "dump all"|dump) pmc_print drbdadm-dump ;; *) echo "drbdadm stub: $* unknown" >&2; exit 20 ;; esac`)],
     ['drbdsetup', stub(`case "$1" in events2) pmc_print drbd-events2 ;; show) pmc_print drbdsetup-show ;; *) echo "drbdsetup stub: $* unknown" >&2; exit 20 ;; esac`)],
     ['virsh', stub(`pmc_virsh_one() {
@@ -193,7 +240,9 @@ function stubScripts(data: string): Map<string, string> {
     dumpxml|dominfo|domstate)
       if [ -f "${data}/$pmc_cmd/$pmc_dom" ]; then pmc_print "$pmc_cmd/$pmc_dom"
       else echo "error: failed to get domain '$pmc_dom'" >&2; return 1; fi ;;
-    echo) printf '%s\\n' "$*" ;;
+    echo)
+      if [ "$1" = --err ]; then shift; printf 'error: %s\\n' "$*" >&2; echo
+      else printf '%s\\n' "$*"; fi ;;
     *) echo "error: unknown command: '$pmc_cmd'" >&2; return 1 ;;
   esac
 }
@@ -209,7 +258,7 @@ case "$*" in
     for pmc_part in $pmc_session; do
       IFS=$pmc_ifs
       eval "set -- $pmc_part"
-      if [ $# -gt 0 ]; then pmc_virsh_one "$@" || pmc_rc=1; fi
+      if [ $# -gt 0 ]; then pmc_virsh_one "$@"; pmc_rc=$?; fi
     done
     exit $pmc_rc ;;
   *) pmc_virsh_one "$@" ;;
@@ -217,15 +266,19 @@ esac`)],
   ]);
 }
 
-/** The probe script pointed at the stub /proc/drbd and /etc/drbd.d (it reads them directly). */
-function stubbedScript(stubDir: string): string {
-  const script = buildProbeScript(PROBE_OPTIONS);
-  if (!script.includes('/proc/drbd')) throw new Error('the probe script no longer reads /proc/drbd: update test/bench/fleet-node.ts');
-  return script.replaceAll('/proc/drbd', `${stubDir}/data-SIDE/proc-drbd`).replaceAll('/etc/drbd.d', `${stubDir}/data-SIDE/drbd.d`);
+/**
+ * The probe script with the files it reads itself moved into the stub root `root`: every path
+ * under NODE_DIRS or the backup directory, wherever the script names one.
+ */
+function stubbedScript(script: string, root: string): string {
+  const dirs = [...NODE_DIRS, PROBE_OPTIONS.backupDir].map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const moved = script.replace(new RegExp(`(?<=^|[\\s'"=])(?=(?:${dirs.join('|')})(?:/|[\\s'";]|$))`, 'gm'), root);
+  if (moved === script) throw new Error('the probe script reads no node file any more: update test/bench/fleet-node.ts');
+  return moved;
 }
 
-/** Writes the stubs into `dir` and runs the real probe script against them once per side. */
-export async function generateAnswers(dir: string): Promise<NodeAnswers> {
+/** Writes the stubs into `dir` and runs the probe script `script` against them once per side. */
+export async function generateAnswers(dir: string, script: string): Promise<NodeAnswers> {
   const bin = join(dir, 'bin');
   await mkdir(bin, { recursive: true });
   for (const side of ['a', 'b'] as const) {
@@ -234,6 +287,7 @@ export async function generateAnswers(dir: string): Promise<NodeAnswers> {
       await mkdir(join(data, name, '..'), { recursive: true });
       await writeFile(join(data, name), text);
     }
+    await mkdir(join(data, ROOT, PROBE_OPTIONS.backupDir), { recursive: true });
   }
   // The stubs find their side's data through PMC_BENCH_DATA, exported by the probe's caller.
   for (const [name, text] of stubScripts('$PMC_BENCH_DATA')) {
@@ -241,37 +295,46 @@ export async function generateAnswers(dir: string): Promise<NodeAnswers> {
     await chmod(join(bin, name), 0o755);
   }
   const template = {} as Record<Side, string>;
-  let processStarts: number | string = 'not counted';
-  let programRuns: number | string = 'not counted';
+  let processes: ProcessCount | string = 'not counted';
   for (const side of ['a', 'b'] as const) {
+    const data = join(dir, `data-${side}`);
+    const root = join(data, ROOT);
     const scriptFile = join(dir, `probe-${side}.sh`);
-    await writeFile(scriptFile, stubbedScript(dir).replaceAll('data-SIDE', `data-${side}`));
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PMC_BENCH_DATA: join(dir, `data-${side}`) };
-    const run = (program: string, args: string[]) => execFileAsync(program, args, { env, maxBuffer: 64 * 1024 * 1024 });
+    await writeFile(scriptFile, stubbedScript(script, root));
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PMC_BENCH_DATA: data };
+    const run = async (program: string, args: string[]) =>
+      (await execFileAsync(program, args, { env, maxBuffer: 64 * 1024 * 1024 })).stdout.replaceAll(root, '');
     if (side === 'a') {
-      // Side A runs under `strace -f` (when there is one) to count what the probe starts.
-      const trace = join(dir, 'probe.strace');
+      // Side A runs under `strace -ff` (when there is one) to count what the probe starts.
+      const traces = join(dir, 'strace');
+      await mkdir(traces, { recursive: true });
       try {
-        template.a = (await run('strace', ['-f', '-qq', '-e', 'trace=execve,exit_group', '-e', 'signal=none', '-o', trace, 'sh', scriptFile])).stdout;
-        ({ processStarts, programRuns } = countProcesses(await readFile(trace, 'utf8')));
+        template.a = await run('strace', ['-ff', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', join(traces, 'pid'), 'sh', scriptFile]);
+        processes = await countProcesses(traces);
         continue;
       } catch (err) {
-        processStarts = programRuns = `not counted (strace: ${(err as Error).message.split('\n')[0]})`;
+        processes = `not counted (strace: ${(err as Error).message.split('\n')[0]})`;
       }
     }
-    template[side] = (await run('sh', [scriptFile])).stdout;
+    template[side] = await run('sh', [scriptFile]);
   }
-  return { template, processStarts, programRuns };
+  return { template, processes };
 }
 
 /**
- * From `strace -f -e trace=execve,exit_group`: every process (the probe's shell, forked
- * subshells and the programs they run) ends in exit_group, so the distinct pids are the
- * processes started; successful execve calls are the programs run.
+ * From `strace -ff -e trace=execve`: one trace file per process (the probe's shell, forked
+ * subshells and the programs they run), so the files are the processes started; the
+ * successful execve calls in them are the programs run (a failed one is the shell trying
+ * the next PATH directory).
  */
-function countProcesses(trace: string): { processStarts: number; programRuns: number } {
-  const lines = trace.split('\n').filter(Boolean);
-  const pids = new Set(lines.map((line) => line.split(/\s+/)[0]));
-  const programs = lines.filter((line) => line.includes('execve(') && !/= -1 /.test(line)).length;
-  return { processStarts: pids.size, programRuns: programs };
+async function countProcesses(traceDir: string): Promise<ProcessCount> {
+  const files = await readdir(traceDir);
+  const programs = new Map<string, number>();
+  for (const file of files) {
+    for (const line of (await readFile(join(traceDir, file), 'utf8')).split('\n')) {
+      const program = /^execve\("(?:[^"]*\/)?([^"/]+)".* = 0$/.exec(line)?.[1];
+      if (program) programs.set(program, (programs.get(program) ?? 0) + 1);
+    }
+  }
+  return { starts: files.length, programs };
 }

@@ -9,15 +9,19 @@
  *  - the SSH phases of one connection (wall and CPU), from the connection's phase hook;
  *  - the node-side process starts of one probe run.
  * With `--before DIR` (a built checkout, e.g. main's) every figure is also taken for that
- * build, in the same run on the same servers.
+ * build, in the same run on the same servers. Each build is answered what its OWN probe script
+ * prints on the same stub node (the probe changed: one virsh per command and vgs/lvs before,
+ * virsh sessions and lvm fullreport since): the nodes replay the answers of the build being
+ * measured. Every answer is parsed with that build's parser before anything is measured, and
+ * the benchmark stops when one does not read as its node with 20 VMs.
  */
 import { spawn } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type Sshd } from '../ssh/sshd.js';
-import { answerFor, generateAnswers, PROBE_OPTIONS, VMS_PER_NODE, type NodeAnswers } from './fleet-node.js';
+import { answerFor, generateAnswers, PROBE_OPTIONS, VMS_PER_NODE, type ProcessCount } from './fleet-node.js';
 
 export interface Build {
   label: string;
@@ -82,17 +86,29 @@ export async function fleetBench(maxNodes: number, builds: Build[]): Promise<voi
 }
 
 async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[]): Promise<void> {
-  let t0 = performance.now();
-  const answers = await generateAnswers(join(dir, 'node'));
-  console.log(`node answer: the real probe script run once against stub tools (${((performance.now() - t0) / 1000).toFixed(1)} s), `
-    + `${(answers.template.a.length / 1024).toFixed(1)} KiB per node`);
-  console.log(`node-side process starts per probe (strace -f): ${answers.processStarts} processes, ${answers.programRuns} programs executed`);
+  for (const build of builds) {
+    const t0 = performance.now();
+    const m = await modules(build);
+    const answers = await generateAnswers(join(dir, `node-${build.label}`), m.buildProbeScript(PROBE_OPTIONS));
+    console.log(`${build.label}: node answer: its probe script run once against stub tools (${((performance.now() - t0) / 1000).toFixed(1)} s), `
+      + `${(answers.template.a.length / 1024).toFixed(1)} KiB per node; node-side per probe (strace -ff): ${describeProcesses(answers.processes)}`);
+    const answerDir = join(dir, `answers-${build.label}`);
+    await mkdir(answerDir);
+    for (let i = 0; i < maxNodes; i++) {
+      const side = i % 2 === 0 ? 'a' : 'b';
+      const peer = side === 'a' ? nodeName(i + 1) : nodeName(i - 1);
+      const answer = answerFor(answers, side, nodeName(i), peer, Math.floor(i / 2));
+      checkAnswer(build, nodeName(i), m.parseProbeOutput(answer, PROBE_OPTIONS));
+      await writeFile(join(answerDir, `${nodeName(i)}.txt`), answer);
+    }
+  }
+  console.log(`every node's answer read by its build's own parser as that node with ${VMS_PER_NODE} VMs, LVs and DRBD resources, no problems`);
 
   const client = await generateKey(dir, 'client');
   const authorized = join(dir, 'authorized_keys');
   await writeFile(authorized, `${client.publicLine}\n`);
-  t0 = performance.now();
-  await startServers(dir, servers, maxNodes, answers, authorized);
+  const t0 = performance.now();
+  await startServers(dir, servers, maxNodes, authorized);
   console.log(`${servers.length} sshd started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const knownHosts = join(dir, 'known_hosts');
   await writeFile(knownHosts, servers.map((s) => `${knownHostsLine(s, 'ed25519')}\n`).join(''));
@@ -117,6 +133,7 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
     for (const command of [['vm', 'ls'], ['pm', 'ls']]) {
       for (const build of builds) {
         const runs: CliRun[] = [];
+        await answerAs(dir, build);
         for (let i = 0; i < (size >= 50 ? 1 : 3); i++) runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json')));
         const cpu = median(runs.map((r) => r.cpuMs));
         const failed = runs.find((r) => r.exitCode !== 0);
@@ -131,6 +148,7 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   console.log('\n## pmc\'s CPU per node, split: SSH (SshPool: connect, probe, close) and parsing (parseProbeOutput), in this process');
   for (const size of sizes.filter((s) => s > 1)) {
     for (const build of builds) {
+      await answerAs(dir, build);
       const split = await splitCpu(build, configs.get(size)!, size);
       console.log(`${String(size).padStart(3)} nodes ${build.label.padEnd(7)} ssh ${(split.sshMs / size).toFixed(1).padStart(6)} ms/node  `
         + `parse ${(split.parseMs / size).toFixed(1).padStart(6)} ms/node  (ssh ${split.sshMs.toFixed(0)} ms + parse ${split.parseMs.toFixed(0)} ms in all)`);
@@ -140,28 +158,65 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   const withPhases = builds.at(-1)!;
   const phaseNodes = Math.min(10, maxNodes);
   console.log(`\n## SSH phases, ${withPhases.label} build: ${phaseNodes} nodes one at a time (median wall, mean CPU per node)`);
+  await answerAs(dir, withPhases);
   const phases = await phaseTimes(withPhases, configs.get(maxNodes >= 10 ? 10 : maxNodes)!, phaseNodes);
   if (!phases) console.log('this build has no phase hook');
   // hostkey runs inside kex: its CPU is counted there.
   else for (const [phase, t] of phases) console.log(`${phase.padEnd(9)} wall ${t.wallMs.toFixed(1).padStart(7)} ms  cpu ${Number.isNaN(t.cpuMs) ? '  (in kex)' : `${t.cpuMs.toFixed(1).padStart(6)} ms`}`);
 }
 
-async function startServers(dir: string, servers: Sshd[], count: number, answers: NodeAnswers, authorized: string): Promise<void> {
+/** Makes every node replay the answers of `build`'s probe script from now on. */
+async function answerAs(dir: string, build: Build): Promise<void> {
+  const link = join(dir, 'answers');
+  await symlink(`answers-${build.label}`, `${link}.new`);
+  await rename(`${link}.new`, link);
+}
+
+async function startServers(dir: string, servers: Sshd[], count: number, authorized: string): Promise<void> {
   for (let from = 0; from < count; from += 10) {
     const batch = Array.from({ length: Math.min(10, count - from) }, (_, k) => from + k);
-    const started = await Promise.all(batch.map(async (i) => {
-      const side = i % 2 === 0 ? 'a' : 'b';
-      const peer = side === 'a' ? nodeName(i + 1) : nodeName(i - 1);
-      const answerFile = join(dir, `answer-${nodeName(i)}.txt`);
-      await writeFile(answerFile, answerFor(answers, side, nodeName(i), peer, Math.floor(i / 2)));
-      // Whatever pmc asks, the node replays its probe answer.
-      return startSshd({
-        dir, host: nodeAddress(i), authorizedKeysFile: authorized,
-        config: ['MaxSessions 10', `ForceCommand cat ${answerFile}`],
-      });
-    }));
+    const started = await Promise.all(batch.map((i) => startSshd({
+      dir, host: nodeAddress(i), authorizedKeysFile: authorized,
+      // Whatever pmc asks, the node replays its probe answer for the build being measured.
+      config: ['MaxSessions 10', `ForceCommand cat ${join(dir, 'answers', `${nodeName(i)}.txt`)}`],
+    })));
     servers.push(...started);
   }
+}
+
+/** What a probe answer must read as (NodeFacts, as far as every build has it). */
+interface FleetFacts {
+  hostname: string;
+  vg: unknown;
+  lvs: unknown[];
+  drbdResources: unknown[];
+  domains: { state: string }[];
+  problems: string[];
+}
+
+/** Stops the benchmark when a build does not read a node's answer as that node with its VMs. */
+function checkAnswer(build: Build, node: string, facts: FleetFacts): void {
+  const running = facts.domains.filter((d) => d.state === 'running').length;
+  const wrong = [
+    facts.hostname === node ? '' : `hostname ${JSON.stringify(facts.hostname)}`,
+    facts.vg ? '' : 'no volume group',
+    facts.domains.length === VMS_PER_NODE ? '' : `${facts.domains.length} VMs`,
+    running === VMS_PER_NODE / 2 ? '' : `${running} VMs running`,
+    facts.lvs.length === VMS_PER_NODE ? '' : `${facts.lvs.length} LVs`,
+    facts.drbdResources.length === VMS_PER_NODE ? '' : `${facts.drbdResources.length} DRBD resources`,
+    ...facts.problems,
+  ].filter(Boolean);
+  if (wrong.length > 0) {
+    throw new Error(`fleet: the ${build.label} build reads ${node}'s probe answer wrong (expected ${node}, ${VMS_PER_NODE} VMs, `
+      + `${VMS_PER_NODE / 2} of them running, ${VMS_PER_NODE} LVs and DRBD resources, no problems): ${wrong.join('; ')}`);
+  }
+}
+
+function describeProcesses(processes: ProcessCount | string): string {
+  if (typeof processes === 'string') return processes;
+  const programs = [...processes.programs].sort(([a], [b]) => a.localeCompare(b));
+  const runs = programs.reduce((sum, [, count]) => sum + count, 0);
+  return `${processes.starts} processes, ${runs} programs executed (${programs.map(([name, count]) => `${name} ${count}`).join(', ')})`;
 }
 
 function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string): Promise<CliRun> {
@@ -204,7 +259,7 @@ async function modules(build: Build) {
       close(): Promise<void>;
     },
     buildProbeScript: script.buildProbeScript as (opts: typeof PROBE_OPTIONS) => string,
-    parseProbeOutput: gather.parseProbeOutput as (stdout: string, opts: typeof PROBE_OPTIONS) => unknown,
+    parseProbeOutput: gather.parseProbeOutput as (stdout: string, opts: typeof PROBE_OPTIONS) => FleetFacts,
   };
 }
 
