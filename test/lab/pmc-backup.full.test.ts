@@ -1,7 +1,7 @@
 // pmc vm backup / vm restore / backup ls, verify, prune on the real cluster, checked on the bytes:
 // known data is written through the DRBD device of a stopped VM; every backup, restore and
 // prune is checked with sha256sum, lvs and drbdadm on the nodes, not with pmc's words.
-// Shares the lab with other tests: only `bk-` names, DRBD minors 500-549, ports 9500-9549.
+// Shares the lab with other tests: only `bk-` names, DRBD minors 900-949, ports 9900-9949.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
@@ -14,7 +14,7 @@ const restored = ["bk-r1", "bk-r2", "bk-r3"];
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
 const MiB = 1024 ** 2;
 const config = labConfigVariant("backup", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 500, last: 549 }\n    ports: { first: 9500, last: 9549 }\n"),
+  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 900, last: 949 }\n    ports: { first: 9900, last: 9949 }\n"),
 );
 const started = Date.now();
 
