@@ -387,7 +387,11 @@ function unresolvedSplitBrainMinors(events: SplitBrainEvent[], resources: DrbdRe
 
 function readLibvirt(probe: ProbeReader): LibvirtFacts {
   const version = probe.parsed(SECTION.virshVersion, parseVirshVersion);
-  if (!version) return { active: false, version: undefined, nodeInfo: undefined };
+  if (!version) {
+    const section = probe.has(SECTION.virshVersion) ? probe.section(SECTION.virshVersion) : undefined;
+    const failure = section && section.exitCode !== 0 ? describeFailure(section) : undefined;
+    return { active: false, version: undefined, nodeInfo: undefined, ...(failure ? { failure } : {}) };
+  }
   return { active: true, version, nodeInfo: probe.parsed(SECTION.virshNodeinfo, parseVirshNodeinfo) };
 }
 

@@ -291,6 +291,8 @@ export interface LibvirtFacts {
   active: boolean;
   version: LibvirtVersion | undefined;
   nodeInfo: VirshNodeInfo | undefined;
+  /** Why `virsh version` gave no answer (e.g. "timed out"), when it did not. */
+  failure?: string;
 }
 
 export interface ToolFacts {

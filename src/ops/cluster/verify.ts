@@ -102,7 +102,7 @@ function checkNode(node: NodeState, state: ClusterState, add: Add): void {
   if (!f.libvirt.active) {
     add({
       code: 'PMC_V_NODE_LIBVIRT_DOWN', severity: 'error', node: node.name,
-      message: `${node.name}: libvirtd does not answer`,
+      message: `${node.name}: libvirtd does not answer${f.libvirt.failure ? ` (virsh version: ${f.libvirt.failure})` : ''}`,
       fix: 'systemctl start libvirtd on the node',
     });
   }

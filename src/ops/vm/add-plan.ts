@@ -227,7 +227,7 @@ function setupProblems(node: NodeState, paired: boolean): string[] {
   const problems: string[] = [];
   if (!f.vg) problems.push('it has no volume group for VM disks');
   if (!f.bridge.present || !f.bridge.isBridge) problems.push(`it has no bridge ${f.bridge.name}`);
-  if (!f.libvirt.active) problems.push('libvirtd does not answer');
+  if (!f.libvirt.active) problems.push(`libvirtd does not answer${f.libvirt.failure ? ` (virsh version: ${f.libvirt.failure})` : ''}`);
   if (paired && !f.drbd.moduleLoaded) problems.push('the drbd kernel module is not loaded');
   // DRBD finds a node's section of the resource file by its host name.
   if (paired && f.hostname !== node.name) problems.push(`it calls itself "${f.hostname}", not ${node.name}`);

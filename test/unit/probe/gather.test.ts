@@ -267,9 +267,20 @@ test('libvirt not running: no domains, one problem, everything else still read',
   });
   const facts = parseProbeOutput(output, OPTS);
   assert.equal(facts.libvirt.active, false);
+  assert.equal(facts.libvirt.failure, 'exit 1: error: failed to connect to the hypervisor');
   assert.deepEqual(facts.domains, []);
   assert.deepEqual(facts.problems, ['virsh-version: exit 1: error: failed to connect to the hypervisor']);
   assert.equal(facts.drbdResources[0]?.role, 'Primary');
+});
+
+test('a virsh that gives no answer in time is told apart from a libvirtd that is down', () => {
+  const output = probeOutput(PM2, {
+    'virsh-version': frame('virsh-version', '', 124, ''),
+    'virsh-nodeinfo': '', 'virsh-list': '', 'virsh-names': '', 'domain-xml:test-vm': '', 'domain-info:test-vm': '', 'domain-state:test-vm': '',
+  });
+  const facts = parseProbeOutput(output, OPTS);
+  assert.equal(facts.libvirt.active, false);
+  assert.equal(facts.libvirt.failure, 'timed out');
 });
 
 test('a domain whose XML cannot be read keeps what dominfo and domstate say', () => {
