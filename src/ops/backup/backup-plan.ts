@@ -207,7 +207,7 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     why: request.kind === 'full'
       ? `copy ${formatBytes(source.dataBytes)} of ${vm.name}'s data from the snapshot to ${file}, with its manifest; remove the snapshot`
       : `write the xdelta3 delta of ${vm.name}'s ${formatBytes(source.dataBytes)} against ${base!.path} to ${file}, with its manifest; remove the snapshot`,
-    progress: true,
+    progress: { totalBytes: source.dataBytes },
     timeoutMs: Math.max(30 * 60_000, Math.ceil(source.dataBytes / 2e6) * 1000 * (request.kind === 'full' ? 1 : 3)),
   });
 

@@ -76,7 +76,7 @@ export function writeStep(state: ClusterState, target: string, device: string, s
     node: target,
     command,
     why: `write ${formatBytes(source.dataBytes)} rebuilt from ${source.node}:${what} into ${device} on ${target}, read it back and compare its sha256${source.expectedSha256 ? ' with the manifest' : ''}`,
-    progress: true,
+    progress: { totalBytes: source.dataBytes },
     timeoutMs: copyTimeoutMs(source.dataBytes),
   };
 }

@@ -175,7 +175,9 @@ async function undo(pool: SshPool, done: readonly StepRecord[], opts: ApplyOptio
 }
 
 async function runStep(pool: SshPool, step: Step, index: number, log?: (line: string) => void): Promise<StepRecord> {
-  const progress = step.progress && log ? progressReporter(step.node, log) : undefined;
+  const progress = step.progress && log
+    ? progressReporter(step.node, log, typeof step.progress === 'object' ? step.progress.totalBytes : undefined)
+    : undefined;
   try {
     const stdin = await stepInput(pool, step, progress);
     const result = await pool.run(step.node, step.command, {
@@ -210,8 +212,26 @@ const PROGRESS_INTERVAL_MS = 5000;
 
 type ProgressReporter = ReturnType<typeof progressReporter>;
 
-function progressReporter(node: string, log: (line: string) => void) {
-  let lastReport = Date.now();
+/** `done` of `total` bytes as a share, what happened to them, then the time left at the average rate since `startedAt`. */
+export function describeShare(done: number, total: number, verb: string, startedAt: number, now = Date.now()): string {
+  const percent = Math.min(100, Math.floor((done * 100) / total));
+  const seconds = (now - startedAt) / 1000;
+  const left = done > 0 && seconds > 0 && done < total ? `, about ${Math.ceil(((total - done) * seconds) / done)} s left` : '';
+  return `${formatBytes(done)} of ${formatBytes(total)} (${percent}%) ${verb}${left}`;
+}
+
+/** dd's status=progress line: `134217728 bytes (134 MB, 128 MiB) copied, 5 s, 26.8 MB/s`. */
+const DD_PROGRESS = /^(\d+) bytes .*copied, [\d.]+ s, (.+)$/;
+
+/** A dd progress line as a share of `totalBytes` with its rate and the time left; undefined for any other line. */
+export function describeDdProgress(line: string, totalBytes: number, startedAt: number, now = Date.now()): string | undefined {
+  const dd = DD_PROGRESS.exec(line);
+  return dd ? describeShare(Number(dd[1]), totalBytes, `copied at ${dd[2]}`, startedAt, now) : undefined;
+}
+
+function progressReporter(node: string, log: (line: string) => void, totalBytes: number | undefined) {
+  const startedAt = Date.now();
+  let lastReport = startedAt;
   const report = (text: string): void => {
     if (Date.now() - lastReport < PROGRESS_INTERVAL_MS) return;
     lastReport = Date.now();
@@ -221,16 +241,16 @@ function progressReporter(node: string, log: (line: string) => void) {
     /** dd's status=progress rewrites its line with \r: the newest line of a chunk is the news. */
     onOutput: (chunk: Buffer): void => {
       const newest = chunk.toString('utf8').split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean).at(-1);
-      if (newest) report(newest);
+      if (!newest) return;
+      report((totalBytes === undefined ? undefined : describeDdProgress(newest, totalBytes, startedAt)) ?? newest);
     },
     /** Passes a local file through, counting what has been read from it (and so sent). */
-    countSent: (source: NodeJS.ReadableStream, totalBytes: number | undefined): NodeJS.ReadableStream => {
+    countSent: (source: NodeJS.ReadableStream, fileBytes: number | undefined): NodeJS.ReadableStream => {
       let sent = 0;
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, done) {
           sent += chunk.length;
-          const share = totalBytes ? ` of ${formatBytes(totalBytes)} (${Math.floor((sent * 100) / totalBytes)}%)` : '';
-          report(`${formatBytes(sent)}${share} sent`);
+          report(fileBytes ? describeShare(sent, fileBytes, 'sent', startedAt) : `${formatBytes(sent)} sent`);
           done(null, chunk);
         },
       });

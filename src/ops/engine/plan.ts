@@ -38,9 +38,10 @@ export interface Step {
   input?: { fromNode: string; command: string } | { localFile: string } | { text: string };
   /**
    * A long step (a copy, a resync wait): while it runs, the newest line it prints, or how much
-   * of a local input file has been sent, is reported every few seconds.
+   * of a local input file has been sent, is reported every few seconds. With `totalBytes`, the
+   * bytes dd reports copied are also shown as a share of it, with the time left at the rate so far.
    */
-  progress?: boolean;
+  progress?: boolean | { totalBytes: number };
   /** Exit codes that count as success besides 0 (e.g. a probe that answers with 1). */
   okExitCodes?: number[];
   timeoutMs?: number;

@@ -635,7 +635,7 @@ function cloneStep(state: ClusterState, target: string, source: CloneSource, dev
     node: target,
     command,
     why: `copy ${source.vm}'s disk (${formatBytes(source.bytes)}) from ${source.node}:${source.device} into ${device} on ${target}`,
-    progress: true,
+    progress: { totalBytes: source.bytes },
     timeoutMs: copyTimeoutMs(lvBytes),
   };
 }
