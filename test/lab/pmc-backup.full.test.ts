@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { BACKUP_DIR, VOLUME_GROUP, drbdRoles, ensureLabUp, labExec, labExecOk, shq } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { BACKUP_DIR, VOLUME_GROUP, drbdRoles, ensureLabUp, labExec, labExecOk, shq, waitFor } from "./lab.ts";
+import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
 import { listingCommand } from "../../src/ops/backup/catalog.ts";
 
 const vm = "bk-a";
@@ -242,6 +242,65 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
     assert.deepEqual(await files("pm-2"), [`${stamps[2]}.base`, `${stamps[2]}.json`, `${stamps[3]}.json`, `${stamps[3]}.xdelta3`]);
     assert.deepEqual(await files("pm-1"), ["2020-01-01-00-00-00.base", "2020-01-01-00-00-01.xdelta3"]);
+  });
+
+  /** What pmc cluster verify finds about bk-a or a backup snapshot: nothing, after a failed backup. */
+  async function verifyFindings(): Promise<string[]> {
+    const v = await pmcJson<{ findings: Array<{ code: string; message: string }> }>(["cluster", "verify"], { config });
+    return v.data.findings.filter((f) => f.message.includes(vm)).map((f) => `${f.code}: ${f.message}`);
+  }
+
+  it("a backup whose manager is killed midway leaves no file that looks complete, no snapshot, the roles as they were", async () => {
+    const before = await files("pm-2");
+    // The kill point is deterministic: on pm-2 the read of pmc's snapshot is held by a dd
+    // wrapper (bind-mounted, /run is noexec) that prints progress like a slow disk and no data.
+    const dd = (await labExecOk("pm-2", "command -v dd")).trim();
+    const dir = "/var/lib/pmc-test";
+    const wrapper = [
+      "#!/bin/sh",
+      'case " $* " in *_pmcsnap*) touch /run/pmc-test-backup-reached; while :; do echo "1048576 bytes (1.0 MB, 1.0 MiB) copied, 1 s, 1.0 MB/s" >&2; sleep 1; done;; esac',
+      `exec ${dir}/dd.real "$@"`,
+    ].join("\n");
+    await labExecOk("pm-2", `rm -f /run/pmc-test-backup-reached; mkdir -p ${dir}; cp ${dd} ${dir}/dd.real; ` +
+      `printf '%s\\n' ${shq(wrapper)} > ${dir}/dd; chmod 755 ${dir}/dd; mount --bind ${dir}/dd ${dd}`);
+    try {
+      const run = pmcChild(["vm", "backup", "-b", vm], { config });
+      await waitFor("pm-2 to read the snapshot", async () =>
+        (await labExec("pm-2", "test -e /run/pmc-test-backup-reached")).exitCode === 0 || undefined, 600_000, 1000);
+      // Midway for real: the snapshot and the .tmp file exist.
+      assert.equal((await snapshots()).length, 1);
+      await waitFor("the .base.tmp file on pm-2", async () => (await files("pm-2")).some((f) => f.endsWith(".base.tmp")) || undefined, 30_000, 1000);
+      run.child.kill("SIGKILL");
+      await run.exit;
+      // The node cleans up by itself when the session closes: the wrapper's next write gets SIGPIPE.
+      await waitFor("pm-2 to remove the snapshot and the .tmp file", async () =>
+        ((await snapshots()).length === 0 && !(await files("pm-2")).some((f) => f.endsWith(".tmp"))) || undefined, 120_000, 2000);
+    } finally {
+      await labExec("pm-2", `umount ${dd}; pkill -f '_pmcsnap' ; true`);
+    }
+    assert.deepEqual(await files("pm-2"), before);
+    assert.deepEqual(await drbdRoles("pm-1", vm), ["Primary", "Secondary"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm), ["Secondary", "Primary"]);
+    assert.deepEqual(await verifyFindings(), []);
+    // The lock went with the manager.
+    for (const node of ["pm-1", "pm-2"]) assert.equal((await labExec(node, "flock -n /run/lock/pmc.lock true")).exitCode, 0, `${node} still locked`);
+  });
+
+  it("a full backup that fills the backup file system fails and leaves no file that looks complete, no snapshot", async () => {
+    const target = `${BACKUP_DIR}/${vm}`;
+    // pm-2's backup directory for bk-a on a 48 MiB file system: the 256 MiB image cannot fit.
+    await labExecOk("pm-2", `mount -t tmpfs -o size=48m pmc-test-full ${target}`);
+    try {
+      const r = await pmcLogged(["vm", "backup", "-b", vm]);
+      assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /No space left on device/);
+      assert.deepEqual(await files("pm-2"), []);
+      assert.deepEqual(await snapshots(), []);
+    } finally {
+      await labExec("pm-2", `umount ${target}`);
+    }
+    assert.deepEqual(await drbdRoles("pm-1", vm), ["Primary", "Secondary"]);
+    assert.deepEqual(await verifyFindings(), []);
   });
 
   it("restore onto the VM's own disk: refused while it runs; afterwards both DRBD copies hold the restored bytes", async () => {

@@ -5,11 +5,9 @@
 // pmc vm mv --cleanup. Holds the lab lock (test:lab does) for cutting the link.
 // Shares the lab with other tests: only `mv-` names, DRBD minors 700-749, ports 9700-9749.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cutLink, ensureLabUp, labExec, labExecOk, readCounter, repoRoot, restoreLink, sleep, waitFor } from "./lab.ts";
-import { pmc, pmcJson } from "./pmc.ts";
+import { cutLink, ensureLabUp, labExec, labExecOk, readCounter, restoreLink, sleep, waitFor } from "./lab.ts";
+import { pmc, pmcChild, pmcJson } from "./pmc.ts";
 import { assertSettled, config, createGuest, lvOf, NODES, removeGuest } from "./mv-guest.ts";
 
 const VM = "mv-break";
@@ -52,23 +50,10 @@ async function cleanUpAndCheck(what: string): Promise<string> {
   return where[0]!;
 }
 
-/** Starts pmc vm mv in the background; resolves when its stderr shows the migration running. */
-function startMove(args: string[] = []): { child: ReturnType<typeof spawn>; migrating: Promise<void>; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [path.join(repoRoot, "bin", "pmc"), "vm", "mv", ...args, VM], {
-    env: { ...process.env, PMC_CONFIG: config, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  let onMigrating: () => void = () => {};
-  const migrating = new Promise<void>((resolve) => (onMigrating = resolve));
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => {
-    stderr += d.toString();
-    if (/live-migrate/.test(stderr)) onMigrating();
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-  return { child, migrating, done };
+/** Starts pmc vm mv in the background; `migrating` resolves when its stderr shows the migration running. */
+function startMove(args: string[] = []) {
+  const run = pmcChild(["vm", "mv", ...args, VM], { config });
+  return { child: run.child, migrating: run.until(/live-migrate/), done: run.exit };
 }
 
 /** Until the source reports a running migration job (or the job is over already). */

@@ -3,10 +3,11 @@
  * first; `npm test` does), inside the lab's namespace, against the lab's pmc.yaml or a
  * variant of it.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pmcConfigPath, repoRoot, run, type ExecResult } from "./lab.ts";
+import { inLabNamespace, pmcConfigPath, repoRoot, run, waitFor, type ExecResult } from "./lab.ts";
 
 export interface PmcOptions {
   /** pmc.yaml to use (default: the lab's). */
@@ -39,4 +40,32 @@ export function labConfigVariant(name: string, transform: (yaml: string) => stri
   const file = path.join(dir, "pmc.yaml");
   fs.writeFileSync(file, transform(fs.readFileSync(pmcConfigPath, "utf8")));
   return file;
+}
+
+export interface PmcChild {
+  child: ChildProcess;
+  /** Resolves when pmc has exited. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  /** Resolves once pmc's stderr matches (a step begun, a progress line): a point to signal it at. */
+  until: (pattern: RegExp, timeoutMs?: number) => Promise<unknown>;
+  stderr: () => string;
+}
+
+/** pmc as a child process the test can signal (SIGINT as Ctrl-C, SIGKILL as a dead manager). */
+export function pmcChild(args: string[], opts: Pick<PmcOptions, "config"> = {}): PmcChild {
+  const argv = inLabNamespace([process.execPath, path.join(repoRoot, "bin", "pmc"), ...args]);
+  const child = spawn(argv[0]!, argv.slice(1), {
+    env: { ...process.env, PMC_CONFIG: opts.config ?? pmcConfigPath, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  let stdout = "";
+  child.stdout.on("data", (b: Buffer) => { stdout += b.toString(); });
+  child.stderr.on("data", (b: Buffer) => { stderr += b.toString(); });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  const until = (pattern: RegExp, timeoutMs = 600_000) =>
+    waitFor(`pmc stderr to match ${pattern}`, async () => pattern.test(stderr) || undefined, timeoutMs, 200);
+  return { child, exit, until, stderr: () => stderr };
 }
