@@ -54,7 +54,7 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
   after(async () => {
     await cleanup();
     fs.rmSync(path.dirname(config), { recursive: true, force: true });
-    console.log(`# pmc-engine.full.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`# pmc-engine.test.ts: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   });
 
   it("two vm add started together on the same pair both succeed, with different minors and ports on both nodes", async () => {
@@ -71,22 +71,25 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
     }
   });
 
-  it("Ctrl-C during vm add: the running step finishes, what was done is undone, nothing stays on any node", async () => {
-    const run = pmcChild(add("lk-c"), { config });
-    // Step 2 (pm-1's resource file) has begun: both LVs are being made or made.
-    await run.until(/\[2\/\d+\] pm-1: write the DRBD resource file/);
-    run.child.kill("SIGINT");
-    const r = await run.exit;
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /SIGINT: stopping after the running step/);
-    assert.match(r.stdout, /^interrupted \(SIGINT\): add lk-c/m);
-    assert.match(r.stdout, /undone:\n(    ok .*\n)+/);
-    assert.doesNotMatch(r.stdout, /remains/);
-    for (const node of PAIR) {
-      const left = await labExecOk(node, `{ lvs --noheadings -o lv_name ${VOLUME_GROUP}; ls /etc/drbd.d; virsh list --all --name; } 2>/dev/null | grep 'lk-c'; true`);
-      assert.equal(left.trim(), "", `${node} keeps: ${left}`);
-    }
-  });
+  // Early (only LVs and a resource file), once both sides are up and connecting, and once pm-1
+  // is Primary with its domain being defined: each undo has different work to do.
+  for (const step of [/\[2\/\d+\] pm-1: write the DRBD resource file/, /\[9\/\d+\] pm-1: wait until pm-1 and pm-3 connect/, /\[12\/\d+\] pm-1: define the domain/]) {
+    it(`Ctrl-C during vm add at ${step.source}: the running step finishes, what was done is undone, nothing stays on any node`, async () => {
+      const run = pmcChild(add("lk-c"), { config });
+      await run.until(step);
+      run.child.kill("SIGINT");
+      const r = await run.exit;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /SIGINT: stopping after the running step/);
+      assert.match(r.stdout, /^interrupted \(SIGINT\): add lk-c/m);
+      assert.match(r.stdout, /undone:\n(    ok .*\n)+/);
+      assert.doesNotMatch(r.stdout, /remains/);
+      for (const node of PAIR) {
+        const left = await labExecOk(node, `{ lvs --noheadings -o lv_name ${VOLUME_GROUP}; ls /etc/drbd.d; virsh list --all --name; drbdsetup show | grep '^resource'; } 2>/dev/null | grep 'lk-c'; true`);
+        assert.equal(left.trim(), "", `${node} keeps: ${left}`);
+      }
+    });
+  }
 
   it("SIGKILL of the manager while it holds the lock: the next command gets the lock at once", async () => {
     const run = pmcChild(add("lk-d"), { config });
