@@ -16,11 +16,11 @@ import { sshOptions } from '../../src/ops/vm/console.js';
 import { SshPool } from '../../src/ssh/pool.js';
 import type { SshTarget } from '../../src/ssh/types.js';
 import { PmcError } from '../../src/util/errors.js';
-import { generateKey, knownHostsLine, run, sshdUnavailable, startSshd, tempDir, type KeyPair, type Sshd } from './sshd.js';
+import { generateKey, knownHostsLine, run, sshdSkip, startSshd, tempDir, type KeyPair, type Sshd } from './sshd.js';
 
 const execFileAsync = promisify(execFile);
 
-describe('host keys against real sshd', { skip: sshdUnavailable }, () => {
+describe('host keys against real sshd', { skip: sshdSkip }, () => {
   let dir: string;
   let clientKey: KeyPair;
   /** ed25519, ECDSA and RSA host keys; logs (DEBUG1) the host key algorithm of each key exchange. */
