@@ -10,6 +10,7 @@ import { splitSections } from '../../../src/probe/sections.js';
 import { expandVirshSessions } from '../../../src/probe/virsh-session.js';
 import type { ProbeOptions } from '../../../src/probe/types.js';
 import { fixturePath, lvmFullreport, real } from './helpers.js';
+import { tempDirFor } from '../../temp-dir.js';
 
 /** dash where installed (it is /bin/sh on Debian nodes), else whatever sh is. */
 const SH = existsSync('/usr/bin/dash') ? '/usr/bin/dash' : 'sh';
@@ -31,17 +32,11 @@ test('the script is valid POSIX sh (dash -n)', () => {
   execFileSync(SH, ['-n', '-c', buildProbeScript(OPTS)]);
 });
 
-test('run on this machine without the node tools: each missing tool is a failed section, the facts that exist are read', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-missing-'));
-  let stdout: string;
-  try {
-    // Whatever this machine has installed, these answer as sh does for a command it cannot find.
-    const missing = 'echo "$0: not found" >&2; exit 127';
-    const PATH = standInPath(dir, { virsh: missing, drbdadm: missing, drbdsetup: missing, lvm: missing });
-    stdout = run(buildProbeScript(OPTS), { ...process.env, PATH });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+test('run on this machine without the node tools: each missing tool is a failed section, the facts that exist are read', (t) => {
+  // Whatever this machine has installed, these answer as sh does for a command it cannot find.
+  const missing = 'echo "$0: not found" >&2; exit 127';
+  const PATH = standInPath(tempDirFor(t, 'probe-missing'), { virsh: missing, drbdadm: missing, drbdsetup: missing, lvm: missing });
+  const stdout = run(buildProbeScript(OPTS), { ...process.env, PATH });
   const sections = expandVirshSessions(splitSections(stdout).sections);
   assert.deepEqual(['lvm', 'virsh-version', 'drbdadm-version', 'drbdadm-dump'].map((name) => [name, sections.get(name)?.exitCode]),
     [['lvm', 127], ['virsh-version', 127], ['drbdadm-version', 127], ['drbdadm-dump', 127]]);
