@@ -13,7 +13,7 @@
  *       (cd /tmp/pmc-before && npm run build) && npm run bench -- --nodes 100 --before /tmp/pmc-before
  */
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -29,7 +29,7 @@ import { vmsView } from '../../src/render/views/vms.js';
 import { SshPool } from '../../src/ssh/pool.js';
 import { pairedVm, probes } from '../unit/model/factory.js';
 import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
-import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir } from '../ssh/sshd.js';
+import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type Sshd } from '../ssh/sshd.js';
 import { fleetBench, type Build } from './fleet.js';
 import { knownHostsBench } from './known-hosts.js';
 
@@ -87,13 +87,14 @@ async function sshBench(): Promise<void> {
     console.log(`skipped: ${sshdUnavailable}`);
     return;
   }
-  const dir = await tempDir('pmc-bench-');
-  const client = await generateKey(dir, 'client');
-  const authorized = join(dir, 'authorized_keys');
-  await writeFile(authorized, `${client.publicLine}\n`);
-  // Real nodes each run their own sshd; one sshd standing in for 100 must accept them all at once.
-  const sshd = await startSshd({ dir, host: '127.0.0.1', authorizedKeysFile: authorized, config: ['MaxStartups 200', 'MaxSessions 10'] });
+  const dir = await tempDir('bench');
+  let sshd: Sshd | undefined;
   try {
+    const client = await generateKey(dir, 'client');
+    const authorized = join(dir, 'authorized_keys');
+    await writeFile(authorized, `${client.publicLine}\n`);
+    // Real nodes each run their own sshd; one sshd standing in for 100 must accept them all at once.
+    sshd = await startSshd({ dir, host: '127.0.0.1', authorizedKeysFile: authorized, config: ['MaxStartups 200', 'MaxSessions 10'] });
     const known = join(dir, 'known_hosts');
     await writeFile(known, `${knownHostsLine(sshd, 'ed25519')}\n`);
     const yaml = ['nodes:', ...Array.from({ length: NODES }, (_, i) => `  - { name: pm-${i + 1}, address: 127.0.0.1 }`),
@@ -109,7 +110,8 @@ async function sshBench(): Promise<void> {
       console.log(`concurrency ${String(concurrency).padStart(2)}: ${ok}/${NODES} nodes answered in ${ms.toFixed(0)} ms (${(ms / NODES).toFixed(1)} ms per node)`);
     }
   } finally {
-    await sshd.stop();
+    await sshd?.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

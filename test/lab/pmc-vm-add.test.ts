@@ -141,7 +141,6 @@ describe("pmc vm add on the lab", { timeout: 60 * 60_000 }, () => {
   after(async () => {
     await cleanup();
     fs.rmSync(isoStore, { recursive: true, force: true });
-    fs.rmSync(path.dirname(config), { recursive: true, force: true });
   });
 
   it("--dry-run prints every command per node and changes nothing", async () => {

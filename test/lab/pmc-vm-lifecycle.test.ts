@@ -15,6 +15,8 @@ import {
   labExecOk,
   removeDrbdResource,
   run,
+  waitFor,
+  waitForCounter,
   writeNodeFile,
   type DrbdResourceSpec,
 } from "./lab.ts";
@@ -26,6 +28,8 @@ const device = `/dev/drbd${vm.minor}`;
 /** The LV under DRBD: readable on either node, whatever its role (the metadata is at its end). */
 const disk = `/dev/${VOLUME_GROUP}/${vm.name}`;
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
+/** The guest's serial console, written to this file on the node that runs it (the domain is the same on both). */
+const consoleLog = `/var/log/libvirt/qemu/${vm.name}-console.log`;
 
 const config = labConfigVariant("life", (yaml) =>
   yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 200, last: 299 }\n    ports: { first: 8000, last: 8099 }\n"),
@@ -53,23 +57,37 @@ async function states(): Promise<string[]> {
   return Promise.all(vm.nodes.map((n) => domainState(n)));
 }
 
+/** One entry per time the guest's init started on `node`: the counter it found on its disk. */
+async function guestStarts(node: string): Promise<number[]> {
+  const log = await labExecOk(node, `cat ${consoleLog} 2>/dev/null; true`);
+  return [...log.matchAll(/PMC-GUEST start at (\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** Waits until the guest's init has started on `node` more than `times` times; returns the starts. */
+async function waitForStarts(node: string, times: number, timeoutMs: number): Promise<number[]> {
+  return waitFor(`the guest's init to start on ${node} more than ${times} times`, async () => {
+    const starts = await guestStarts(node);
+    return starts.length > times && starts;
+  }, timeoutMs, 5000);
+}
+
 async function cleanup(): Promise<void> {
   await Promise.all(
     ALL_NODES.map((n) =>
-      labExec(n, `for d in ${vm.name} ${ignored}; do virsh destroy $d; virsh undefine --nvram $d; done >/dev/null 2>&1; rm -f /root/${vm.name}.xml /root/${ignored}.xml; true`),
+      labExec(n, `for d in ${vm.name} ${ignored}; do virsh destroy $d; virsh undefine --nvram $d; done >/dev/null 2>&1; rm -f /root/${vm.name}.xml /root/${ignored}.xml ${consoleLog}; true`),
     ),
   );
   await removeDrbdResource(vm);
 }
 
-describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 30 * 60_000 }, () => {
+describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 60_000 }, () => {
   before(async () => {
     await ensureLabUp();
     await cleanup();
     // The old tool: LV + resource with allow-two-primaries on both nodes, first node forced Primary.
     await createDrbdResource(vm, 256);
     // 96 MiB: the guest workload's kernel does not boot in 64.
-    await writeNodeFile("pm-1", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, memoryMiB: 96 }));
+    await writeNodeFile("pm-1", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, memoryMiB: 96, consoleFile: consoleLog }));
     await labExecOk("pm-1", `virsh define /root/${vm.name}.xml && virsh start ${vm.name}`);
     // ... and the peer defined from the first node's XML, so both have the same UUID.
     await writeNodeFile("pm-2", `/root/${vm.name}.xml`, await labExecOk("pm-1", `virsh dumpxml --inactive --security-info ${vm.name}`));
@@ -151,11 +169,21 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 30 * 6
     assert.ok(Number(held.trim()) >= 1);
   });
 
-  it("reboot asks the guest where it runs; it stays there", async () => {
+  it("reboot restarts the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
+    // A restart is told from the first boot only once that boot is done (minutes under emulation).
+    const [firstStart] = await waitForStarts("pm-2", 0, 600_000);
+    const before = await waitForCounter("pm-2", device, firstStart);
     const r = await pmcTimed(["vm", "reboot", vm.name]);
     assert.equal(r.exitCode, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /done: reboot life-a on pm-2 \(1 steps\)/);
+    // pmc's "done" is not the proof: this guest ignores ACPI, so a request virsh merely passed on leaves it
+    // running its first boot, and only the guest's own init printing its start again shows a restart. (QEMU's
+    // process is no proof either way: libvirt reboots a domain by resetting it in the same process.)
+    const starts = await waitForStarts("pm-2", 1, 420_000);
+    assert.equal(starts.length, 2, `one restart: ${starts.join(", ")}`);
+    assert.ok(starts[1]! >= before, `after the restart it went on from its disk's counter (${before} before), not from ${starts[1]}`);
     assert.deepEqual(await states(), ["shut off", "running"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
   });
 
   it("console without a terminal prints an ssh command that reaches the node the way pmc does", async () => {

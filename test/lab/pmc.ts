@@ -34,9 +34,13 @@ export async function pmcJson<T>(args: string[], opts: PmcOptions = {}): Promise
   }
 }
 
-/** A copy of the lab's pmc.yaml with extra top-level YAML appended (e.g. a storage section). */
+/**
+ * A copy of the lab's pmc.yaml with extra top-level YAML appended (e.g. a storage section), in
+ * a temp dir removed when the test process exits, whatever its tests did.
+ */
 export function labConfigVariant(name: string, transform: (yaml: string) => string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pmc-${name}-`));
+  process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, "pmc.yaml");
   fs.writeFileSync(file, transform(fs.readFileSync(pmcConfigPath, "utf8")));
   return file;

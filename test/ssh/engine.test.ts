@@ -20,9 +20,9 @@ import { SshPool } from '../../src/ssh/pool.js';
 import type { SshTarget } from '../../src/ssh/types.js';
 import { isPmcError } from '../../src/util/errors.js';
 import { quote } from '../../src/util/shell.js';
-import { generateKey, knownHostsLine, startSshd, sshdUnavailable, tempDir, type KeyPair, type Sshd } from './sshd.js';
+import { generateKey, knownHostsLine, startSshd, sshdSkip, tempDir, type KeyPair, type Sshd } from './sshd.js';
 
-describe('engine: applyPlan and the cluster lock over real SSH', { skip: sshdUnavailable }, () => {
+describe('engine: applyPlan and the cluster lock over real SSH', { skip: sshdSkip }, () => {
   let dir: string;
   let key: KeyPair;
   let a: Sshd;

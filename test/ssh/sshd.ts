@@ -82,6 +82,8 @@ export interface SshdOptions {
   rsa?: boolean;
   /** The host key types the server uses (HostKey lines); default all it has. */
   serve?: KeyType[];
+  /** More environment for its sessions (PATH...); HOME is always the server's own dir. */
+  env?: Record<string, string>;
 }
 
 export async function startSshd(options: SshdOptions): Promise<Sshd> {
@@ -108,7 +110,8 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       'KbdInteractiveAuthentication no',
       `PidFile ${join(dir, 'sshd.pid')}`,
       // bash sources ~/.bashrc for ssh commands; this box's root dotfiles must not slow or change the tests.
-      `SetEnv HOME=${dir}`,
+      // sshd takes only the first SetEnv line, so every variable goes on this one.
+      `SetEnv ${Object.entries({ ...options.env, HOME: dir }).map(([name, value]) => `${name}=${value}`).join(' ')}`,
       ...(options.config ?? []),
       '',
     ].join('\n'));

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import { PmcError } from '../../src/util/errors.js';
 import { fingerprintSha256 } from '../../src/ssh/known-hosts.js';
 import { SshPool, type SshPoolOptions } from '../../src/ssh/pool.js';
 import type { SshTarget } from '../../src/ssh/types.js';
+import { quote } from '../../src/util/shell.js';
 import {
   freePort, generateKey, knownHostsLine, run, startAgent, startSshd, sshdSkip, tempDir, type KeyPair, type Sshd,
 } from './sshd.js';
@@ -34,6 +35,8 @@ describe('ssh transport', { skip: sshdSkip }, () => {
   let jumpHost: Sshd;
   /** known_hosts with the ed25519 keys of A and B, as ssh-keyscan writes them. */
   let knownHosts: string;
+  /** Where the stand-in sudo, first on node A's PATH, writes the arguments it got, one per line. */
+  let sudoArgs: string;
 
   before(async () => {
     dir = await tempDir('transport');
@@ -43,8 +46,18 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     ]);
     const authorizedKeys = join(dir, 'authorized_keys');
     await writeFile(authorizedKeys, [clientKey, agentKey, encryptedKey].map((k) => `${k.publicLine}\n`).join(''));
+    // Node A's sessions find this sudo first, whether or not the machine has a real one: it
+    // accepts only what pmc must send (-n --, then the command) and runs the rest as sudo would.
+    const bin = join(dir, 'bin');
+    sudoArgs = join(dir, 'sudo-args');
+    await mkdir(bin);
+    await writeFile(join(bin, 'sudo'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${quote(sudoArgs)}\n`
+      + `[ "$1" = -n ] && [ "$2" = -- ] || { echo "sudo: unexpected options" >&2; exit 1; }\nshift 2\nexec "$@"\n`, { mode: 0o755 });
     [nodeA, nodeB, jumpHost] = await Promise.all([
-      startSshd({ dir, host: '127.0.0.1', authorizedKeysFile: authorizedKeys, config: ['MaxSessions 10'] }),
+      startSshd({
+        dir, host: '127.0.0.1', authorizedKeysFile: authorizedKeys, config: ['MaxSessions 10'],
+        env: { PATH: `${bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
+      }),
       startSshd({ dir, host: '127.0.0.2', authorizedKeysFile: authorizedKeys, config: ['MaxSessions 10'] }),
       startSshd({ dir, host: '127.0.0.3', authorizedKeysFile: authorizedKeys, config: ['LogLevel DEBUG1'] }),
     ]);
@@ -106,7 +119,12 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.deepEqual({ ...result, durationMs: 0 }, {
       node: 'pm-a', command, exitCode: 3, signal: undefined, stdout: 'out\n', stderr: 'err\n', durationMs: 0, timedOut: false,
     });
-    assert.ok(result.durationMs >= 0 && result.durationMs < 5000);
+    // The duration is the command's: at least what it slept, at most the wall time of the call (however loaded the machine).
+    const started = performance.now();
+    const slept = await p.run('pm-a', 'sleep 0.3');
+    const wall = performance.now() - started;
+    assert.ok(Number.isInteger(slept.durationMs) && slept.durationMs >= 300 && slept.durationMs <= Math.ceil(wall),
+      `${slept.durationMs} ms, called for ${wall} ms`);
     assert.equal((await p.run('pm-a', 'true')).exitCode, 0);
   });
 
@@ -163,16 +181,16 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.match(refused[0]!.reason.message, /^pm-a: the server refused a session channel/);
   });
 
-  test('nodes run in parallel: their remote time spans overlap', async (t) => {
+  test('nodes run in parallel: each command waits until the other node\'s has started', async (t) => {
     const p = pool(t, [target('pm-a', nodeA), target('pm-b', nodeB)]);
+    // A rendezvous, not a timing: run one after the other, the first would wait in vain (about 60 s) and fail.
+    const started = (node: string) => quote(join(dir, `parallel-${node}`));
     const outcomes = await p.forEachNode(['pm-a', 'pm-b'], async (node) => {
-      const result = await p.run(node, 'date +%s.%N; sleep 1; date +%s.%N');
-      const [start, end] = result.stdout.trim().split('\n').map(Number);
-      return { start: start!, end: end! };
+      const other = node === 'pm-a' ? 'pm-b' : 'pm-a';
+      return (await p.run(node, `touch ${started(node)}; i=0; until [ -e ${started(other)} ]; do `
+        + `i=$((i + 1)); [ $i -le 600 ] || exit 1; sleep 0.1; done; echo met`)).stdout;
     });
-    assert.deepEqual(outcomes.map((o) => [o.node, o.ok]), [['pm-a', true], ['pm-b', true]]);
-    const [a, b] = outcomes.map((o) => (o.ok ? o.value : assert.fail('failed')));
-    assert.ok(a!.start < b!.end && b!.start < a!.end, `spans overlap: ${JSON.stringify([a, b])}`);
+    assert.deepEqual(outcomes.map((o) => [o.node, o.ok && o.value]), [['pm-a', 'met\n'], ['pm-b', 'met\n']]);
   });
 
   test('an unknown host key is refused, with its fingerprint and the command that trusts it', async (t) => {
@@ -331,12 +349,13 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.deepEqual({ ...result, durationMs: 0 }, {
       node: 'pm-a', command, exitCode: 124, signal: undefined, stdout: '', stderr: '', durationMs: 0, timedOut: true,
     });
-    assert.ok(result.durationMs >= 300 && result.durationMs < 5000, String(result.durationMs));
+    // Cut at 300 ms: it ended far sooner than the 97 s its commands would have run, by a margin no load eats up.
+    assert.ok(result.durationMs >= 300 && result.durationMs < 60_000, String(result.durationMs));
     assert.match(lines.at(-1)!, /^\[pm-a\] timed out after 300 ms, exit 124 in \d+ ms$/);
     // Gone already, the background one too: timeout signals the command's whole process group.
     assert.equal((await p.run('pm-a', `pgrep -f '[s]leep 97.3'`)).exitCode, 1);
     // A quick command with a timeout is not marked as timed out, even if it exits 124.
-    assert.equal((await p.run('pm-a', 'exit 124', { timeoutMs: 5000 })).timedOut, false);
+    assert.equal((await p.run('pm-a', 'exit 124', { timeoutMs: 60_000 })).timedOut, false);
   });
 
   test('a connection lost mid-run fails that node, and later commands fail fast', async (t) => {
@@ -354,14 +373,9 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     const command = `echo "it's $(id -u)"`;
     const result = await p.run('pm-a', command);
     assert.equal(result.command, command);
-    const hasSudo = (await p.run('pm-a', 'command -v sudo')).exitCode === 0;
-    if (hasSudo) {
-      assert.deepEqual([result.exitCode, result.stdout], [0, "it's 0\n"]);
-    } else {
-      // No sudo on this box: the shell says so, which shows the wrapping happened.
-      assert.equal(result.exitCode, 127);
-      assert.match(result.stderr, /sudo.*not found/);
-    }
+    assert.deepEqual([result.exitCode, result.stdout, result.stderr], [0, "it's 0\n", '']);
+    // What sudo got: no prompt, the end of its options, and the command whole, for sh -c.
+    assert.deepEqual((await readFile(sudoArgs, 'utf8')).split('\n'), ['-n', '--', 'sh', '-c', command, '']);
   });
 
   test('the log hook shows commands and exits, never stdin', async (t) => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../../src/cli/main.js';
+import { tempDirFor } from '../../temp-dir.js';
 
 async function pmc(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -44,8 +44,8 @@ test('an unknown option is refused', async () => {
   assert.match(run.err, /Unknown argument: bogus/);
 });
 
-test('a config with a misspelt key: one error per problem with its line, exit 1, no stack trace', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pmc-cli-'));
+test('a config with a misspelt key: one error per problem with its line, exit 1, no stack trace', async (t) => {
+  const dir = tempDirFor(t, 'cli');
   const file = join(dir, 'pmc.yaml');
   writeFileSync(file, 'nodes:\n  - name: pm-1\nnetwork:\n  bridg: br0\n');
   const run = await pmc('pm', 'ls', '--config', file);
@@ -76,11 +76,11 @@ test('--wait-lock takes whole seconds from 0 to a day; anything else is refused 
   assert.match(ok.err, /PMC_E_CONFIG_NOT_FOUND/);
 });
 
-test('pmc log is a command of its own; a --since journalctl would not take is refused before any node is asked', async () => {
+test('pmc log is a command of its own; a --since journalctl would not take is refused before any node is asked', async (t) => {
   const run = await pmc('help', 'log');
   assert.match(run.out, /pmc log \[vm\]/);
   assert.match(run.out, /--since/);
-  const file = join(mkdtempSync(join(tmpdir(), 'pmc-cli-log-')), 'pmc.yaml');
+  const file = join(tempDirFor(t, 'cli-log'), 'pmc.yaml');
   // A node nobody answers on: had pmc tried it, the error would be an unreachable node, not a usage error.
   writeFileSync(file, 'nodes:\n  - name: pm-1\n    address: 192.0.2.1\nssh:\n  connectTimeout: 1\n');
   const bad = await pmc('log', '--since', 'today; reboot', '--config', file);

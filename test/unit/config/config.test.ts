@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configCandidates, findConfig, INSTALL_DIR, loadConfig, parseConfig } from '../../../src/config/load.js';
 import { selectNodes, sshTargets } from '../../../src/config/targets.js';
 import { PmcError } from '../../../src/util/errors.js';
+import { tempDirFor } from '../../temp-dir.js';
 
 const env = { HOME: '/home/op' };
 
@@ -81,8 +81,8 @@ test('the config is found at --config, $PMC_CONFIG, ./pmc.yaml, ~/.config/pmc, /
     e.code === 'PMC_E_CONFIG_NOT_FOUND' && /\/nonexistent\/pmc\.yaml \(from --config\) does not exist/.test(e.message));
 });
 
-test('per-node SSH overrides win over the defaults; paths resolve against the config file', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pmc-config-'));
+test('per-node SSH overrides win over the defaults; paths resolve against the config file', (t) => {
+  const dir = tempDirFor(t, 'config');
   const file = join(dir, 'pmc.yaml');
   writeFileSync(file, [
     'nodes:',

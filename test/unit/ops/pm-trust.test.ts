@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHmac } from 'node:crypto';
@@ -9,6 +8,7 @@ import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import {
   analyzeTrust, appendMissingLines, parsePublicKeys, type TrustFacts, type TrustNode,
 } from '../../../src/ops/pm/ssh-trust.js';
+import { tempDirFor } from '../../temp-dir.js';
 import { fakeKey, keyLine as line } from './ssh-keys.js';
 
 const HOST = { 'pm-1': fakeKey(1), 'pm-2': fakeKey(2), 'pm-3': fakeKey(3) } as const;
@@ -107,8 +107,8 @@ test('a non-standard SSH port is looked up and written as [host]:port', () => {
   assert.match(pair.proofs[0]!, / -p 2222 pm-2 true$/);
 });
 
-test('appendMissingLines appends once, repairs a missing final newline, and keeps hostile data inert', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pmc-append-'));
+test('appendMissingLines appends once, repairs a missing final newline, and keeps hostile data inert', (t) => {
+  const dir = tempDirFor(t, 'append');
   const file = join(dir, 'sub', 'known_hosts');
   const hostile = `pm-2 ssh-ed25519 AAAA'; touch ${dir}/owned; echo '$(touch ${dir}/owned2)`;
   const run = (command: string, input = '') => execFileSync('sh', ['-c', command], { input });

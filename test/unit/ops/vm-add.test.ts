@@ -2,8 +2,7 @@
 // changes, where it puts the VM, which DRBD minor and port it takes, and the exact plan.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { dependencies, describePlan, type Plan } from '../../../src/ops/engine/plan.js';
@@ -16,6 +15,8 @@ import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { domain, lv, nodeFacts, pairedVm, resource } from '../model/factory.js';
 import { cluster, config, facts, GiB, MiB, request, UUID, withNodeDown } from './vm-add-helpers.js';
+import { fixturePath } from '../probe/helpers.js';
+import { tempDirFor } from '../../temp-dir.js';
 
 const CFG = config();
 
@@ -391,19 +392,14 @@ describe('vm add: --image', () => {
     refuses('PMC_E_SIZE_INVALID', /more than the 1073741824 bytes/, () => withImage(image('raw', GiB + 1), { nodes: ['pm-1'] }));
   });
 
-  test('the manager reads the format and virtual size of a real qcow2 image, and a raw file\'s size', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pmc-image-'));
-    try {
-      const made = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'd.qcow2'), '300M']);
-      if (made.error) return; // no qemu-img on this machine: the planner tests above still hold
-      assert.deepEqual(readLocalImage(dir, 'd.qcow2'), { localFile: join(dir, 'd.qcow2'), name: 'd.qcow2', format: 'qcow2', fileBytes: statSync(join(dir, 'd.qcow2')).size, virtualBytes: 300 * MiB });
-      writeFileSync(join(dir, 'd.raw'), Buffer.alloc(3 * MiB));
-      assert.equal(readLocalImage(dir, 'd.raw').format, 'raw');
-      assert.equal(readLocalImage(dir, 'd.raw').virtualBytes, 3 * MiB);
-      refuses('PMC_E_IMAGE_UNKNOWN', /nope\.img is not in the image store/, () => readLocalImage(dir, 'nope.img'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  test('the manager reads the format and virtual size of a real qcow2 image, and a raw file\'s size', (t) => {
+    const dir = tempDirFor(t, 'image');
+    copyFileSync(fixturePath('images/empty-300M.qcow2'), join(dir, 'd.qcow2'));
+    assert.deepEqual(readLocalImage(dir, 'd.qcow2'), { localFile: join(dir, 'd.qcow2'), name: 'd.qcow2', format: 'qcow2', fileBytes: 196616, virtualBytes: 300 * MiB });
+    writeFileSync(join(dir, 'd.raw'), Buffer.alloc(3 * MiB));
+    assert.equal(readLocalImage(dir, 'd.raw').format, 'raw');
+    assert.equal(readLocalImage(dir, 'd.raw').virtualBytes, 3 * MiB);
+    refuses('PMC_E_IMAGE_UNKNOWN', /nope\.img is not in the image store/, () => readLocalImage(dir, 'nope.img'));
   });
 
   test('--image names a file of the store, never a path; not together with --clone', () => {
