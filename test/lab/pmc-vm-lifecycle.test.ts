@@ -169,16 +169,20 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.ok(Number(held.trim()) >= 1);
   });
 
-  it("reboot restarts the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
+  it("reboot --hard restarts the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
     // A restart is told from the first boot only once that boot is done (minutes under emulation).
     const [firstStart] = await waitForStarts("pm-2", 0, 600_000);
     const before = await waitForCounter("pm-2", device, firstStart);
-    const r = await pmcTimed(["vm", "reboot", vm.name]);
+    // This guest ignores ACPI: the plain request is only passed on, and pmc says so rather than "rebooted".
+    const asked = await pmcTimed(["vm", "reboot", vm.name]);
+    assert.equal(asked.exitCode, 0, asked.stderr + asked.stdout);
+    assert.match(asked.stdout, /done: ask life-a to reboot on pm-2 \(1 steps\)/);
+    assert.match(asked.stdout, /the guest decides whether and when it reboots; .* pmc vm reboot --hard life-a resets it/);
+    const r = await pmcTimed(["vm", "reboot", "--hard", "-f", vm.name]);
     assert.equal(r.exitCode, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /done: reboot life-a on pm-2 \(1 steps\)/);
-    // pmc's "done" is not the proof: this guest ignores ACPI, so a request virsh merely passed on leaves it
-    // running its first boot, and only the guest's own init printing its start again shows a restart. (QEMU's
-    // process is no proof either way: libvirt reboots a domain by resetting it in the same process.)
+    assert.match(r.stdout, /done: reset life-a on pm-2 \(1 steps\)/);
+    // pmc's "done" is not the proof: only the guest's own init printing its start again shows a restart.
+    // (QEMU's process is no proof either way: libvirt resets a domain in the same process.)
     const starts = await waitForStarts("pm-2", 1, 420_000);
     assert.equal(starts.length, 2, `one restart: ${starts.join(", ")}`);
     assert.ok(starts[1]! >= before, `after the restart it went on from its disk's counter (${before} before), not from ${starts[1]}`);

@@ -115,11 +115,17 @@ const destroy = defineCommand<{ vm: string; force: boolean; dryRun: boolean }, A
   view: applyView,
 });
 
-const reboot = defineCommand<{ vm: string; dryRun: boolean }, ApplyResult>({
+const reboot = defineCommand<{ vm: string; hard: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'reboot <vm>',
-  describe: 'ask a running VM to reboot where it runs',
-  builder: (y) => dryRunOption(y).positional('vm', vmArgument),
-  examples: [['pmc vm reboot web-1', 'virsh reboot on the node that runs it']],
+  describe: 'ask a running VM to reboot where it runs, or reset it with --hard',
+  builder: (y) => dryRunOption(y)
+    .positional('vm', vmArgument)
+    .option('hard', { type: 'boolean', default: false, describe: 'reset it at once (the reset button), for a guest that ignores the request' })
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'with --hard: do not ask to type the name' }),
+  examples: [
+    ['pmc vm reboot web-1', 'virsh reboot on the node that runs it: the guest decides'],
+    ['pmc vm reboot --hard -f web-1', 'virsh reset: it restarts at once, without a shutdown'],
+  ],
   check: checkVm,
   run: async (ctx, args) => (await import('../../ops/vm/power.js')).rebootVm(ctx, args.vm, args),
   view: applyView,

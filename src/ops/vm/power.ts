@@ -155,8 +155,12 @@ function shutdownStep(vmName: string, node: string, domain: Domain, timeoutSecon
   };
 }
 
-/** Restarts the guest where it runs (it stays on that node and keeps its DRBD role). */
-export function planVmReboot(state: ClusterState, name: string, config: PlannerConfig): Plan {
+/**
+ * Restarts the guest where it runs (it stays on that node and keeps its DRBD role). By default
+ * the guest is asked (ACPI or its agent) and decides itself, as a guest that ignores ACPI never
+ * reboots; `hard` resets it like the reset button, at once.
+ */
+export function planVmReboot(state: ClusterState, name: string, config: PlannerConfig, hard = false): Plan {
   const vm = managedVm(state, name, config);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length === 0) {
@@ -167,10 +171,17 @@ export function planVmReboot(state: ClusterState, name: string, config: PlannerC
       'keep the copy with the newer data and destroy the other by hand before anything else');
   }
   const { node, domain } = running[0]!;
+  if (hard) {
+    return {
+      title: `reset ${vm.name} on ${node}`,
+      steps: [{ node, command: virshCommand('reset', domain!), why: `reset ${vm.name} on ${node}: it restarts at once, without a shutdown` }],
+      notes: [],
+    };
+  }
   return {
-    title: `reboot ${vm.name} on ${node}`,
-    steps: [{ node, command: virshCommand('reboot', domain!), why: `ask ${vm.name} to reboot on ${node}` }],
-    notes: [],
+    title: `ask ${vm.name} to reboot on ${node}`,
+    steps: [{ node, command: virshCommand('reboot', domain!), why: `ask ${vm.name} to reboot on ${node} (ACPI or its guest agent)` }],
+    notes: [`the guest decides whether and when it reboots; one that ignores ACPI does not: pmc vm reboot --hard ${quote(vm.name)} resets it`],
   };
 }
 
@@ -200,6 +211,15 @@ export async function destroyVm(ctx: OpContext, name: string, opts: { force: boo
   });
 }
 
-export async function rebootVm(ctx: OpContext, name: string, opts: { dryRun: boolean }): Promise<Report<ApplyResult>> {
-  return mutateVm(ctx, name, { dryRun: opts.dryRun, plan: (state) => planVmReboot(state, name, ctx.config) });
+/** `pmc vm reboot [--hard]`: a reset loses what the guest has not written, so it asks first unless -f. */
+export async function rebootVm(ctx: OpContext, name: string, opts: { hard: boolean; force: boolean; dryRun: boolean }): Promise<Report<ApplyResult>> {
+  return mutateVm(ctx, name, {
+    dryRun: opts.dryRun,
+    plan: (state) => planVmReboot(state, name, ctx.config, opts.hard),
+    confirm: async (state) => {
+      if (!opts.hard || opts.force) return;
+      const vm = managedVm(state, name, ctx.config);
+      await ctx.confirm(vm.name, `${vm.name} will be reset on ${vm.runningOn.join(' and ')} without a shutdown; unsaved data in the guest is lost`, '-f');
+    },
+  });
 }

@@ -263,7 +263,12 @@ describe('vm stop, destroy, reboot', () => {
   });
 
   test('reboot runs virsh reboot where the VM runs; refuses when it does not run', () => {
-    assert.deepEqual(commands(planVmReboot(cluster(pairedVm('web', 'pm-2', 'pm-1', 10)), 'web', CONFIG)), ['[pm-2] virsh reboot uuid-of-web']);
+    const asked = planVmReboot(cluster(pairedVm('web', 'pm-2', 'pm-1', 10)), 'web', CONFIG);
+    assert.deepEqual(commands(asked), ['[pm-2] virsh reboot uuid-of-web']);
+    // A request is not a reboot: the plan says the guest decides, and how to force it.
+    assert.equal(asked.title, 'ask web to reboot on pm-2');
+    assert.match(asked.notes.join('\n'), /the guest decides .* pmc vm reboot --hard web resets it/);
+    assert.deepEqual(commands(planVmReboot(cluster(pairedVm('web', 'pm-2', 'pm-1', 10)), 'web', CONFIG, true)), ['[pm-2] virsh reset uuid-of-web']);
     refuses('PMC_E_STATE', /web is not running/, () => planVmReboot(cluster(stoppedVm('web', 'pm-1', 'pm-2', 10)), 'web', CONFIG));
   });
 });
