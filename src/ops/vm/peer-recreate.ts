@@ -121,6 +121,14 @@ export function checkRecreateTarget(state: ClusterState, config: Config, source:
   return { ...source, newPeer: target };
 }
 
+/**
+ * vm add's node steps wait for that node's LV by id (so two nodes are set up at once); here
+ * they run one after the other, with or without an LV step before them.
+ */
+function inSequence(steps: readonly Step[]): Step[] {
+  return steps.map((s) => ({ ...s, id: undefined, after: undefined }));
+}
+
 /** The plan; `addresses` are the replication addresses of the primary and the new peer. */
 export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRecreateTarget, addresses: Record<string, string>): Plan {
   const vg = config.storage.volumeGroup;
@@ -134,13 +142,13 @@ export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRec
     const hasLv = Boolean(oldPeerReplica?.lv);
     if (oldPeerReplica?.resource?.up) steps.push({ node: t.newPeer, command: drbdadmCommand('down', t.resource), why: `take ${t.resource} down on ${t.newPeer}` });
     if (!hasLv) steps.push(lvCreateStep(t.newPeer, t.resource, vg, t.lvBytes));
-    const nodeSteps = drbdNodeSteps(t.newPeer, t.resource, newFile);
+    const nodeSteps = inSequence(drbdNodeSteps(t.newPeer, t.resource, newFile));
     // A resource file that is there stays: it matches the primary's, whatever options it has.
     steps.push(...(oldPeerReplica?.resource?.configured ? nodeSteps.slice(1) : nodeSteps));
     notes.push(`the copy on ${t.newPeer} is rebuilt from scratch (new DRBD metadata${hasLv ? ' on the existing LV' : ' on a new LV'}) and resynced in full from ${t.primary}`);
   } else {
     const backup = `${file}.pmc-before-peer-recreate`;
-    steps.push(lvCreateStep(t.newPeer, t.resource, vg, t.lvBytes), ...drbdNodeSteps(t.newPeer, t.resource, newFile));
+    steps.push(lvCreateStep(t.newPeer, t.resource, vg, t.lvBytes), ...inSequence(drbdNodeSteps(t.newPeer, t.resource, newFile)));
     steps.push({
       node: t.primary,
       command: commandLine(['cp', '-p', file, backup]),
