@@ -77,9 +77,9 @@ const evacuate = defineCommand<{ node: string; secondaries: boolean; to?: string
     .option('to', { type: 'string', requiresArg: true, describe: 'with --secondaries: the node the copies go to (default: placed by free memory, then disk)' })
     .option('parallel', { type: 'string', requiresArg: true, default: '1', describe: `how many migrations (and copy moves) run at once (1 to ${MAX_PARALLEL})` })
     .option('timeout', { alias: 't', type: 'string', requiresArg: true, default: String(DEFAULT_MIGRATE_TIMEOUT_S), describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
-    .epilogue('Every VM is checked before anything changes (as pmc vm mv and pmc vm peer-recreate check them); a one-node VM, or one whose other copy is not\n'
-      + 'UpToDate and connected, refuses the whole command and is named with what to do. Order: migrations, demotions, then the standby copies.\n'
-      + 'The first failure stops the run: the output says what moved and what did not; running it again moves the rest.'),
+    .epilogue('Every VM is checked first, as pmc vm mv and pmc vm peer-recreate check it; any VM that cannot move refuses the whole command.\n'
+      + 'Order: migrations, then demotions, then the standby copies (each resynced in full before the node\'s copy goes).\n'
+      + 'The first failure stops the run; the output says what moved and what did not, and running it again moves the rest.'),
   examples: [
     ['pmc pm evacuate --dry-run pm-1 --secondaries', 'what would move where, and every command'],
     ['pmc pm evacuate pm-1', 'its VMs migrate to their peers; pm-1 keeps standby copies'],

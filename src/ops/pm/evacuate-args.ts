@@ -39,7 +39,7 @@ export function parseEvacuateArgs(args: EvacuateArgs): EvacuateRequest {
     node: args.node,
     secondaries: args.secondaries,
     to: args.to,
-    parallel: parseWholeNumber(args.parallel, '--parallel', 1, MAX_PARALLEL),
+    parallel: parseParallel(args.parallel),
     timeoutSeconds: parseSeconds(args.timeout, '--timeout'),
     dryRun: args.dryRun,
   };
@@ -54,5 +54,14 @@ export function assertEvacuateOptions(req: Pick<EvacuateArgs, 'node' | 'secondar
   if (req.to === req.node) {
     throw new PmcError('PMC_E_USAGE', `--to ${req.to} is the node being evacuated: its standby copies must go to another node`,
       'name another node with --to, or leave --to out and pmc places each copy by free memory, then disk');
+  }
+}
+
+function parseParallel(input: number | string): number {
+  try {
+    return parseWholeNumber(input, '--parallel', 1, MAX_PARALLEL);
+  } catch (err) {
+    if (!(err instanceof PmcError)) throw err;
+    throw new PmcError(err.code, err.message, 'e.g. --parallel 2 (the default, 1, moves one VM at a time)');
   }
 }
