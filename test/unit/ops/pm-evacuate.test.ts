@@ -22,7 +22,7 @@ const FACTS: MigrateFacts = {
   'pm-1': { bridges: { br0: true }, files: {} },
   'pm-2': { bridges: { br0: true }, files: {} },
 };
-const REQ = { node: 'pm-1', secondaries: false, to: undefined, timeoutSeconds: 600 };
+const REQ: Pick<EvacuateRequest, 'node' | 'secondaries' | 'to' | 'timeoutSeconds'> = { node: 'pm-1', secondaries: false, to: undefined, timeoutSeconds: 600 };
 
 /** test-vm runs on pm-1; db is shut off with pm-1 its Primary; web runs on pm-2 with its standby copy on pm-1; other lives on pm-2/pm-3. */
 function busy(): Record<string, Partial<NodeFacts>>[] {
