@@ -136,12 +136,12 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
     try {
       const res = pairResource(vm);
       if (!res) {
-        throw new PmcError('PMC_E_STATE', `it has no DRBD peer: its only copy is on ${node}${vm.runningOn.includes(node) ? ', where it runs' : ''}`,
+        refuse(`it has no DRBD peer: its only copy is on ${node}${vm.runningOn.includes(node) ? ', where it runs' : ''}`,
           `copy it off first (pmc vm backup -b ${vm.name}, then pmc vm restore ${vm.name} --at latest --to NEW-NAME creates it on two nodes) and remove it (pmc vm rm ${vm.name}), or keep ${node} on`);
       }
       const hosts = res.hosts.map((h) => h.name);
       if (!hosts.includes(node)) {
-        if (vm.runningOn.includes(node)) throw new PmcError('PMC_E_STATE', `it runs on ${node}, outside its DRBD pair ${hosts.join('/')}`, 'pmc cluster verify says how to repair it');
+        if (vm.runningOn.includes(node)) refuse(`it runs on ${node}, outside its DRBD pair ${hosts.join('/')}`, 'pmc cluster verify says how to repair it');
         notes.push(`${vm.name}: ${node} holds leftovers of it outside its DRBD pair ${hosts.join('/')}; left as they are (pmc cluster verify lists them)`);
         continue;
       }
@@ -153,7 +153,7 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
       }
       if (vm.runningOn.length > 0) {
         if (mine?.role === 'Primary') {
-          throw new PmcError('PMC_E_STATE', `it runs on ${vm.runningOn.join(' and ')}, yet ${node} is DRBD Primary for it too`, `pmc vm mv --cleanup ${vm.name}`);
+          refuse(`it runs on ${vm.runningOn.join(' and ')}, yet ${node} is DRBD Primary for it too`, `pmc vm mv --cleanup ${vm.name}`);
         }
       } else {
         assertCopyCurrent(vm, node, peer, config);
