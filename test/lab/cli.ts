@@ -182,6 +182,9 @@ async function demo(): Promise<void> {
   pmc(["help", "vm", "mv"]);
   // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
   pmc(["vm", "mv", "--dry-run", "--keep-going", "-p", "pm-1"]);
+  // Before switching pm-1 off: its VMs to their peers, its standby copies to other nodes (or why not); changes nothing.
+  pmc(["help", "pm", "evacuate"]);
+  pmc(["pm", "evacuate", "--dry-run", "--secondaries", "pm-1"]);
   pmc(["backup", "ls"]);
   pmc(["help", "vm", "backup"]);
   pmc(["help", "vm", "restore"]);

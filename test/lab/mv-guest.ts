@@ -1,7 +1,8 @@
 /**
  * The guest the pmc vm mv lab tests share: a VM made by pmc vm add (mv- names, DRBD minors
  * 700-749, ports 9700-9749) running the lab's guest workload, and what a settled VM looks like
- * on the nodes themselves.
+ * on the nodes themselves. Other tests pass their own pmc.yaml variant (their own minors and
+ * ports) and pair.
  */
 import assert from "node:assert/strict";
 import {
@@ -11,6 +12,8 @@ import {
   guestDomainXml,
   labExec,
   labExecOk,
+  readCounter,
+  sleep,
   waitForCounter,
   writeNodeFile,
 } from "./lab.ts";
@@ -32,8 +35,8 @@ export interface MoveJson {
   outcomes: Array<{ vm: string; source: string; target: string; status: string; error?: string; timings?: { roleChangesMs: number; migrateMs: number; totalMs: number } }>;
 }
 
-export async function removeGuest(vm: string): Promise<void> {
-  const r = await pmc(["vm", "rm", "-f", vm], { config });
+export async function removeGuest(vm: string, pmcConfig = config): Promise<void> {
+  const r = await pmc(["vm", "rm", "-f", vm], { config: pmcConfig });
   if (r.exitCode !== 0 && !/PMC_E_VM_UNKNOWN/.test(r.stderr)) {
     // pmc could not remove it (a broken earlier run): by hand, on every node.
     await Promise.all(ALL_NODES.map((n) => labExec(n, `virsh destroy ${vm}; virsh undefine --nvram ${vm}; drbdadm down ${vm}; lvremove -y ${lvOf(vm)}; rm -f /etc/drbd.d/${vm}.res; true`)));
@@ -41,9 +44,9 @@ export async function removeGuest(vm: string): Promise<void> {
 }
 
 /** pmc vm add on pm-1 and pm-2, the domain swapped for the guest workload (same UUID on both), started on pm-1, first counter seen. */
-export async function createGuest(vm: string): Promise<void> {
-  await removeGuest(vm);
-  const add = await pmc(["vm", "add", "-p", "pm-1", "-p", "pm-2", "-s", "256M", "-m", "96M", "--no-start", vm], { config });
+export async function createGuest(vm: string, pmcConfig = config): Promise<void> {
+  await removeGuest(vm, pmcConfig);
+  const add = await pmc(["vm", "add", "-p", "pm-1", "-p", "pm-2", "-s", "256M", "-m", "96M", "--no-start", vm], { config: pmcConfig });
   assert.equal(add.exitCode, 0, add.stderr + add.stdout);
   const device = (await labExecOk("pm-1", `drbdadm sh-dev ${vm}`)).trim();
   const uuid = (await labExecOk("pm-1", `virsh domuuid ${vm}`)).trim();
@@ -51,7 +54,7 @@ export async function createGuest(vm: string): Promise<void> {
     await writeNodeFile(node, `/root/${vm}.xml`, guestDomainXml({ name: vm, disk: device, uuid, memoryMiB: 96 }));
     await labExecOk(node, `virsh define /root/${vm}.xml && rm /root/${vm}.xml`);
   }
-  const start = await pmc(["vm", "start", "-p", "pm-1", vm], { config });
+  const start = await pmc(["vm", "start", "-p", "pm-1", vm], { config: pmcConfig });
   assert.equal(start.exitCode, 0, start.stderr + start.stdout);
   const t0 = Date.now();
   const first = await waitForCounter("pm-2", lvOf(vm), 0, 600_000);
@@ -59,16 +62,36 @@ export async function createGuest(vm: string): Promise<void> {
 }
 
 /** Runs on `runsOn` only, exactly one Primary, UpToDate/UpToDate, two primaries off in the kernel, one UUID. */
-export async function assertSettled(vm: string, runsOn: string): Promise<void> {
-  const other = NODES.find((n) => n !== runsOn)!;
+export async function assertSettled(vm: string, runsOn: string, pair = NODES): Promise<void> {
+  const other = pair.find((n) => n !== runsOn)!;
   assert.equal((await labExecOk(runsOn, `virsh domstate ${vm}`)).trim(), "running", `runs on ${runsOn}`);
   assert.equal((await labExecOk(other, `virsh domstate ${vm}`)).trim(), "shut off", `not on ${other}`);
   assert.deepEqual(await drbdRoles(runsOn, vm), ["Primary", "Secondary"], "exactly one Primary");
   assert.deepEqual(await drbdRoles(other, vm), ["Secondary", "Primary"]);
-  for (const node of NODES) {
+  for (const node of pair) {
     assert.deepEqual(await drbdDiskStates(node, vm), ["UpToDate", "UpToDate"], node);
     assert.doesNotMatch(await labExecOk(node, `drbdsetup show ${vm}`), /allow-two-primaries\s+yes/, `two primaries off on ${node}`);
   }
-  const uuids = await Promise.all(NODES.map(async (n) => (await labExecOk(n, `virsh domuuid ${vm}`)).trim()));
+  const uuids = await Promise.all(pair.map(async (n) => (await labExecOk(n, `virsh domuuid ${vm}`)).trim()));
   assert.equal(uuids[0], uuids[1], "one UUID on both nodes");
+}
+
+/** Reads the counter from `device` on `node` about once a second until stopped; every value, in order. */
+export function sampleCounter(node: string, device: string): { stop: () => Promise<number[]> } {
+  const values: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const c = await readCounter(node, device).catch(() => undefined);
+      if (c !== undefined) values.push(c);
+      await sleep(1000);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return values;
+    },
+  };
 }

@@ -5,37 +5,17 @@
 // Shares the lab with other tests: only `mv-` names, DRBD minors 700-749, ports 9700-9749.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { drbdDiskStates, drbdRoles, ensureLabUp, labExec, labExecOk, readCounter, sleep, waitFor, waitForCounter } from "./lab.ts";
+import { drbdDiskStates, drbdRoles, ensureLabUp, labExec, labExecOk, readCounter, waitFor, waitForCounter } from "./lab.ts";
 import { pmc, pmcJson } from "./pmc.ts";
-import { assertSettled, config, createGuest, lvOf, removeGuest, type MoveJson } from "./mv-guest.ts";
+import { assertSettled, config, createGuest, lvOf, removeGuest, sampleCounter, type MoveJson } from "./mv-guest.ts";
 
 const VM = "mv-work";
 const LV = lvOf(VM);
 const started = Date.now();
 
-/** Reads the counter from pm-2's LV about once a second until stopped; every value, in order. */
-function sampleCounter(): { stop: () => Promise<number[]> } {
-  const values: number[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const c = await readCounter("pm-2", LV).catch(() => undefined);
-      if (c !== undefined) values.push(c);
-      await sleep(1000);
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return values;
-    },
-  };
-}
-
 async function migrate(from: string, to: string): Promise<void> {
   const before = (await readCounter("pm-2", LV))!;
-  const sampler = sampleCounter();
+  const sampler = sampleCounter("pm-2", LV);
   const t0 = Date.now();
   const { code, data, stderr } = await pmcJson<MoveJson>(["vm", "mv", VM], { config });
   const wall = Date.now() - t0;
@@ -90,7 +70,7 @@ describe("pmc vm mv on the lab", { timeout: 20 * 60_000 }, () => {
   it("a full backup while the workload runs restores a whole counter, no greater than the one read after it; the guest kept counting", async () => {
     const copy = "mv-bk";
     const before = (await readCounter("pm-2", LV))!;
-    const sampler = sampleCounter();
+    const sampler = sampleCounter("pm-2", LV);
     const t0 = Date.now();
     const backup = await pmcJson<Array<{ manifest: { stamp: string; node: string; consistency: string; data: { bytes: number } } }>>(["vm", "backup", "-b", VM], { config });
     const seconds = (Date.now() - t0) / 1000;

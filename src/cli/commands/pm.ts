@@ -6,6 +6,9 @@ import { PM_COLUMNS } from '../../render/views/nodes.js';
 import { assertVmReference } from '../../util/validate.js';
 import type { ApplyResult } from '../../ops/engine/execute.js';
 import { FAILOVER_EPILOGUE, nodeIsDownOption } from './vm.js';
+import type { EvacuateReport } from '../../ops/pm/evacuate.js';
+import { MAX_PARALLEL, parseEvacuateArgs } from '../../ops/pm/evacuate-args.js';
+import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/defaults.js';
 
 /** The view of the commands that run a plan. */
 const applyView = async () => (await import('../../render/views/plan.js')).applyView;
@@ -65,6 +68,29 @@ const drbdUp = defineCommand<{ nodes: string[]; all: boolean; only: string[]; dr
 
 const nodeArgument = { type: 'string', demandOption: true, describe: 'the node' } as const;
 
+const evacuate = defineCommand<{ node: string; secondaries: boolean; to?: string; parallel: string; timeout: string; dryRun: boolean }, EvacuateReport>({
+  command: 'evacuate <node>',
+  describe: 'empty a node before switching it off: its VMs live-migrate to their peers, it is demoted for its shut-off ones; --secondaries also moves its standby copies',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .option('secondaries', { type: 'boolean', default: false, describe: 'also move every standby copy the node holds to another node (resynced in full), so every VM stays mirrored' })
+    .option('to', { type: 'string', requiresArg: true, describe: 'with --secondaries: the node the copies go to (default: placed by free memory, then disk)' })
+    .option('parallel', { type: 'string', requiresArg: true, default: '1', describe: `how many migrations (and copy moves) run at once (1 to ${MAX_PARALLEL})` })
+    .option('timeout', { alias: 't', type: 'string', requiresArg: true, default: String(DEFAULT_MIGRATE_TIMEOUT_S), describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
+    .epilogue('Every VM is checked first, as pmc vm mv and pmc vm peer-recreate check it; any VM that cannot move refuses the whole command.\n'
+      + 'Order: migrations, then demotions, then the standby copies (each resynced in full before the node\'s copy goes).\n'
+      + 'The first failure stops the run; the output says what moved and what did not, and running it again moves the rest.'),
+  examples: [
+    ['pmc pm evacuate --dry-run pm-1 --secondaries', 'what would move where, and every command'],
+    ['pmc pm evacuate pm-1', 'its VMs migrate to their peers; pm-1 keeps standby copies'],
+    ['pmc pm evacuate pm-1 --secondaries --to pm-3', 'and every copy pm-1 holds moves to pm-3: pm-1 can be switched off, every VM mirrored'],
+  ],
+  check: (args) => { parseEvacuateArgs(args); },
+  nodes: (args) => [args.node, args.to],
+  run: async (ctx, args) => (await import('../../ops/pm/evacuate.js')).evacuateNode(ctx, parseEvacuateArgs(args)),
+  view: async () => (await import('../../render/views/evacuate.js')).evacuateView,
+});
+
 const failover = defineCommand<{ node: string; yesNodeIsDown?: string; dryRun: boolean }, ApplyResult>({
   command: 'failover <node>',
   describe: 'a node is dead: start every VM that ran on it on its DRBD peer',
@@ -96,4 +122,4 @@ const rejoin = defineCommand<{ node: string; dryRun: boolean }, ApplyResult>({
   view: applyView,
 });
 
-export const pmCommands = [ls, init, drbdUp, failover, rejoin];
+export const pmCommands = [ls, init, drbdUp, evacuate, failover, rejoin];

@@ -239,7 +239,10 @@ export function freeMemory(node: NodeState): number {
   return (node.facts?.memory?.totalBytes ?? 0) - HOST_RESERVED_MEMORY - node.usage.definedMemoryBytes;
 }
 
-function capacityProblems(node: NodeState, request: VmAddRequest, lvBytes: number, startsHere: boolean): string[] {
+/** What a node must have room for to hold a VM (or a copy of one): its memory, disk and vCPUs. */
+export type PlacementNeed = Pick<VmAddRequest, 'sizeBytes' | 'memoryBytes' | 'vcpus' | 'force'>;
+
+function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBytes' | 'vcpus'>, lvBytes: number, startsHere: boolean): string[] {
   const f = node.facts!;
   const problems: string[] = [];
   if (!f.memory) problems.push(`the memory of ${node.name} is unknown`);
@@ -257,31 +260,44 @@ function capacityProblems(node: NodeState, request: VmAddRequest, lvBytes: numbe
 }
 
 /**
- * Without -p: the nodes that can hold the VM, with the most free memory first, then the most
- * free disk, then in pmc.yaml's order. The first becomes the primary.
+ * The nodes that can hold a VM (set up for it and, unless forced, with room for it), the most
+ * free memory first, then the most free disk, then in pmc.yaml's order; and why each other
+ * node cannot. `exclude` names nodes that are out of the question whatever they hold.
  */
-function placeVm(state: ClusterState, config: Config, request: VmAddRequest, paired: boolean): { nodes: NodeState[]; placement: string } {
-  const want = paired ? 2 : 1;
+export function rankNodes(state: ClusterState, config: Config, need: PlacementNeed, paired: boolean, exclude: readonly string[] = []): { ranked: NodeState[]; rejected: string[] } {
   const rejected: string[] = [];
-  const candidates = state.nodes.filter(asked).filter((node) => {
+  const candidates = state.nodes.filter(asked).filter((node) => !exclude.includes(node.name)).filter((node) => {
     const setup = setupProblems(node, paired);
     const extent = node.facts!.vg?.extentSizeBytes ?? 1;
-    const capacity = request.force ? [] : capacityProblems(node, request, roundUp(request.sizeBytes, extent), false);
+    const capacity = need.force ? [] : capacityProblems(node, need, roundUp(need.sizeBytes, extent), false);
     const problems = [...setup, ...capacity];
     if (problems.length > 0) rejected.push(setup.length ? `${node.name}: ${setup.join(', ')}` : problems.join(', '));
     return problems.length === 0;
   });
-  if (candidates.length < want) {
+  const order = config.nodes.map((n) => n.name);
+  const ranked = [...candidates].sort((a, b) => freeMemory(b) - freeMemory(a)
+    || (b.facts!.vg?.freeBytes ?? 0) - (a.facts!.vg?.freeBytes ?? 0)
+    || order.indexOf(a.name) - order.indexOf(b.name));
+  return { ranked, rejected };
+}
+
+/** Why pmc chose these nodes, for the plan's notes. */
+export function describePlacement(chosen: readonly NodeState[]): string {
+  const why = chosen.map((n) => `${n.name} (${formatBytes(Math.max(0, freeMemory(n)))} memory, ${formatBytes(n.facts!.vg?.freeBytes ?? 0)} disk free)`);
+  return `placed on ${why.join(' and ')}: the most free memory, then disk`;
+}
+
+/** Without -p: the first node of the ranking becomes the primary, the second its peer. */
+function placeVm(state: ClusterState, config: Config, request: VmAddRequest, paired: boolean): { nodes: NodeState[]; placement: string } {
+  const want = paired ? 2 : 1;
+  const { ranked, rejected } = rankNodes(state, config, request, paired);
+  if (ranked.length < want) {
     throw new PmcError(rejected.length > 0 ? 'PMC_E_CAPACITY' : 'PMC_E_STATE',
       `no ${paired ? 'two nodes' : 'node'} can hold ${request.name}${rejected.length ? `: ${rejected.join('; ')}` : ''}`,
       'free memory or disk space, add a node, name the nodes with -p, or pass --force to ignore capacity');
   }
-  const order = config.nodes.map((n) => n.name);
-  const chosen = [...candidates].sort((a, b) => freeMemory(b) - freeMemory(a)
-    || (b.facts!.vg?.freeBytes ?? 0) - (a.facts!.vg?.freeBytes ?? 0)
-    || order.indexOf(a.name) - order.indexOf(b.name)).slice(0, want);
-  const why = chosen.map((n) => `${n.name} (${formatBytes(Math.max(0, freeMemory(n)))} memory, ${formatBytes(n.facts!.vg?.freeBytes ?? 0)} disk free)`);
-  return { nodes: chosen, placement: `placed on ${why.join(' and ')}: the most free memory, then disk` };
+  const chosen = ranked.slice(0, want);
+  return { nodes: chosen, placement: describePlacement(chosen) };
 }
 
 /** The lowest minor and port in the configured ranges that no resource on any node uses. */

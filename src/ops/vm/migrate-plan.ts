@@ -158,6 +158,34 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
   return { vm: vm.name, source, target, resource, uuid, memoryBytes: sourceDomain.memoryBytes, prepare, migrate, verify, finish, notes };
 }
 
+/** One VM's migration as planned, or why it was refused. */
+export interface PlannedMigration {
+  name: string;
+  migration?: VmMigration;
+  refusal?: PmcError;
+}
+
+/**
+ * Plans the migration of each VM in turn; the memory a target is promised by the VMs before
+ * it counts against it. A refusal is returned, not thrown, so the caller decides whether one
+ * refuses all.
+ */
+export function planMigrations(state: ClusterState, names: readonly string[], config: PlannerConfig, opts: Omit<MigrateOptions, 'incomingBytes'>): PlannedMigration[] {
+  const incoming = new Map<string, number>();
+  return names.map((name) => {
+    try {
+      const first = planVmMigrate(state, name, config, opts);
+      const before = incoming.get(first.target) ?? 0;
+      const migration = before === 0 ? first : planVmMigrate(state, name, config, { ...opts, incomingBytes: before });
+      incoming.set(migration.target, before + migration.memoryBytes);
+      return { name, migration };
+    } catch (err) {
+      if (!(err instanceof PmcError)) throw err;
+      return { name, refusal: err };
+    }
+  });
+}
+
 /** The whole migration as one plan, for --dry-run and --json. */
 export function migrationAsPlan(m: VmMigration): Plan {
   return {

@@ -19,8 +19,9 @@ import { mutateVm } from './lifecycle.js';
 import { underLock } from '../engine/mutate.js';
 import { planVmCleanup } from './migrate-cleanup.js';
 import {
-  assertTimeout, attachedFiles, migrationAsPlan, planVmMigrate, PROGRESS_PREFIX, type MigrateFacts, type VmMigration,
+  assertTimeout, attachedFiles, migrationAsPlan, planMigrations, PROGRESS_PREFIX, type MigrateFacts, type VmMigration,
 } from './migrate-plan.js';
+import { inParallel } from '../../util/parallel.js';
 
 export interface MoveRequest {
   vms: string[];
@@ -96,41 +97,21 @@ async function planAndMove(ctx: OpContext, req: MoveRequest): Promise<Report<Mov
   const { names, skipped } = vmsToMove(state, req, ctx.config.ignorePrefix);
   const facts = await gatherMigrateFacts(ctx, state, names.map((n) => state.vms.find((vm) => vm.name === n)).filter((vm): vm is Vm => vm !== undefined));
 
-  const incoming = new Map<string, number>();
-  const planned: Array<{ name: string; migration?: VmMigration; refusal?: PmcError }> = names.map((name) => {
-    try {
-      const migration = planVmMigrate(state, name, ctx.config, { timeoutSeconds: req.timeoutSeconds, facts, incomingBytes: 0 });
-      const before = incoming.get(migration.target) ?? 0;
-      const checked = before === 0 ? migration
-        : planVmMigrate(state, name, ctx.config, { timeoutSeconds: req.timeoutSeconds, facts, incomingBytes: before });
-      incoming.set(checked.target, before + checked.memoryBytes);
-      return { name, migration: checked };
-    } catch (err) {
-      if (!isPmcError(err)) throw err;
-      // One VM alone, or several without --keep-going: refuse the whole command before anything changes.
-      if (!req.keepGoing) throw err;
-      return { name, refusal: err };
-    }
-  });
+  const planned = planMigrations(state, names, ctx.config, { timeoutSeconds: req.timeoutSeconds, facts });
+  // One VM alone, or several without --keep-going: refuse the whole command before anything changes.
+  const refused = planned.find((p) => p.refusal);
+  if (refused && !req.keepGoing) throw refused.refusal;
   const checksMs = Date.now() - started;
 
-  const outcomes: MigrationOutcome[] = new Array(planned.length);
   let stop = false;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < planned.length) {
-      const i = next++;
-      const p = planned[i]!;
-      if (p.refusal) outcomes[i] = refusedOutcome(p.name, p.refusal);
-      else if (req.dryRun) outcomes[i] = { ...emptyOutcome(p.migration!), status: 'dry-run' };
-      else if (stop) outcomes[i] = { ...emptyOutcome(p.migration!), status: 'not started' };
-      else {
-        outcomes[i] = await executeMigration(ctx, p.migration!);
-        if (outcomes[i]!.status !== 'migrated' && !req.keepGoing) stop = true;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(req.parallel, Math.max(planned.length, 1)) }, worker));
+  const outcomes = await inParallel(planned, req.parallel, async (p): Promise<MigrationOutcome> => {
+    if (p.refusal) return refusedOutcome(p.name, p.refusal);
+    if (req.dryRun) return { ...emptyOutcome(p.migration!), status: 'dry-run' };
+    if (stop) return { ...emptyOutcome(p.migration!), status: 'not started' };
+    const outcome = await executeMigration(ctx, p.migration!);
+    if (outcome.status !== 'migrated' && !req.keepGoing) stop = true;
+    return outcome;
+  });
   const bad = outcomes.some((o) => o.status === 'failed' || o.status === 'refused' || o.status === 'not started');
   return { data: { checksMs, outcomes, skipped }, status: bad ? 'failed' : 'ok', warnings: [] };
 }

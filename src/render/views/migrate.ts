@@ -14,7 +14,8 @@ export function moveView(report: MoveReport, opts: ViewOptions): string {
   return lines.join('\n');
 }
 
-function outcomeLines(o: MigrationOutcome, checksMs: number, opts: ViewOptions, s: Style): string[] {
+/** One migration's outcome (pm evacuate shows its migrations the same way). */
+export function outcomeLines(o: MigrationOutcome, checksMs: number, opts: ViewOptions, s: Style): string[] {
   switch (o.status) {
     case 'dry-run':
       return [`${s.bold('dry run, nothing changed:')} ${describePlan(o.plan!)}`, ''];

@@ -89,6 +89,18 @@ const nodeCases: BadInput[] = [
   usage('pm', 'drbd-up', '--', '-x'),
 ];
 
+/** pm evacuate's flags: each refused from the command line alone, before pmc.yaml's nodes are asked. */
+const evacuateCases: BadInput[] = [
+  usage('pm', 'evacuate', 'pm-1', '--to', 'pm-2'), usage('pm', 'evacuate', 'pm-1', '--secondaries', '--to', 'pm-1'),
+  usage('pm', 'evacuate', 'pm-1', '--secondaries', '--to'), usage('pm', 'evacuate', 'pm-1', '--secondaries', '--to', '-x'),
+  usage('pm', 'evacuate', 'pm-1', '--secondaries', '--to', 'pm-2', '--to', 'pm-3'), usage('pm', 'evacuate'), usage('pm', 'evacuate', 'pm-1', 'pm-2'),
+  usage('pm', 'evacuate', '--', '-x'), usage('pm', 'evacuate', 'pm-1', '--parallel'), usage('pm', 'evacuate', 'pm-1', '--bogus'),
+  ...['0', '-1', 'abc', '1.5', '1e3', '65', 'NaN', ''].map((n) => usage('pm', 'evacuate', 'pm-1', `--parallel=${n}`)),
+  ...['0', '1e99', 'abc', '86401', '-5', ''].map((t) => usage('pm', 'evacuate', 'pm-1', `--timeout=${t}`)),
+  ...[['pm', 'evacuate', 'pm-9'], ['pm', 'evacuate', 'pm-1', '--secondaries', '--to', 'pm-9'], ['pm', 'evacuate', 'x;id'], ['pm', 'evacuate', '--dry-run', 'PM-1']]
+    .map((argv) => ({ argv, code: 'PMC_E_NODE_UNKNOWN' as const, exit: 1 })),
+];
+
 const commandLineCases: BadInput[] = [
   { ...usage('help', 'bogus'), issue: 9 }, usage('help', 'vm', 'bogus'), usage('help', 'bogus', 'ls'), usage('bogus', '--help'), usage('vm', 'bogus', '--help'),
   usage('vm', 'bogus'), usage('bogus'), usage(), usage('vm'), usage('pm'), usage('cluster'), usage('pm', 'ls', '--bogus'), usage('vm', 'lss'),
@@ -184,5 +196,5 @@ const configCases: BadInput[] = [
 
 export const BAD_INPUTS: BadInput[] = [
   ...vmNameCases, ...dashNameCases, ...timeoutCases, ...waitCases, ...cpuCases, ...sizeCases, ...addressCases, ...isoCases,
-  ...nodeCases, ...commandLineCases, ...configFileCases, ...configCases,
+  ...nodeCases, ...evacuateCases, ...commandLineCases, ...configFileCases, ...configCases,
 ];

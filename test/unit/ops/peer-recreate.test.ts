@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { dependencies } from '../../../src/ops/engine/plan.js';
 import { checkPeerRecreate, planPeerRecreate } from '../../../src/ops/vm/peer-recreate.js';
 import { domain, lv, pairedVm, resource } from '../model/factory.js';
 import { cluster, config, withNodeDown } from './vm-add-helpers.js';
 
 const CFG = config();
 const ADDRESSES = { 'pm-1': '10.99.0.11', 'pm-2': '10.99.0.12', 'pm-3': '10.99.0.13' };
-const commands = (plan: ReturnType<typeof planPeerRecreate>) => plan.steps.map((s) => [s.node, s.command.startsWith('stalled=0') ? 'wait for the resync' : s.command.split(' && ')[0]]);
+/** The plan's commands, once it is clear the executor can order them (one after the other: each step waits for every step before it). */
+function commands(plan: ReturnType<typeof planPeerRecreate>) {
+  assert.deepEqual(dependencies(plan), plan.steps.map((_s, i) => [...Array(i).keys()]));
+  return plan.steps.map((s) => [s.node, s.command.startsWith('stalled=0') ? 'wait for the resync' : s.command.split(' && ')[0]]);
+}
 
 test('peer-recreate onto pm-3: new LV + metadata there, primary repointed, full resync, then the domain, then the old copy goes', () => {
   const state = cluster(CFG, pairedVm('web', 'pm-1', 'pm-2', 10));
@@ -42,6 +47,19 @@ test('peer-recreate without NEWPM rebuilds the copy on the same node, keeping it
   const plan = planPeerRecreate(state, CFG, checkPeerRecreate(state, CFG, 'web', undefined), ADDRESSES);
   assert.deepEqual(commands(plan), [
     ['pm-2', 'drbdadm down web'],
+    ['pm-2', 'drbdadm -- --force create-md web'],
+    ['pm-2', 'drbdadm up web || { rc=$?; drbdadm down web; exit $rc; }'],
+    ['pm-1', 'wait for the resync'],
+  ]);
+});
+
+test('peer-recreate without NEWPM on a node whose disk was replaced: a new LV, resource file and metadata there', () => {
+  const parts = pairedVm('web', 'pm-1', 'pm-2', 10);
+  parts['pm-2'] = { domains: parts['pm-2']!.domains! };
+  const state = cluster(CFG, parts);
+  assert.deepEqual(commands(planPeerRecreate(state, CFG, checkPeerRecreate(state, CFG, 'web', undefined), ADDRESSES)), [
+    ['pm-2', 'lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc'],
+    ['pm-2', 'cat > /etc/drbd.d/web.res.tmp'],
     ['pm-2', 'drbdadm -- --force create-md web'],
     ['pm-2', 'drbdadm up web || { rc=$?; drbdadm down web; exit $rc; }'],
     ['pm-1', 'wait for the resync'],

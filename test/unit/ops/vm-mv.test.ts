@@ -2,48 +2,22 @@
 // cluster states built from probe facts, with the domain definition parsed from a real
 // `virsh dumpxml --inactive` (test/fixtures/real): the commands, their order, every refusal.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/model/cluster.js';
 import { planVmCleanup } from '../../../src/ops/vm/migrate-cleanup.js';
 import { migrationAsPlan, planVmMigrate, type MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
-import { parseDomainXml } from '../../../src/probe/parsers/virsh.js';
 import type { Domain, NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
-import { CONFIG, domain, lv, peer, probes, resource } from '../model/factory.js';
+import { CONFIG, domain, lv, peer, probes } from '../model/factory.js';
+import { realDomain, running, UUID, withResource, XML } from './mv-helpers.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const MiB = 1024 ** 2;
-const XML = readFileSync(new URL('../../fixtures/real/virsh-dumpxml.inactive.xml', import.meta.url), 'utf8');
-const UUID = 'd2fd4e59-ee6a-4d1e-aee0-f5ae227a41ab';
 const FACTS: MigrateFacts = {
   'pm-1': { bridges: { br0: true }, files: {} },
   'pm-2': { bridges: { br0: true }, files: {} },
 };
 const OPTS = { timeoutSeconds: 600, facts: FACTS };
-
-/** test-vm as libvirt describes it (the real XML), in the given state on a node. */
-function realDomain(state: Domain['state'], xml = XML, reason?: string): Domain {
-  const def = parseDomainXml(xml).value!;
-  return { ...domain(def.name, state), ...def, xml, ...(reason ? { stateReason: reason } : {}) };
-}
-
-/** test-vm running on `source` (Primary), defined on `target` (Secondary), UpToDate/UpToDate. */
-function running(source = 'pm-1', target = 'pm-2'): Record<string, Partial<NodeFacts>> {
-  const hosts: [string, string] = ['pm-1', 'pm-2'];
-  return {
-    [source]: {
-      domains: [realDomain('running')],
-      drbdResources: [resource('test-vm', source, hosts, 10, { role: 'Primary', peers: [peer(target)] })],
-      lvs: [lv('test-vm')],
-    },
-    [target]: {
-      domains: [realDomain('shut off')],
-      drbdResources: [resource('test-vm', target, hosts, 10, { peers: [peer(source, { role: 'Primary' })] })],
-      lvs: [lv('test-vm')],
-    },
-  };
-}
 
 function cluster(parts: Record<string, Partial<NodeFacts>>, nodes = NODES): ClusterState {
   return buildCluster({ ...CONFIG, nodes: nodes.map((name) => ({ name })) }, probes(nodes, parts));
@@ -57,12 +31,6 @@ function refuses(code: PmcErrorCode, message: RegExp, plan: () => unknown): void
     assert.ok(err.hint, 'a refusal says what to do');
     return true;
   });
-}
-
-/** Sets fields of test-vm's resource on one node. */
-function withResource(parts: Record<string, Partial<NodeFacts>>, node: string, change: Partial<ReturnType<typeof resource>>) {
-  parts[node]!.drbdResources = [{ ...parts[node]!.drbdResources![0]!, ...change }];
-  return parts;
 }
 
 describe('vm mv: the plan', () => {
