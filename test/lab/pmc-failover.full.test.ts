@@ -172,5 +172,11 @@ describe("when a node fails: vm failover, pm rejoin, ignored VMs left down", { t
     assert.equal((await labExec("pm-2", `test -e ${AUTHORITY}/fo-a`)).exitCode, 1, "the failover record is gone");
     // The kernel on pm-1 says it was the resync target.
     assert.match(await labExecOk("pm-1", `dmesg | grep -F 'drbd${minorA}:' | grep -F 'SyncTarget' | tail -n 1`), /SyncTarget/);
+
+    // Back where it was: a live migration to the rejoined node.
+    const back = await pmcTimed(["vm", "mv", "fo-a"]);
+    assert.equal(back.exitCode, 0, `${back.stdout}\n${back.stderr}`);
+    assert.equal(await domState("pm-1", "fo-a"), "running");
+    assert.deepEqual(await drbdRoles("pm-1", "fo-a"), ["Primary", "Secondary"]);
   });
 });
