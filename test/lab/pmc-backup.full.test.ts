@@ -37,9 +37,9 @@ interface Row {
   node: string;
   stamp: string;
   type: string;
-  needs: string | null;
+  needs?: string | null;
   consistency: string;
-  problem: string | null;
+  problem?: string | null;
 }
 
 async function pmcLogged(args: string[], input?: string) {
@@ -179,7 +179,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
   it("backup ls lists them; verify finds them good and catches one flipped byte in a full image and in an increment", async () => {
     const ls = await pmcJson<Row[]>(["backup", "ls", vm], { config });
     assert.equal(ls.code, 0, ls.stderr);
-    assert.deepEqual(ls.data.map((r) => [r.stamp, r.type, r.node, r.needs, r.consistency]), [
+    assert.deepEqual(ls.data.map((r) => [r.stamp, r.type, r.node, r.needs ?? null, r.consistency]), [
       [stamps[0], "full", "pm-2", null, "shut-off"],
       [stamps[1], "incremental", "pm-2", stamps[0], "shut-off"],
     ]);
@@ -208,7 +208,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
     const expected = await sha("pm-1", device, dataBytes);
     await labExecOk("pm-1", `xdelta3 -e -S djw -s ${dir}/${base}.base ${device} ${dir}/${delta}.xdelta3.tmp && mv ${dir}/${delta}.xdelta3.tmp ${dir}/${delta}.xdelta3`, { timeoutMs: 300_000 });
     const ls = await pmcJson<Row[]>(["backup", "ls", vm], { config });
-    assert.deepEqual(ls.data.filter((r) => r.node === "pm-1").map((r) => [r.stamp, r.type, r.needs, r.consistency, r.problem]), [
+    assert.deepEqual(ls.data.filter((r) => r.node === "pm-1").map((r) => [r.stamp, r.type, r.needs ?? null, r.consistency, r.problem ?? null]), [
       [base, "full", null, "not verified", null],
       [delta, "incremental", base, "not verified", null],
     ]);
