@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { configCandidates, findConfig, INSTALL_DIR, loadConfig, parseConfig } from '../../../src/config/load.js';
+import { configCandidates, findConfig, loadConfig, parseConfig } from '../../../src/config/load.js';
+import { INSTALL_DIR } from '../../../src/util/install.js';
 import { selectNodes, sshTargets } from '../../../src/config/targets.js';
 import { PmcError } from '../../../src/util/errors.js';
 
