@@ -32,6 +32,9 @@ export function defineCommand<Args, Data>(cmd: PmcCommand<Args, Data>): PmcComma
   return cmd;
 }
 
+/** Long enough for a vm add or a migration of another run to finish; --wait-lock changes it. */
+export const DEFAULT_WAIT_LOCK_S = 300;
+
 /** The list options shared by `pm ls` and `vm ls`. */
 export function listOptions(y: Argv<GlobalOptions>): Argv<GlobalOptions> {
   return y

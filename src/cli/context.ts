@@ -4,6 +4,7 @@ import { selectNodes, sshTargets } from '../config/targets.js';
 import { PmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
 import { confirmByTyping } from './confirm.js';
+import { DEFAULT_WAIT_LOCK_S } from './command.js';
 import type { Streams } from '../render/output.js';
 import type { Style } from '../render/style.js';
 
@@ -13,12 +14,9 @@ export interface GlobalOptions {
   json: boolean;
   verbose: boolean;
   color?: boolean;
-  /** --wait-lock (yargs fills it in; the default lives in main.ts). */
+  /** --wait-lock (yargs fills it in with DEFAULT_WAIT_LOCK_S). */
   waitLock?: number;
 }
-
-/** Long enough for a vm add or a migration of another run to finish; --wait-lock changes it. */
-export const DEFAULT_WAIT_LOCK_S = 300;
 
 /** A day: longer than any operation pmc runs, short enough for the timers. */
 export const MAX_WAIT_LOCK_S = 86_400;

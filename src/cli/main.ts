@@ -1,10 +1,11 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { emitError, emitReport, EXIT, processStreams, type Streams } from '../render/output.js';
-import { colorWanted, makeStyle } from '../render/style.js';
+import { colorWanted, makeStyle, type Style } from '../render/style.js';
 import { PmcError } from '../util/errors.js';
-import type { PmcCommand } from './command.js';
-import { DEFAULT_WAIT_LOCK_S, type Context, type GlobalOptions } from './context.js';
+import { pmcVersion } from '../util/install.js';
+import { DEFAULT_WAIT_LOCK_S, type PmcCommand } from './command.js';
+import type { Context, GlobalOptions } from './context.js';
 import { StopToken } from '../ops/engine/context.js';
 import { clusterCommands } from './commands/cluster.js';
 import { pmCommands } from './commands/pm.js';
@@ -42,7 +43,10 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     .demandCommand(1, 'name a command group (pm, vm, cluster or backup) or log')
     .help()
     .alias('help', 'h')
-    .version()
+    .version(pmcVersion())
+    // pmc's own messages are English, and so are the yargs texts it reads ("Did you mean"); the
+    // bundle does not carry yargs' translations either.
+    .locale('en')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .completion('completion', 'print a bash/zsh completion script (pmc completion >> ~/.bashrc)')
     .epilogue('pmc, the poor man\'s cloud: highly available VMs on LVM, DRBD and libvirt, over SSH.\nRun "pmc help <group> <command>" for a command\'s options and examples.\nExit codes: 0 ok, 1 failed, 2 usage error, 3 some nodes could not be asked.')
@@ -66,7 +70,7 @@ export async function main(argv: string[], streams: Streams = processStreams, en
         return built;
       },
       handler: async (args: any) => {
-        exitCode = await runCommand(cmd, args, wantsColor(args.color), streams, argv);
+        exitCode = await runCommand(cmd, args, await wantsColor(args.color), streams, argv);
       },
     });
   };
@@ -87,12 +91,12 @@ export async function main(argv: string[], streams: Streams = processStreams, en
     if (argv.includes('--help') || argv.includes('-h')) assertKnownCommand(leadingWords(argv));
     await parser.parseAsync();
   } catch (err) {
-    return emitError(err, wantsColor(undefined), argv.includes('--verbose') || argv.includes('-v'), streams);
+    return emitError(err, await wantsColor(undefined), argv.includes('--verbose') || argv.includes('-v'), streams);
   }
   return exitCode;
 }
 
-async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: ReturnType<typeof makeStyle>, streams: Streams, argv: readonly string[]): Promise<number> {
+async function runCommand(cmd: PmcCommand<any, any>, parsed: any, style: Style, streams: Streams, argv: readonly string[]): Promise<number> {
   let ctx: Context | undefined;
   let args = parsed;
   const stop = new StopToken();

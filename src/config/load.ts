@@ -1,10 +1,10 @@
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { core } from 'zod';
 import { PmcError } from '../util/errors.js';
+import { INSTALL_DIR } from '../util/install.js';
 import { configSchema, type ParsedConfig } from './schema.js';
 
 type ParsedNode = ParsedConfig['nodes'][number];
@@ -25,9 +25,6 @@ export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore' 
   isoStore: string;
   imageStore: string;
 }
-
-/** The install's own folder (two levels above this module, in src/ or dist/). */
-export const INSTALL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Where pmc looks for its configuration, in order. */
 export function configCandidates(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {

@@ -1,5 +1,3 @@
-import { Chalk, type ChalkInstance } from 'chalk';
-
 /**
  * Colour is used only on a terminal, and never when NO_COLOR is set (no-color.org) or
  * --no-color is given. Everything that colours text takes the Style, so output written to a
@@ -21,8 +19,15 @@ export function colorWanted(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv, 
   return Boolean(stream.isTTY) && env.TERM !== 'dumb';
 }
 
-export function makeStyle(enabled: boolean): Style {
-  const c: ChalkInstance = new Chalk({ level: enabled ? 1 : 0 });
+const plain = (t: string): string => t;
+
+export const plainStyle: Style = { enabled: false, ok: plain, warn: plain, bad: plain, dim: plain, bold: plain };
+
+/** chalk is loaded only for colour, so `pmc --help` and output to a pipe never load it. */
+export async function makeStyle(enabled: boolean): Promise<Style> {
+  if (!enabled) return plainStyle;
+  const { Chalk } = await import('chalk');
+  const c = new Chalk({ level: 1 });
   return {
     enabled,
     ok: (t) => c.green(t),
@@ -32,5 +37,3 @@ export function makeStyle(enabled: boolean): Style {
     bold: (t) => c.bold(t),
   };
 }
-
-export const plainStyle = makeStyle(false);

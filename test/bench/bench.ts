@@ -1,14 +1,16 @@
 /**
  * `npm run bench`: how pmc's read path scales toward a hundred nodes. Speed and memory are
- * measured here, never asserted in tests. Two parts:
+ * measured here, never asserted in tests. Its parts:
  *  1. CPU: joining 100 nodes x 20 VMs each (2000 VMs) into the cluster model, verifying and
  *     rendering it, and parsing real probe output for 100 nodes.
  *  2. SSH fan-out: one pmc run against 100 node entries on a real OpenSSH server on
  *     loopback (one connection each, capped concurrency), as `readCluster` does.
  *  3. known_hosts lookups for 10, 100 and 1000 nodes (known-hosts.ts).
- *  4. With `--nodes N`: the fleet benchmark (fleet.ts), N real sshd nodes with 20 VMs each,
- *     `pmc vm ls` / `pmc pm ls` at 1, 10 and N nodes. It builds this checkout first (dist/).
- *     `--before DIR` adds the same figures for another built checkout, e.g. main's:
+ *  4. Start-up: `pmc --help` and `pmc help vm add` beside `node -e 0` (startup.ts), on this
+ *     checkout's build (`npm run build`, which runs first).
+ *  5. With `--nodes N`: the fleet benchmark (fleet.ts), N real sshd nodes with 20 VMs each,
+ *     `pmc vm ls` / `pmc pm ls` at 1, 10 and N nodes.
+ *     `--before DIR` adds the figures of 4 and 5 for another built checkout, e.g. main's:
  *       git -C /work/main archive main | tar -x -C /tmp/pmc-before && ln -s /work/main/node_modules /tmp/pmc-before/
  *       (cd /tmp/pmc-before && npm run build) && npm run bench -- --nodes 100 --before /tmp/pmc-before
  */
@@ -32,6 +34,7 @@ import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type Sshd } from '../ssh/sshd.js';
 import { fleetBench, type Build } from './fleet.js';
 import { knownHostsBench } from './known-hosts.js';
+import { startupBench } from './startup.js';
 
 const NODES = 100;
 const VMS_PER_NODE = 20;
@@ -122,12 +125,16 @@ if (fleetNodes !== undefined && (!Number.isInteger(fleetNodes) || fleetNodes < 1
   process.exit(2);
 }
 
+const repo = join(import.meta.dirname, '../..');
+const builds: Build[] = [...(args.before ? [{ label: 'before', dir: args.before }] : []), { label: args.before ? 'after' : 'this', dir: repo }];
+execFileSync(process.execPath, [join(repo, 'scripts/build.mjs')], { stdio: 'inherit' });
+
 cpuBench();
 await sshBench();
 await knownHostsBench();
+startupBench(builds);
 if (fleetNodes !== undefined) {
-  const repo = join(import.meta.dirname, '../..');
+  // The fleet benchmark also loads the build's modules one by one: tsc writes them beside the bundle.
   execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.json')], { stdio: 'inherit' });
-  const builds: Build[] = [...(args.before ? [{ label: 'before', dir: args.before }] : []), { label: args.before ? 'after' : 'this', dir: repo }];
   await fleetBench(fleetNodes, builds);
 }

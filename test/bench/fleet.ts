@@ -53,7 +53,7 @@ function nodeAddress(i: number): string {
   return `127.90.${i >> 8}.${(i & 255) + 1}`;
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }

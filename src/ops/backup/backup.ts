@@ -10,7 +10,8 @@ import { vmNodesGuess } from '../vm/lifecycle.js';
 import type { ApplyResult } from '../engine/execute.js';
 import { manifestSchema, stampOf, type BackupKind, type BackupManifest } from './catalog.js';
 import { backupSource, planBackup } from './backup-plan.js';
-import { pmcVersion, readBackups } from './read.js';
+import { readBackups } from './read.js';
+import { pmcVersion } from '../../util/install.js';
 
 export interface VmBackupArgs {
   vms: string[];

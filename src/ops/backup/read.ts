@@ -1,7 +1,6 @@
 /**
  * Reading the backups off the nodes (read-only), for every backup command.
  */
-import { readFileSync } from 'node:fs';
 import type { OpContext } from '../engine/context.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { PmcError } from '../../util/errors.js';
@@ -36,10 +35,4 @@ export async function readBackups(ctx: OpContext, state: ClusterState, nodes?: r
     warnings.push(...o.value.problems);
   }
   return { entries, warnings };
-}
-
-/** pmc's version, written into every manifest. */
-export function pmcVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }

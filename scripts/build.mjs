@@ -1,0 +1,40 @@
+// `npm run build`: bundles the CLI into dist/pmc.js, which bin/pmc runs (`npm run typecheck`
+// is the type check). Loading ~80 separate modules cost pmc more start-up time than running
+// them: one bundle makes `pmc --help` about as quick as Node itself. Each command's operation
+// stays a separate chunk (dist/chunks/), loaded by the dynamic import in its handler, so SSH,
+// the config schema and the planners load only when a command runs.
+import { build } from 'esbuild';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// CommonJS packages are left to Node, which loads them as before: inside an ES module bundle
+// their require() calls of Node's modules would fail (ssh2 also loads native addons beside its
+// files). execa is ESM but requires cross-spawn, which is CommonJS.
+const external = ['ssh2', 'yaml', '@xmldom/xmldom', 'execa'];
+
+await rm(join(root, 'dist'), { recursive: true, force: true });
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: { pmc: 'src/cli/main.ts' },
+  outdir: 'dist',
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  external,
+  alias: { assert: './scripts/lazy-assert.mjs' },
+  sourcemap: true,
+  metafile: true,
+  logLevel: 'warning',
+});
+
+const commonJs = Object.entries(result.metafile.inputs).filter(([, input]) => input.format === 'cjs').map(([path]) => path);
+if (commonJs.length > 0) {
+  console.error(`build: CommonJS modules were bundled and would fail at run time; add their package to \`external\` in scripts/build.mjs:\n  ${commonJs.join('\n  ')}`);
+  process.exit(1);
+}
