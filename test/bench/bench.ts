@@ -11,6 +11,9 @@
  *     `--before DIR` adds the same figures for another built checkout, e.g. main's:
  *       git -C /work/main archive main | tar -x -C /tmp/pmc-before && ln -s /work/main/node_modules /tmp/pmc-before/
  *       (cd /tmp/pmc-before && npm run build) && npm run bench -- --nodes 100 --before /tmp/pmc-before
+ *     `--sizes 100` (or 10,100) takes the fleet figures at those sizes only; `--fleet-only` skips
+ *     parts 1 to 3. To profile pmc under the fleet (fleet.ts, cpu-profile.ts):
+ *       PMC_BENCH_CPU_PROF=/tmp/prof npm run bench -- --nodes 100 --sizes 100 --fleet-only
  */
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -113,19 +116,32 @@ async function sshBench(): Promise<void> {
   }
 }
 
-const { values: args } = parseArgs({ options: { nodes: { type: 'string' }, before: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { nodes: { type: 'string' }, before: { type: 'string' }, sizes: { type: 'string' }, 'fleet-only': { type: 'boolean' } },
+});
 const fleetNodes = args.nodes === undefined ? undefined : Number(args.nodes);
 if (fleetNodes !== undefined && (!Number.isInteger(fleetNodes) || fleetNodes < 1 || fleetNodes > 1000)) {
   console.error(`--nodes must be a whole number from 1 to 1000, not ${args.nodes}`);
   process.exit(2);
 }
+const sizes = args.sizes?.split(',').map(Number);
+if (sizes && (fleetNodes === undefined || !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= fleetNodes))) {
+  console.error(`--sizes takes whole numbers from 1 to --nodes, separated by commas, not ${args.sizes}`);
+  process.exit(2);
+}
+if (args['fleet-only'] && fleetNodes === undefined) {
+  console.error('--fleet-only needs --nodes');
+  process.exit(2);
+}
 
-cpuBench();
-await sshBench();
-await knownHostsBench();
+if (!args['fleet-only']) {
+  cpuBench();
+  await sshBench();
+  await knownHostsBench();
+}
 if (fleetNodes !== undefined) {
   const repo = join(import.meta.dirname, '../..');
   execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.json')], { stdio: 'inherit' });
   const builds: Build[] = [...(args.before ? [{ label: 'before', dir: args.before }] : []), { label: args.before ? 'after' : 'this', dir: repo }];
-  await fleetBench(fleetNodes, builds);
+  await fleetBench(fleetNodes, builds, sizes);
 }

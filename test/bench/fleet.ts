@@ -8,6 +8,9 @@
  *    parsing (parseProbeOutput), measured in this process on the same build;
  *  - the SSH phases of one connection (wall and CPU), from the connection's phase hook;
  *  - the node-side process starts of one probe run.
+ * `--sizes 100` measures at those sizes only (default 1, 10 and N). With PMC_BENCH_CPU_PROF=DIR
+ * each pmc process writes a V8 CPU profile into DIR (`--cpu-prof`; its CPU figures then include
+ * the profiler's), named by build, command and size; cpu-profile.ts summarizes one.
  * With `--before DIR` (a built checkout, e.g. main's) every figure is also taken for that
  * build, in the same run on the same servers. Each build is answered what its OWN probe script
  * prints on the same stub node (the probe changed: one virsh per command and vgs/lvs before,
@@ -63,7 +66,7 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-export async function fleetBench(maxNodes: number, builds: Build[]): Promise<void> {
+export async function fleetBench(maxNodes: number, builds: Build[], sizes: readonly number[] = [1, 10, maxNodes]): Promise<void> {
   console.log(`\n# fleet: up to ${maxNodes} real sshd nodes on 127.90.0.0/16, ${VMS_PER_NODE} VMs each`);
   if (sshdUnavailable) {
     console.log(`skipped: ${sshdUnavailable}`);
@@ -78,14 +81,14 @@ export async function fleetBench(maxNodes: number, builds: Build[]): Promise<voi
   const onSignal = (): void => { void cleanUp().then(() => process.exit(130)); };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   try {
-    await run(dir, servers, maxNodes, builds);
+    await run(dir, servers, maxNodes, builds, sizes);
   } finally {
     process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
     await cleanUp();
   }
 }
 
-async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[]): Promise<void> {
+async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[], wantedSizes: readonly number[]): Promise<void> {
   for (const build of builds) {
     const t0 = performance.now();
     const m = await modules(build);
@@ -115,7 +118,7 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   const hook = join(dir, 'usage-hook.mjs');
   await writeFile(hook, USAGE_HOOK);
 
-  const sizes = [...new Set([1, 10, maxNodes].filter((n) => n <= maxNodes))];
+  const sizes = [...new Set(wantedSizes.filter((n) => n <= maxNodes))].sort((a, b) => a - b);
   const configs = new Map<number, string>();
   for (const size of sizes) {
     const file = join(dir, `pmc-${size}.yaml`);
@@ -134,7 +137,10 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
       for (const build of builds) {
         const runs: CliRun[] = [];
         await answerAs(dir, build);
-        for (let i = 0; i < (size >= 50 ? 1 : 3); i++) runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json')));
+        for (let i = 0; i < (size >= 50 ? 1 : 3); i++) {
+          const profile = `pmc-${build.label}-${command.join('-')}-${size}n-${i + 1}.cpuprofile`;
+          runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json'), profile));
+        }
         const cpu = median(runs.map((r) => r.cpuMs));
         const failed = runs.find((r) => r.exitCode !== 0);
         console.log(`${`pmc ${command.join(' ')}`.padEnd(10)} ${String(size).padStart(3)} nodes ${build.label.padEnd(7)} `
@@ -156,10 +162,10 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   }
 
   const withPhases = builds.at(-1)!;
-  const phaseNodes = Math.min(10, maxNodes);
+  const phaseNodes = Math.min(10, sizes.at(-1)!);
   console.log(`\n## SSH phases, ${withPhases.label} build: ${phaseNodes} nodes one at a time (median wall, mean CPU per node)`);
   await answerAs(dir, withPhases);
-  const phases = await phaseTimes(withPhases, configs.get(maxNodes >= 10 ? 10 : maxNodes)!, phaseNodes);
+  const phases = await phaseTimes(withPhases, configs.get(sizes.find((s) => s >= phaseNodes)!)!, phaseNodes);
   if (!phases) console.log('this build has no phase hook');
   // hostkey runs inside kex: its CPU is counted there.
   else for (const [phase, t] of phases) console.log(`${phase.padEnd(9)} wall ${t.wallMs.toFixed(1).padStart(7)} ms  cpu ${Number.isNaN(t.cpuMs) ? '  (in kex)' : `${t.cpuMs.toFixed(1).padStart(6)} ms`}`);
@@ -219,10 +225,12 @@ function describeProcesses(processes: ProcessCount | string): string {
   return `${processes.starts} processes, ${runs} programs executed (${programs.map(([name, count]) => `${name} ${count}`).join(', ')})`;
 }
 
-function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string): Promise<CliRun> {
+function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string, profileName: string): Promise<CliRun> {
+  const profileDir = process.env.PMC_BENCH_CPU_PROF;
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profileDir), '--cpu-prof-name', profileName] : [];
   return new Promise((resolvePromise, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, join(build.dir, 'bin/pmc'), ...command], {
+    const child = spawn(process.execPath, [...profile, '--import', pathToFileURL(hook).href, join(build.dir, 'bin/pmc'), ...command], {
       env: { ...process.env, PMC_CONFIG: config, PMC_BENCH_USAGE: usageFile, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
