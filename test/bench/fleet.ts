@@ -66,7 +66,14 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-export async function fleetBench(maxNodes: number, builds: Build[], sizes: readonly number[] = [1, 10, maxNodes]): Promise<void> {
+export interface FleetOptions {
+  /** Fleet sizes measured; default 1, 10 and maxNodes. */
+  sizes?: readonly number[];
+  /** Runs of each pmc command, their median shown; default 3, and 1 at 50 nodes and more. */
+  runs?: number;
+}
+
+export async function fleetBench(maxNodes: number, builds: Build[], options: FleetOptions = {}): Promise<void> {
   console.log(`\n# fleet: up to ${maxNodes} real sshd nodes on 127.90.0.0/16, ${VMS_PER_NODE} VMs each`);
   if (sshdUnavailable) {
     console.log(`skipped: ${sshdUnavailable}`);
@@ -81,14 +88,14 @@ export async function fleetBench(maxNodes: number, builds: Build[], sizes: reado
   const onSignal = (): void => { void cleanUp().then(() => process.exit(130)); };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   try {
-    await run(dir, servers, maxNodes, builds, sizes);
+    await run(dir, servers, maxNodes, builds, options);
   } finally {
     process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
     await cleanUp();
   }
 }
 
-async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[], wantedSizes: readonly number[]): Promise<void> {
+async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[], options: FleetOptions): Promise<void> {
   for (const build of builds) {
     const t0 = performance.now();
     const m = await modules(build);
@@ -118,7 +125,7 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   const hook = join(dir, 'usage-hook.mjs');
   await writeFile(hook, USAGE_HOOK);
 
-  const sizes = [...new Set(wantedSizes.filter((n) => n <= maxNodes))].sort((a, b) => a - b);
+  const sizes = [...new Set((options.sizes ?? [1, 10, maxNodes]).filter((n) => n <= maxNodes))].sort((a, b) => a - b);
   const configs = new Map<number, string>();
   for (const size of sizes) {
     const file = join(dir, `pmc-${size}.yaml`);
@@ -131,22 +138,27 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
     configs.set(size, file);
   }
 
-  console.log('\n## pmc as a process (median of 3 runs, 1 at 50 nodes and more): wall, own CPU in all and per node, peak RSS');
+  const runsOf = (size: number): number => options.runs ?? (size >= 50 ? 1 : 3);
+  console.log(`\n## pmc as a process (median of ${options.runs ?? '3'} runs${options.runs ? '' : ', 1 at 50 nodes and more'}): wall, own CPU in all and per node, peak RSS`);
   for (const size of sizes) {
     for (const command of [['vm', 'ls'], ['pm', 'ls']]) {
-      for (const build of builds) {
-        const runs: CliRun[] = [];
-        await answerAs(dir, build);
-        for (let i = 0; i < (size >= 50 ? 1 : 3); i++) {
+      // The builds take turns, so that a change in the machine's load weighs on each alike.
+      const runs = new Map<Build, CliRun[]>(builds.map((build) => [build, []]));
+      for (let i = 0; i < runsOf(size); i++) {
+        for (const build of builds) {
+          await answerAs(dir, build);
           const profile = `pmc-${build.label}-${command.join('-')}-${size}n-${i + 1}.cpuprofile`;
-          runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json'), profile));
+          runs.get(build)!.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json'), profile));
         }
-        const cpu = median(runs.map((r) => r.cpuMs));
-        const failed = runs.find((r) => r.exitCode !== 0);
+      }
+      for (const [build, done] of runs) {
+        const cpu = median(done.map((r) => r.cpuMs));
+        const failed = done.find((r) => r.exitCode !== 0);
         console.log(`${`pmc ${command.join(' ')}`.padEnd(10)} ${String(size).padStart(3)} nodes ${build.label.padEnd(7)} `
-          + `wall ${median(runs.map((r) => r.wallMs)).toFixed(0).padStart(6)} ms  cpu ${cpu.toFixed(0).padStart(6)} ms `
-          + `(${(cpu / size).toFixed(1).padStart(6)} ms/node)  peak RSS ${Math.max(...runs.map((r) => r.maxRssMiB)).toFixed(0).padStart(4)} MiB  `
-          + `${runs[0]!.stdoutLines} lines${failed ? `  EXIT ${failed.exitCode}` : ''}`);
+          + `wall ${median(done.map((r) => r.wallMs)).toFixed(0).padStart(6)} ms  cpu ${cpu.toFixed(0).padStart(6)} ms `
+          + `(${(cpu / size).toFixed(1).padStart(6)} ms/node)  peak RSS ${Math.max(...done.map((r) => r.maxRssMiB)).toFixed(0).padStart(4)} MiB  `
+          + `${done[0]!.stdoutLines} lines${failed ? `  EXIT ${failed.exitCode}` : ''}`
+          + (options.runs ? `  (cpu of each run: ${done.map((r) => r.cpuMs.toFixed(0)).join(', ')} ms)` : ''));
       }
     }
   }
