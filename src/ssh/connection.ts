@@ -9,7 +9,7 @@ import ssh2 from 'ssh2';
 import type { CipherAlgorithm, Client, ClientChannel, KexAlgorithm, MacAlgorithm, ServerHostKeyAlgorithm } from 'ssh2';
 import { PmcError } from '../util/errors.js';
 import { commandLine } from '../util/shell.js';
-import { planAuth } from './auth.js';
+import { IdentityStore, planAuth } from './auth.js';
 import {
   authFailure, connectFailure, endpoint, hostKeyFailure, noCommonHostKeyFailure, unreadableKnownHostsFailure, type Ssh2Error,
 } from './failures.js';
@@ -90,6 +90,8 @@ export interface ConnectOptions {
   log?: (line: string) => void;
   /** The run's known_hosts files, read once and shared by every connection (a new store reads them afresh). */
   knownHosts?: KnownHostsStore;
+  /** The run's identity files, likewise. */
+  identities?: IdentityStore;
   /** Told of each phase as it ends (the fleet benchmark's per-phase figures). */
   onPhase?: PhaseListener;
 }
@@ -103,7 +105,7 @@ export interface ConnectOptions {
  */
 export async function connect(target: SshTarget, options: ConnectOptions = {}): Promise<SshConnection> {
   const store = options.knownHosts ?? new KnownHostsStore();
-  const [knownHosts, auth] = await Promise.all([store.load(target.knownHostsFiles), planAuth(target)]);
+  const [knownHosts, auth] = await Promise.all([store.load(target.knownHostsFiles), planAuth(target, options.identities)]);
   const unreadable = unreadableFiles(knownHosts)[0];
   if (unreadable) {
     const error = unreadableKnownHostsFailure(target, unreadable.file, unreadable.error!);
@@ -178,7 +180,33 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
         return hostKeyError === undefined;
       },
     });
+    declineHostKeyProofs(client);
   });
+}
+
+/** OpenSSH's announcement of all its host keys after login (for ssh's UpdateHostKeys). */
+const HOSTKEYS_ANNOUNCEMENT = 'hostkeys-00@openssh.com';
+
+type GlobalRequestHandler = (protocol: { requestSuccess(): void }, name: string, wantReply: boolean, data: unknown) => void;
+
+/**
+ * ssh2 answers OpenSSH's announcement of its host keys by asking the server to prove it holds
+ * each one, then parses every key and checks every signature, only to emit a 'hostkeys' event
+ * pmc does not listen to (pmc trusts known_hosts, and never updates it): about 1 ms of the
+ * manager's CPU per connection, a signature per host key on the node, and a round trip. ssh2
+ * has no option to turn this off, so for that one request its handler only replies as ssh2
+ * would (OpenSSH never asks for a reply to it). If a later ssh2 moves its handlers, this does
+ * nothing and the proof is merely paid for again.
+ */
+function declineHostKeyProofs(client: Client): void {
+  const handlers = (client as unknown as { _protocol?: { _handlers?: Record<string, unknown> } })._protocol?._handlers;
+  const handle = handlers?.['GLOBAL_REQUEST'];
+  if (!handlers || typeof handle !== 'function') return;
+  const original = handle as GlobalRequestHandler;
+  handlers['GLOBAL_REQUEST'] = ((protocol, name, wantReply, data) => {
+    if (name !== HOSTKEYS_ANNOUNCEMENT) original(protocol, name, wantReply, data);
+    else if (wantReply) protocol.requestSuccess();
+  }) satisfies GlobalRequestHandler;
 }
 
 /**

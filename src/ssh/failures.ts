@@ -122,13 +122,13 @@ function named(hostKeys: HostKeys, entries: readonly KnownHostEntry[]): { name: 
  */
 export function hostKeyFailure(target: SshTarget, verdict: ServerKeyVerdict, keyBlob: Buffer,
   context: { via: SshTarget | undefined; hostKeys: HostKeys }): PmcError | undefined {
+  // Every connection to a known node ends here: no fingerprint is computed for it.
+  if (verdict.kind === 'trusted') return undefined;
   const { via, hostKeys } = context;
   const keyType = blobKeyType(keyBlob) ?? 'unknown';
   const offered = `${keyType} ${fingerprintSha256(keyBlob)}`;
   const name = hostLookupName(target.host, target.port);
   switch (verdict.kind) {
-    case 'trusted':
-      return undefined;
     case 'unknown':
       return new PmcError('PMC_E_HOSTKEY_UNKNOWN', `${target.name}: host key of ${name} is not known (offered ${offered})`,
         `compare the fingerprint with \`${commandLine(['ssh-keygen', '-lf', `/etc/ssh/ssh_host_${keyscanTypeName(keyType)}_key.pub`])}\` on the node, then trust it: ${keyscanCommand(target, keyType, via)}`,

@@ -3,10 +3,11 @@
  * opened on first use and kept until close(). A node that could not be reached stays
  * unreachable for the rest of the run: its error is remembered, not retried per command,
  * so a read command over ten nodes with one down waits for that node's timeout once.
- * known_hosts files are read and parsed once per run, for every node and jump host.
+ * known_hosts and identity files are read and parsed once per run, for every node and jump host.
  */
 import type { ClientChannel } from 'ssh2';
 import { isPmcError, PmcError } from '../util/errors.js';
+import { IdentityStore } from './auth.js';
 import { connect, type SshConnection, type SshPhase } from './connection.js';
 import { jumpFailure, tunnelFailure, type Ssh2Error } from './failures.js';
 import { KnownHostsStore } from './known-hosts.js';
@@ -39,6 +40,7 @@ export class SshPool {
   private readonly connectSlots: Semaphore;
   private readonly concurrency: number;
   private readonly knownHosts = new KnownHostsStore();
+  private readonly identities = new IdentityStore();
 
   constructor(targets: readonly SshTarget[], private readonly options: SshPoolOptions = {}) {
     for (const target of targets) this.targets.set(target.name, target);
@@ -108,6 +110,7 @@ export class SshPool {
       maxSessions: this.options.maxSessions,
       log: this.options.log,
       knownHosts: this.knownHosts,
+      identities: this.identities,
       onPhase: onPhase && ((phase: SshPhase, startedAt: number, endedAt: number) => onPhase(target.name, phase, startedAt, endedAt)),
     };
     if (!target.jump) return connect(target, connectOptions);
@@ -132,7 +135,7 @@ export class SshPool {
     const key = `${via.user}@${via.host}:${via.port}`;
     let pending = this.jumps.get(key);
     if (!pending) {
-      pending = connect(via, { maxSessions: this.options.maxSessions, log: this.options.log, knownHosts: this.knownHosts });
+      pending = connect(via, { maxSessions: this.options.maxSessions, log: this.options.log, knownHosts: this.knownHosts, identities: this.identities });
       this.jumps.set(key, pending);
     }
     return pending;

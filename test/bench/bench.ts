@@ -13,6 +13,10 @@
  *     `--before DIR` adds the figures of 4 and 5 for another built checkout, e.g. main's:
  *       git -C /work/main archive main | tar -x -C /tmp/pmc-before && ln -s /work/main/node_modules /tmp/pmc-before/
  *       (cd /tmp/pmc-before && npm run build) && npm run bench -- --nodes 100 --before /tmp/pmc-before
+ *     `--sizes 100` (or 10,100) takes the fleet figures at those sizes only; `--runs 3` runs each
+ *     pmc command that many times at every size; `--fleet-only` skips parts 1 to 3. To profile pmc
+ *     under the fleet (fleet.ts, cpu-profile.ts):
+ *       PMC_BENCH_CPU_PROF=/tmp/prof npm run bench -- --nodes 100 --sizes 100 --fleet-only
  */
 import { execFileSync } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
@@ -118,10 +122,28 @@ async function sshBench(): Promise<void> {
   }
 }
 
-const { values: args } = parseArgs({ options: { nodes: { type: 'string' }, before: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: {
+    nodes: { type: 'string' }, before: { type: 'string' }, sizes: { type: 'string' }, runs: { type: 'string' }, 'fleet-only': { type: 'boolean' },
+  },
+});
 const fleetNodes = args.nodes === undefined ? undefined : Number(args.nodes);
 if (fleetNodes !== undefined && (!Number.isInteger(fleetNodes) || fleetNodes < 1 || fleetNodes > 1000)) {
   console.error(`--nodes must be a whole number from 1 to 1000, not ${args.nodes}`);
+  process.exit(2);
+}
+const sizes = args.sizes?.split(',').map(Number);
+if (sizes && (fleetNodes === undefined || !sizes.every((n) => Number.isInteger(n) && n >= 1 && n <= fleetNodes))) {
+  console.error(`--sizes takes whole numbers from 1 to --nodes, separated by commas, not ${args.sizes}`);
+  process.exit(2);
+}
+const runs = args.runs === undefined ? undefined : Number(args.runs);
+if (runs !== undefined && (fleetNodes === undefined || !Number.isInteger(runs) || runs < 1 || runs > 20)) {
+  console.error(`--runs takes a whole number from 1 to 20, with --nodes, not ${args.runs}`);
+  process.exit(2);
+}
+if (args['fleet-only'] && fleetNodes === undefined) {
+  console.error('--fleet-only needs --nodes');
   process.exit(2);
 }
 
@@ -129,12 +151,14 @@ const repo = join(import.meta.dirname, '../..');
 const builds: Build[] = [...(args.before ? [{ label: 'before', dir: args.before }] : []), { label: args.before ? 'after' : 'this', dir: repo }];
 execFileSync(process.execPath, [join(repo, 'scripts/build.mjs')], { stdio: 'inherit' });
 
-cpuBench();
-await sshBench();
-await knownHostsBench();
-startupBench(builds);
+if (!args['fleet-only']) {
+  cpuBench();
+  await sshBench();
+  await knownHostsBench();
+  startupBench(builds);
+}
 if (fleetNodes !== undefined) {
   // The fleet benchmark also loads the build's modules one by one: tsc writes them beside the bundle.
   execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.json')], { stdio: 'inherit' });
-  await fleetBench(fleetNodes, builds);
+  await fleetBench(fleetNodes, builds, { sizes, runs });
 }

@@ -8,6 +8,9 @@
  *    parsing (parseProbeOutput), measured in this process on the same build;
  *  - the SSH phases of one connection (wall and CPU), from the connection's phase hook;
  *  - the node-side process starts of one probe run.
+ * `--sizes 100` measures at those sizes only (default 1, 10 and N). With PMC_BENCH_CPU_PROF=DIR
+ * each pmc process writes a V8 CPU profile into DIR (`--cpu-prof`; its CPU figures then include
+ * the profiler's), named by build, command and size; cpu-profile.ts summarizes one.
  * With `--before DIR` (a built checkout, e.g. main's) every figure is also taken for that
  * build, in the same run on the same servers. Each build is answered what its OWN probe script
  * prints on the same stub node (the probe changed: one virsh per command and vgs/lvs before,
@@ -63,7 +66,14 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-export async function fleetBench(maxNodes: number, builds: Build[]): Promise<void> {
+export interface FleetOptions {
+  /** Fleet sizes measured; default 1, 10 and maxNodes. */
+  sizes?: readonly number[];
+  /** Runs of each pmc command, their median shown; default 3, and 1 at 50 nodes and more. */
+  runs?: number;
+}
+
+export async function fleetBench(maxNodes: number, builds: Build[], options: FleetOptions = {}): Promise<void> {
   console.log(`\n# fleet: up to ${maxNodes} real sshd nodes on 127.90.0.0/16, ${VMS_PER_NODE} VMs each`);
   if (sshdUnavailable) {
     console.log(`skipped: ${sshdUnavailable}`);
@@ -78,14 +88,14 @@ export async function fleetBench(maxNodes: number, builds: Build[]): Promise<voi
   const onSignal = (): void => { void cleanUp().then(() => process.exit(130)); };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   try {
-    await run(dir, servers, maxNodes, builds);
+    await run(dir, servers, maxNodes, builds, options);
   } finally {
     process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
     await cleanUp();
   }
 }
 
-async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[]): Promise<void> {
+async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build[], options: FleetOptions): Promise<void> {
   for (const build of builds) {
     const t0 = performance.now();
     const m = await modules(build);
@@ -115,7 +125,7 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   const hook = join(dir, 'usage-hook.mjs');
   await writeFile(hook, USAGE_HOOK);
 
-  const sizes = [...new Set([1, 10, maxNodes].filter((n) => n <= maxNodes))];
+  const sizes = [...new Set((options.sizes ?? [1, 10, maxNodes]).filter((n) => n <= maxNodes))].sort((a, b) => a - b);
   const configs = new Map<number, string>();
   for (const size of sizes) {
     const file = join(dir, `pmc-${size}.yaml`);
@@ -128,19 +138,27 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
     configs.set(size, file);
   }
 
-  console.log('\n## pmc as a process (median of 3 runs, 1 at 50 nodes and more): wall, own CPU in all and per node, peak RSS');
+  const runsOf = (size: number): number => options.runs ?? (size >= 50 ? 1 : 3);
+  console.log(`\n## pmc as a process (median of ${options.runs ?? '3'} runs${options.runs ? '' : ', 1 at 50 nodes and more'}): wall, own CPU in all and per node, peak RSS`);
   for (const size of sizes) {
     for (const command of [['vm', 'ls'], ['pm', 'ls']]) {
-      for (const build of builds) {
-        const runs: CliRun[] = [];
-        await answerAs(dir, build);
-        for (let i = 0; i < (size >= 50 ? 1 : 3); i++) runs.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json')));
-        const cpu = median(runs.map((r) => r.cpuMs));
-        const failed = runs.find((r) => r.exitCode !== 0);
+      // The builds take turns, so that a change in the machine's load weighs on each alike.
+      const runs = new Map<Build, CliRun[]>(builds.map((build) => [build, []]));
+      for (let i = 0; i < runsOf(size); i++) {
+        for (const build of builds) {
+          await answerAs(dir, build);
+          const profile = `pmc-${build.label}-${command.join('-')}-${size}n-${i + 1}.cpuprofile`;
+          runs.get(build)!.push(await runCli(build, command, configs.get(size)!, hook, join(dir, 'usage.json'), profile));
+        }
+      }
+      for (const [build, done] of runs) {
+        const cpu = median(done.map((r) => r.cpuMs));
+        const failed = done.find((r) => r.exitCode !== 0);
         console.log(`${`pmc ${command.join(' ')}`.padEnd(10)} ${String(size).padStart(3)} nodes ${build.label.padEnd(7)} `
-          + `wall ${median(runs.map((r) => r.wallMs)).toFixed(0).padStart(6)} ms  cpu ${cpu.toFixed(0).padStart(6)} ms `
-          + `(${(cpu / size).toFixed(1).padStart(6)} ms/node)  peak RSS ${Math.max(...runs.map((r) => r.maxRssMiB)).toFixed(0).padStart(4)} MiB  `
-          + `${runs[0]!.stdoutLines} lines${failed ? `  EXIT ${failed.exitCode}` : ''}`);
+          + `wall ${median(done.map((r) => r.wallMs)).toFixed(0).padStart(6)} ms  cpu ${cpu.toFixed(0).padStart(6)} ms `
+          + `(${(cpu / size).toFixed(1).padStart(6)} ms/node)  peak RSS ${Math.max(...done.map((r) => r.maxRssMiB)).toFixed(0).padStart(4)} MiB  `
+          + `${done[0]!.stdoutLines} lines${failed ? `  EXIT ${failed.exitCode}` : ''}`
+          + (options.runs ? `  (cpu of each run: ${done.map((r) => r.cpuMs.toFixed(0)).join(', ')} ms)` : ''));
       }
     }
   }
@@ -156,10 +174,10 @@ async function run(dir: string, servers: Sshd[], maxNodes: number, builds: Build
   }
 
   const withPhases = builds.at(-1)!;
-  const phaseNodes = Math.min(10, maxNodes);
+  const phaseNodes = Math.min(10, sizes.at(-1)!);
   console.log(`\n## SSH phases, ${withPhases.label} build: ${phaseNodes} nodes one at a time (median wall, mean CPU per node)`);
   await answerAs(dir, withPhases);
-  const phases = await phaseTimes(withPhases, configs.get(maxNodes >= 10 ? 10 : maxNodes)!, phaseNodes);
+  const phases = await phaseTimes(withPhases, configs.get(sizes.find((s) => s >= phaseNodes)!)!, phaseNodes);
   if (!phases) console.log('this build has no phase hook');
   // hostkey runs inside kex: its CPU is counted there.
   else for (const [phase, t] of phases) console.log(`${phase.padEnd(9)} wall ${t.wallMs.toFixed(1).padStart(7)} ms  cpu ${Number.isNaN(t.cpuMs) ? '  (in kex)' : `${t.cpuMs.toFixed(1).padStart(6)} ms`}`);
@@ -219,10 +237,12 @@ function describeProcesses(processes: ProcessCount | string): string {
   return `${processes.starts} processes, ${runs} programs executed (${programs.map(([name, count]) => `${name} ${count}`).join(', ')})`;
 }
 
-function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string): Promise<CliRun> {
+function runCli(build: Build, command: string[], config: string, hook: string, usageFile: string, profileName: string): Promise<CliRun> {
+  const profileDir = process.env.PMC_BENCH_CPU_PROF;
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profileDir), '--cpu-prof-name', profileName] : [];
   return new Promise((resolvePromise, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', pathToFileURL(hook).href, join(build.dir, 'bin/pmc'), ...command], {
+    const child = spawn(process.execPath, [...profile, '--import', pathToFileURL(hook).href, join(build.dir, 'bin/pmc'), ...command], {
       env: { ...process.env, PMC_CONFIG: config, PMC_BENCH_USAGE: usageFile, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import ssh2 from 'ssh2';
 import { PmcError } from '../../src/util/errors.js';
 import { fingerprintSha256 } from '../../src/ssh/known-hosts.js';
 import { SshPool, type SshPoolOptions } from '../../src/ssh/pool.js';
@@ -29,6 +30,9 @@ describe('ssh transport', { skip: sshdSkip }, () => {
   let agentKey: KeyPair;
   let encryptedKey: KeyPair;
   let strangerKey: KeyPair;
+  /** Client keys of the other types; the RSA one also in the old PEM format. */
+  let otherKeys: KeyPair[];
+  let authorizedKeys: string;
   let nodeA: Sshd;
   let nodeB: Sshd;
   /** A jump host that logs (DEBUG1) the forwards it opens; its sessions would get that log on stderr. */
@@ -44,8 +48,10 @@ describe('ssh transport', { skip: sshdSkip }, () => {
       generateKey(dir, 'client'), generateKey(dir, 'agent-only'), generateKey(dir, 'encrypted', 'ed25519', 'secret'),
       generateKey(dir, 'stranger'),
     ]);
-    const authorizedKeys = join(dir, 'authorized_keys');
-    await writeFile(authorizedKeys, [clientKey, agentKey, encryptedKey].map((k) => `${k.publicLine}\n`).join(''));
+    otherKeys = await Promise.all([generateKey(dir, 'client-ecdsa', 'ecdsa'), generateKey(dir, 'client-rsa', 'rsa'), generateKey(dir, 'client-rsa-pem', 'rsa')]);
+    await run('ssh-keygen', ['-q', '-p', '-m', 'PEM', '-N', '', '-P', '', '-f', otherKeys[2]!.privateFile]);
+    authorizedKeys = join(dir, 'authorized_keys');
+    await writeFile(authorizedKeys, [clientKey, agentKey, encryptedKey, ...otherKeys].map((k) => `${k.publicLine}\n`).join(''));
     // Node A's sessions find this sudo first, whether or not the machine has a real one: it
     // accepts only what pmc must send (-n --, then the command) and runs the rest as sudo would.
     const bin = join(dir, 'bin');
@@ -277,6 +283,25 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     assert.equal(silentConnections, 1);
   });
 
+  test('identity files of every key type authenticate (ed25519, ECDSA, RSA with SHA-2, RSA in PEM format)', async (t) => {
+    for (const key of [clientKey, ...otherKeys]) {
+      const p = pool(t, [target('pm-a', nodeA, { identityFiles: [key.privateFile] })]);
+      assert.equal((await p.run('pm-a', 'true')).exitCode, 0, key.privateFile);
+    }
+  });
+
+  test('an identity file is read once per run, however many nodes use it', async (t) => {
+    const file = join(dir, 'read-once');
+    await writeFile(file, await readFile(clientKey.privateFile), { mode: 0o600 });
+    const p = pool(t, [target('pm-a', nodeA, { identityFiles: [file] }), target('pm-b', nodeB, { identityFiles: [file] })]);
+    assert.equal((await p.run('pm-a', 'true')).exitCode, 0);
+    await rm(file);
+    assert.equal((await p.run('pm-b', 'true')).exitCode, 0);
+    // A new run reads it afresh.
+    const next = pool(t, [target('pm-b', nodeB, { identityFiles: [file] })]);
+    assert.equal((await connectError(next, 'pm-b')).code, 'PMC_E_AUTH');
+  });
+
   test('ssh-agent keys authenticate, including an encrypted key loaded into the agent', async (t) => {
     const agent = await startAgent(dir);
     t.after(() => agent.stop());
@@ -400,6 +425,27 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     await p.run('pm-a', 'echo one');
     await p.run('pm-a', 'echo two');
     assert.deepEqual(phases, ['tcp', 'hostkey', 'kex', 'auth', 'channel', 'transfer', 'channel', 'transfer'].map((phase) => `pm-a ${phase}`));
+  });
+
+  test('the server is not asked to prove the host keys it announces after login (pmc trusts known_hosts only)', async (t) => {
+    const sshd = await startSshd({ dir, host: '127.0.0.4', authorizedKeysFile: authorizedKeys, config: ['LogLevel DEBUG1'] });
+    t.after(() => sshd.stop());
+    const known = await knownHostsFile('known_hosts', `${knownHostsLine(sshd, 'ed25519')}\n`);
+    const p = new SshPool([target('pm-d', sshd, { knownHostsFiles: [known] })]);
+    assert.equal((await p.run('pm-d', 'true')).exitCode, 0);
+    await p.close();
+    assert.match(sshd.log(), /Accepted publickey/);
+    assert.doesNotMatch(sshd.log(), /hostkeys-prove-00@openssh\.com/);
+
+    // What ssh2 does on its own, and sshd logs: the proof pmc has no use for.
+    const client = new ssh2.Client();
+    const proved = new Promise<void>((resolve, reject) => {
+      client.on('hostkeys', () => resolve()).on('error', reject);
+    });
+    client.connect({ host: sshd.host, port: sshd.port, username: 'root', privateKey: await readFile(clientKey.privateFile), hostVerifier: () => true });
+    await proved;
+    client.end();
+    assert.match(sshd.log(), /hostkeys-prove-00@openssh\.com/);
   });
 
   test('the handshake uses the algorithms pmc prefers (curve25519, AES-GCM), as sshd logs them', async (t) => {

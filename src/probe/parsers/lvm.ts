@@ -5,6 +5,9 @@ import type { LogicalVolume, Parsed, VolumeGroup } from '../types.js';
 const report = (key: 'vg' | 'lv') =>
   z.object({ report: z.array(z.object({ [key]: z.array(z.record(z.string(), z.string())) })) });
 
+/** Made once: zod builds (and compiles) a schema's checks when it is made, which costs more than a node's report. */
+const REPORTS = { vg: report('vg'), lv: report('lv') };
+
 /** With `--units b --nosuffix` sizes are plain byte counts; tolerate the `B` suffix anyway. */
 function bytes(value: string | undefined): number | undefined {
   const m = /^(\d+)B?$/.exec(value ?? '');
@@ -18,7 +21,7 @@ function rows(text: string, key: 'vg' | 'lv', what: string): Parsed<Record<strin
   } catch (err) {
     return { value: [], problems: [`${what}: not JSON (${(err as Error).message})`] };
   }
-  const checked = report(key).safeParse(json);
+  const checked = REPORTS[key].safeParse(json);
   if (!checked.success) {
     const issue = checked.error.issues[0];
     return { value: [], problems: [`${what}: unexpected JSON at ${issue?.path.join('.') || 'top'}: ${issue?.message}`] };

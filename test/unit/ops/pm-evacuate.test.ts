@@ -11,7 +11,7 @@ import { checkEvacuation, planEvacuation, type EvacuateReport, type EvacuationIt
 import type { MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { evacuateView } from '../../../src/render/views/evacuate.js';
-import { makeStyle } from '../../../src/render/style.js';
+import { plainStyle } from '../../../src/render/style.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { ADDRESSES, domain, lv, pairedVm, peer, resource } from '../model/factory.js';
 import { running, withResource } from './mv-helpers.js';
@@ -202,7 +202,7 @@ describe('pm evacuate: the report', () => {
         },
       })),
     };
-    const text = evacuateView(report, { style: makeStyle(false), headers: true, verbose: false });
+    const text = evacuateView(report, { style: plainStyle, headers: true, verbose: false });
     assert.match(text, /^test-vm: migrated pm-1 -> pm-2 in 5\.0 s \(virsh migrate 4\.1 s, role changes and checks 0\.9 s, reading the cluster 1\.2 s\)$/m);
     assert.match(text, /^db: demoted on pm-1 \(shut off; pm-2 holds its other copy, UpToDate\)$/m);
     assert.match(text, /^db \(copy pm-1 -> pm-3\): FAILED$/m);
@@ -212,7 +212,7 @@ describe('pm evacuate: the report', () => {
   test('the dry run shows every plan', () => {
     const items = plan(cluster(CFG, ...busy()), { secondaries: true, to: 'pm-3' });
     const text = evacuateView({ node: 'pm-1', checksMs: 0, skipped: [], notes: ['n'], outcomes: items.map((i) => ({ vm: i.vm, action: i.action, from: i.from, to: i.to, plan: i.plan, status: 'dry-run', migration: undefined, result: undefined })) },
-      { style: makeStyle(false), headers: true, verbose: false });
+      { style: plainStyle, headers: true, verbose: false });
     assert.match(text, /^dry run, nothing changed: evacuate pm-1: 1 migration, 1 demotion, 3 standby copies moved\nnote: n\n\nmigrate test-vm from pm-1 to pm-2/);
     assert.match(text, /^move web's standby copy from pm-1 to pm-3, resynced from pm-2 \(1 GiB\)/m);
     assert.deepEqual(text.match(/\[pm-1\] remove the old copy \(LV \S+\)/g), ['db', 'test-vm', 'web'].map((vm) => `[pm-1] remove the old copy (LV /dev/vg-pmc/${vm})`));

@@ -1,7 +1,8 @@
 /**
- * The domain XML scanner and the DRBD configuration tokenizer were rewritten to be cheap; they
- * must read exactly what main's parsers read (kept verbatim in ./reference as the oracle) on
- * every real fixture, on a lab node's 20 domains, and on the XML forms libvirt may write.
+ * The domain XML scanner, the DRBD configuration tokenizer and the section splitter were
+ * rewritten to be cheap; they must read exactly what main's parsers read (kept verbatim in
+ * ./reference as the oracle) on every real fixture, on a lab node's 20 domains, on the XML
+ * forms libvirt may write, and on probe output cut anywhere or holding escaped lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +11,9 @@ import { parseDrbdConfig, parseDrbdsetupShow } from '../../../src/probe/parsers/
 import { parseDomainXml } from '../../../src/probe/parsers/virsh.js';
 import { splitSections } from '../../../src/probe/sections.js';
 import * as mainDrbd from './reference/drbd-config.main.js';
+import * as mainSections from './reference/sections.main.js';
 import * as mainVirsh from './reference/virsh.main.js';
-import { fixture, fixturePath, real } from './helpers.js';
+import { fixture, fixturePath, frame, real } from './helpers.js';
 
 const LAB = 'real/lab-20-domains/';
 
@@ -118,4 +120,42 @@ test('domain XML in every form libvirt or a hand-edited file may take reads the 
   for (const xml of [...variants, ...broken]) sameDomain(xml, xml.slice(0, 200));
   for (const xml of variants) assert.notEqual(parseDomainXml(xml).value, undefined, xml.slice(0, 200));
   for (const xml of broken) assert.equal(parseDomainXml(xml).value, undefined, xml.slice(0, 200));
+});
+
+function sameSections(output: string, label: string): void {
+  assert.deepEqual(splitSections(output), mainSections.splitSections(output), label);
+}
+
+test('real probe output splits into the same sections as with main, whole and cut anywhere', () => {
+  for (const file of ['real/probe.new.pm-1.txt', 'real/probe.old.pm-1.txt', `${LAB}probe.pm-1.txt`]) {
+    const output = fixture(file);
+    sameSections(output, file);
+    // A cut on each side of every line break (a marker line cut short, or whole), and anywhere in between.
+    const cuts = new Set<number>();
+    for (let at = output.indexOf('\n'); at !== -1 && cuts.size < 2000; at = output.indexOf('\n', at + 1)) cuts.add(at).add(at + 1);
+    for (let at = 0; at < output.length; at += 997) cuts.add(at);
+    for (const at of cuts) sameSections(output.slice(0, at), `${file} cut at ${at}`);
+  }
+});
+
+test('escaped lines, stray text and unexpected markers split the same as with main', () => {
+  const escaped = '@first\nplain\n@@PMC@@ end x 0\n\n@last';
+  const outputs = [
+    frame('a', escaped) + frame('b', 'ok\n', 3, escaped),
+    frame('a', `${escaped}\n`, 1, `${escaped}\n`),
+    frame('a', 'one\n', 0, 'e1\n') + frame('a', 'again\n'),
+    `stray\n${frame('a', 'x\n')}  \n\nmore stray\n${frame('b', '')}`,
+    '@@PMC@@ begin a\nbefore\n@@PMC@@ bogus\nafter\n@@PMC@@ end a 0\n',
+    '@@PMC@@ begin a\n@@PMC@@ bogus\nafter\n@@PMC@@ stderr a\n@@PMC@@ end b 1\nerr\n@@PMC@@ end a 2\n',
+    '@@PMC@@ begin a\nout\n@@PMC@@ stderr a\nfirst\n@@PMC@@ stderr a\nsecond\n@@PMC@@ end a 0\n',
+    '@@PMC@@ begin a\n@unescaped\n@-\n@-@-twice\r\nwindows\r\n@@PMC@@ end a 0',
+    '@@PMC@@ begin a\n@@PMC@@ begin b\nb\n@@PMC@@ end a 0\n@@PMC@@ end b x\n',
+    '@@PMC@@ begin a\n@@PMC@@ end a 0\n@@PMC@@ begin \n\n@@PMC@@ end  0\n',
+    '@@PMC@@ begin a',
+    '@@PMC@@ begin a\n',
+    '@-stray escaped\n@\n',
+    '\n',
+    '',
+  ];
+  for (const output of outputs) sameSections(output, JSON.stringify(output));
 });
