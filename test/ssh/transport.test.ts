@@ -444,6 +444,8 @@ describe('ssh transport', { skip: sshdSkip }, () => {
     });
     client.connect({ host: sshd.host, port: sshd.port, username: 'root', privateKey: await readFile(clientKey.privateFile), hostVerifier: () => true });
     await proved;
+    // The event may come before ssh2's request reaches sshd's log: wait for it, and only then close.
+    for (let i = 0; i < 100 && !/hostkeys-prove-00@openssh\.com/.test(sshd.log()); i++) await new Promise((r) => setTimeout(r, 100));
     client.end();
     assert.match(sshd.log(), /hostkeys-prove-00@openssh\.com/);
   });
