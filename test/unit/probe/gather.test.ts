@@ -260,12 +260,16 @@ test('DRBD 9 node pm-1 (hand-written fixtures): three resources, several peers, 
   assert.equal(db.splitBrain, false);
 });
 
-test('libvirt not running: no domains, one problem, everything else still read', () => {
-  const output = probeOutput(PM2, {
-    'virsh-version': frame('virsh-version', '', 1, "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n"),
+/** PM2's probe with `virsh version` failing as given and no other virsh section, as the probe prints it then. */
+function withoutLibvirt(exitCode: number, stderr: string) {
+  return parseProbeOutput(probeOutput(PM2, {
+    'virsh-version': frame('virsh-version', '', exitCode, stderr),
     'virsh-nodeinfo': '', 'virsh-list': '', 'virsh-names': '', 'domain-xml:test-vm': '', 'domain-info:test-vm': '', 'domain-state:test-vm': '',
-  });
-  const facts = parseProbeOutput(output, OPTS);
+  }), OPTS);
+}
+
+test('libvirt not running: no domains, one problem, everything else still read', () => {
+  const facts = withoutLibvirt(1, "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n");
   assert.equal(facts.libvirt.active, false);
   assert.equal(facts.libvirt.failure, 'exit 1: error: failed to connect to the hypervisor');
   assert.deepEqual(facts.domains, []);
@@ -274,11 +278,7 @@ test('libvirt not running: no domains, one problem, everything else still read',
 });
 
 test('a virsh that gives no answer in time is told apart from a libvirtd that is down', () => {
-  const output = probeOutput(PM2, {
-    'virsh-version': frame('virsh-version', '', 124, ''),
-    'virsh-nodeinfo': '', 'virsh-list': '', 'virsh-names': '', 'domain-xml:test-vm': '', 'domain-info:test-vm': '', 'domain-state:test-vm': '',
-  });
-  const facts = parseProbeOutput(output, OPTS);
+  const facts = withoutLibvirt(124, '');
   assert.equal(facts.libvirt.active, false);
   assert.equal(facts.libvirt.failure, 'timed out');
 });
