@@ -36,8 +36,8 @@ const USAGE = `usage: npm run lab -- <verb> [args]
   status             what runs
   exec CMD [ARG...]  run CMD in the lab's network namespace, with PMC_CONFIG=.lab/pmc.yaml
   ssh NODE [CMD...]  ssh to a node as root (inside the namespace)
-  test [--full] [FILE...]  run the lab test suite (test/lab/*.test.ts; --full adds *.full.test.ts),
-                     bringing the lab up first
+  test [--full] [FILE...]  run the lab test suite (test/lab/*.test.ts; --full adds *.full.test.ts
+                     and the cases marked fullSetOnly), bringing the lab up first
   demo               bring the lab up and walk through pmc on it
   image              build the node image (cached in ${cacheDir})
   kill NODE          stop a node hard (SIGKILL its QEMU)
@@ -136,6 +136,7 @@ async function test(args: string[]): Promise<void> {
       `boot: ${r.alreadyUp ? "-" : secs(r.bootSeconds)})`,
   );
   const files = testFiles(args);
+  process.env.PMC_LAB_FULL = args.includes("--full") ? "1" : "0";
   log(`running ${files.length} test files inside namespace ${NAMESPACE}: ${files.join(" ")}`);
   // Two suites on one lab would trip over each other (tests kill nodes): one file at a time,
   // each under the lab's test lock.

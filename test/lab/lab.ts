@@ -63,6 +63,14 @@ const NODE_MEMORY_MIB = Number(process.env.PMC_LAB_NODE_MEMORY_MIB ?? 1792);
 const NODE_CPUS = Number(process.env.PMC_LAB_NODE_CPUS ?? 2);
 const PV_SIZE = process.env.PMC_LAB_PV_SIZE ?? "8G";
 
+/**
+ * For node:test's `skip` on scenarios only the full lab set runs (`lab test --full`, which
+ * sets PMC_LAB_FULL=1): a second or third point of a case the default set proves once,
+ * or a node's power loss that another default case already goes through. They keep
+ * `npm test` within CI's hour; `npm run test:lab:full` runs them all.
+ */
+export const fullSetOnly: string | false = process.env.PMC_LAB_FULL === "1" ? false : "full set only (npm run test:lab:full)";
+
 /** Image cache: `$PMC_LAB_CACHE` or `~/.cache/pmc-lab` (outside the checkout). */
 export const cacheDir =
   process.env.PMC_LAB_CACHE ??

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { labExec, labExecOk, VOLUME_GROUP, waitFor, waitForNode } from "./lab.ts";
+import { fullSetOnly, labExec, labExecOk, VOLUME_GROUP, waitFor, waitForNode } from "./lab.ts";
 import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
 
 const PAIR = ["pm-1", "pm-3"];
@@ -71,10 +71,16 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
     }
   });
 
-  // Early (only LVs and a resource file), once both sides are up and connecting, and once pm-1
-  // is Primary with its domain being defined: each undo has different work to do.
-  for (const step of [/\[2\/\d+\] pm-1: write the DRBD resource file/, /\[9\/\d+\] pm-1: wait until pm-1 and pm-3 connect/, /\[12\/\d+\] pm-1: define the domain/]) {
-    it(`Ctrl-C during vm add at ${step.source}: the running step finishes, what was done is undone, nothing stays on any node`, async () => {
+  // Once pm-1 is Primary with its domain being defined (the most to undo), and in the full set
+  // also early (only LVs and a resource file) and once both sides are up and connecting: each
+  // undo has different work to do.
+  const points = [
+    { step: /\[12\/\d+\] pm-1: define the domain/, skip: false },
+    { step: /\[2\/\d+\] pm-1: write the DRBD resource file/, skip: fullSetOnly },
+    { step: /\[9\/\d+\] pm-1: wait until pm-1 and pm-3 connect/, skip: fullSetOnly },
+  ];
+  for (const { step, skip } of points) {
+    it(`Ctrl-C during vm add at ${step.source}: the running step finishes, what was done is undone, nothing stays on any node`, { skip }, async () => {
       const run = pmcChild(add("lk-c"), { config });
       await run.until(step);
       run.child.kill("SIGINT");
