@@ -270,6 +270,8 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
     await labExecOk(HOME, `virsh -q destroy ${vm.name} && drbdadm secondary ${vm.name}`);
     await labExecOk(PEER, `drbdadm primary ${vm.name} && virsh -q start ${vm.name}`);
     const counter = await waitForCounter(PEER, device, 0);
+    // PEER comes back the way a plain server boots: no drbd module, the volume group inactive.
+    await labExecOk(PEER, "touch /var/lib/pmc-lab/plain-boot && sync");
     try {
       await killNode(PEER);
       const r = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
@@ -285,8 +287,12 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
       await waitForNode(PEER);
       console.log(`# ${PEER} back after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
+    assert.equal((await labExecOk(PEER, "grep -c '^drbd ' /proc/modules; true")).trim(), "0", `${PEER} booted without the drbd module`);
+    assert.equal((await labExecOk(PEER, `lvs --noheadings -o lv_active ${VOLUME_GROUP}/${vm.name}`)).trim(), "", `${vm.name}'s LV is inactive on ${PEER}`);
     const up = await pmcTimed<DrbdUpResult>(["pm", "drbd-up", PEER, "--only", vm.name]);
-    assert.ok(["brought up", "already up"].includes(up.data.resources[0]!.action), JSON.stringify(up.data.resources));
+    assert.equal(up.code, 0, JSON.stringify(up.data));
+    assert.deepEqual(up.data.plan.steps.map((s) => s.command), [`vgchange -ay -- ${VOLUME_GROUP}`, "modprobe drbd", `drbdadm up ${vm.name}`]);
+    assert.deepEqual(up.data.resources.map((r) => [r.resource, r.action]), [[vm.name, "brought up"]]);
     await waitFor(`${vm.name} to resync to ${PEER}`, async () => (await drbdDiskStates(HOME, vm.name)).join("/") === "UpToDate/UpToDate", 300_000);
     const again = await pmcTimed<StartResult>(["cluster", "start", "--only", vm.name]);
     assert.deepEqual([again.code, again.data.vms[0]!.decision.kind], [0, "skip"]);

@@ -111,5 +111,15 @@ sed -i '/pam_motd\.so/d' /etc/pam.d/sshd
 mkdir -p /var/lib/systemd/linger
 touch /var/lib/systemd/linger/root
 
+# One plain boot when a test asks for it (the marker goes with it): like a server with no
+# boot-time set-up for pmc, the drbd module not loaded and the volume group inactive, so that
+# `pmc pm drbd-up` has all of it to do.
+if [ -e /var/lib/pmc-lab/plain-boot ]; then
+  rm -f /var/lib/pmc-lab/plain-boot
+  vgchange -an "$vg" >/dev/null
+  modprobe -r drbd
+  log "plain boot: drbd not loaded, $vg inactive"
+fi
+
 touch /run/pmc-lab-ready
 log "$name ready"
