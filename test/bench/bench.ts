@@ -2,7 +2,8 @@
  * `npm run bench`: how pmc's read path scales toward a hundred nodes. Speed and memory are
  * measured here, never asserted in tests. Its parts:
  *  1. CPU: joining 100 nodes x 20 VMs each (2000 VMs) into the cluster model, verifying and
- *     rendering it, and parsing real probe output for 100 nodes.
+ *     rendering it, parsing real probe output for 100 nodes, and planning `cluster rebalance`
+ *     on an uneven cluster of that size (rebalance.ts).
  *  2. SSH fan-out: one pmc run against 100 node entries on a real OpenSSH server on
  *     loopback (one connection each, capped concurrency), as `readCluster` does.
  *  3. known_hosts lookups for 10, 100 and 1000 nodes (known-hosts.ts).
@@ -38,21 +39,12 @@ import { frame, lvmFullreport, real } from '../unit/probe/helpers.js';
 import { generateKey, knownHostsLine, sshdUnavailable, startSshd, tempDir, type Sshd } from '../ssh/sshd.js';
 import { fleetBench, type Build } from './fleet.js';
 import { knownHostsBench } from './known-hosts.js';
+import { measure } from './measure.js';
+import { rebalanceBench } from './rebalance.js';
 import { startupBench } from './startup.js';
 
 const NODES = 100;
 const VMS_PER_NODE = 20;
-
-function measure<T>(label: string, rounds: number, fn: () => T): T {
-  let result!: T;
-  const before = process.memoryUsage().heapUsed;
-  const t0 = performance.now();
-  for (let i = 0; i < rounds; i++) result = fn();
-  const ms = (performance.now() - t0) / rounds;
-  const heapMiB = (process.memoryUsage().heapUsed - before) / 1024 ** 2;
-  console.log(`${label.padEnd(58)} ${ms.toFixed(2).padStart(9)} ms/run   heap +${heapMiB.toFixed(1)} MiB`);
-  return result;
-}
 
 function realNodeOutput(hostname: string): string {
   const sections: [string, string][] = [
@@ -86,6 +78,8 @@ function cpuBench(): void {
   const outputs = names.map(realNodeOutput);
   const opts = { volumeGroup: 'vg-pmc', bridge: 'br0', backupDir: '/pmc-vm-backup' };
   measure(`parseProbeOutput x ${NODES} nodes (${(outputs[0]!.length / 1024).toFixed(1)} KiB each)`, 3, () => outputs.map((o) => parseProbeOutput(o, opts)));
+
+  rebalanceBench(NODES, NODES * VMS_PER_NODE);
 }
 
 async function sshBench(): Promise<void> {

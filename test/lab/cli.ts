@@ -186,6 +186,9 @@ async function demo(): Promise<void> {
   // Before switching pm-1 off: its VMs to their peers, its standby copies to other nodes (or why not); changes nothing.
   pmc(["help", "pm", "evacuate"]);
   pmc(["pm", "evacuate", "--dry-run", "--secondaries", "pm-1"]);
+  // How evenly the running VMs load the nodes, and which migrations would spread them (or that the cluster is balanced); changes nothing.
+  pmc(["help", "cluster", "rebalance"]);
+  pmc(["cluster", "rebalance", "--dry-run"]);
   pmc(["backup", "ls"]);
   pmc(["help", "vm", "backup"]);
   pmc(["help", "vm", "restore"]);

@@ -57,7 +57,8 @@ export function assertEvacuateOptions(req: Pick<EvacuateArgs, 'node' | 'secondar
   }
 }
 
-function parseParallel(input: number | string): number {
+/** --parallel, as pm evacuate and cluster rebalance take it. */
+export function parseParallel(input: number | string): number {
   try {
     return parseWholeNumber(input, '--parallel', 1, MAX_PARALLEL);
   } catch (err) {

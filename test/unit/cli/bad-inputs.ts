@@ -101,6 +101,14 @@ const evacuateCases: BadInput[] = [
     .map((argv) => ({ argv, code: 'PMC_E_NODE_UNKNOWN' as const, exit: 1 })),
 ];
 
+/** cluster rebalance's flags: each refused from the command line alone. */
+const rebalanceCases: BadInput[] = [
+  usage('cluster', 'rebalance', 'pm-1'), usage('cluster', 'rebalance', '--max-moves'), usage('cluster', 'rebalance', '--bogus'),
+  ...['0', '-1', 'abc', '1.5', '1e3', '100001', ''].map((n) => usage('cluster', 'rebalance', `--max-moves=${n}`)),
+  ...['0', '65', 'abc'].map((n) => usage('cluster', 'rebalance', `--parallel=${n}`)),
+  ...['0', '86401', 'abc'].map((t) => usage('cluster', 'rebalance', `--timeout=${t}`)),
+];
+
 const commandLineCases: BadInput[] = [
   { ...usage('help', 'bogus'), issue: 9 }, usage('help', 'vm', 'bogus'), usage('help', 'bogus', 'ls'), usage('bogus', '--help'), usage('vm', 'bogus', '--help'),
   usage('vm', 'bogus'), usage('bogus'), usage(), usage('vm'), usage('pm'), usage('cluster'), usage('pm', 'ls', '--bogus'), usage('vm', 'lss'),
@@ -196,5 +204,5 @@ const configCases: BadInput[] = [
 
 export const BAD_INPUTS: BadInput[] = [
   ...vmNameCases, ...dashNameCases, ...timeoutCases, ...waitCases, ...cpuCases, ...sizeCases, ...addressCases, ...isoCases,
-  ...nodeCases, ...evacuateCases, ...commandLineCases, ...configFileCases, ...configCases,
+  ...nodeCases, ...evacuateCases, ...rebalanceCases, ...commandLineCases, ...configFileCases, ...configCases,
 ];

@@ -104,17 +104,17 @@ export function lv(name: string, sizeBytes = GiB): LogicalVolume {
  * A healthy replicated VM: running and Primary on `home`, defined and Secondary on `peerNode`.
  * Returns the facts each of the two nodes contributes.
  */
-export function pairedVm(name: string, home: string, peerNode: string, minor: number, memoryBytes = 64 * MiB): Record<string, Partial<NodeFacts>> {
+export function pairedVm(name: string, home: string, peerNode: string, minor: number, memoryBytes = 64 * MiB, vcpus = 1): Record<string, Partial<NodeFacts>> {
   const hosts: [string, string] = [home, peerNode];
   return {
     [home]: {
-      domains: [domain(name, 'running', { minor, memoryBytes })],
+      domains: [domain(name, 'running', { minor, memoryBytes, vcpus })],
       drbdResources: [resource(name, home, hosts, minor, { role: 'Primary', peers: [peer(peerNode)] })],
       lvs: [lv(name)],
       drbdResourceFiles: [`/etc/drbd.d/${name}.res`],
     },
     [peerNode]: {
-      domains: [domain(name, 'shut off', { minor, memoryBytes })],
+      domains: [domain(name, 'shut off', { minor, memoryBytes, vcpus })],
       drbdResources: [resource(name, peerNode, hosts, minor, { peers: [peer(home, { role: 'Primary' })] })],
       lvs: [lv(name)],
       drbdResourceFiles: [`/etc/drbd.d/${name}.res`],
