@@ -43,22 +43,23 @@ export async function removeGuest(vm: string, pmcConfig = config): Promise<void>
   }
 }
 
-/** pmc vm add on pm-1 and pm-2, the domain swapped for the guest workload (same UUID on both), started on pm-1, first counter seen. */
-export async function createGuest(vm: string, pmcConfig = config): Promise<void> {
+/** pmc vm add on the pair (default pm-1 and pm-2), the domain swapped for the guest workload (same UUID on both), started on the first, first counter seen. */
+export async function createGuest(vm: string, pmcConfig = config, pair = NODES): Promise<void> {
+  const [home, peer] = pair as [string, string];
   await removeGuest(vm, pmcConfig);
-  const add = await pmc(["vm", "add", "-p", "pm-1", "-p", "pm-2", "-s", "256M", "-m", "96M", "--no-start", vm], { config: pmcConfig });
+  const add = await pmc(["vm", "add", "-p", home, "-p", peer, "-s", "256M", "-m", "96M", "--no-start", vm], { config: pmcConfig });
   assert.equal(add.exitCode, 0, add.stderr + add.stdout);
-  const device = (await labExecOk("pm-1", `drbdadm sh-dev ${vm}`)).trim();
-  const uuid = (await labExecOk("pm-1", `virsh domuuid ${vm}`)).trim();
-  for (const node of NODES) {
+  const device = (await labExecOk(home, `drbdadm sh-dev ${vm}`)).trim();
+  const uuid = (await labExecOk(home, `virsh domuuid ${vm}`)).trim();
+  for (const node of pair) {
     await writeNodeFile(node, `/root/${vm}.xml`, guestDomainXml({ name: vm, disk: device, uuid, memoryMiB: 96 }));
     await labExecOk(node, `virsh define /root/${vm}.xml && rm /root/${vm}.xml`);
   }
-  const start = await pmc(["vm", "start", "-p", "pm-1", vm], { config: pmcConfig });
+  const start = await pmc(["vm", "start", "-p", home, vm], { config: pmcConfig });
   assert.equal(start.exitCode, 0, start.stderr + start.stdout);
   const t0 = Date.now();
-  const first = await waitForCounter("pm-2", lvOf(vm), 0, 600_000);
-  console.log(`# guest wrote its first counter (${first}) ${((Date.now() - t0) / 1000).toFixed(0)} s after start`);
+  const first = await waitForCounter(peer, lvOf(vm), 0, 600_000);
+  console.log(`# ${vm}: the guest wrote its first counter (${first}) ${((Date.now() - t0) / 1000).toFixed(0)} s after start`);
 }
 
 /** Runs on `runsOn` only, exactly one Primary, UpToDate/UpToDate, two primaries off in the kernel, one UUID. */

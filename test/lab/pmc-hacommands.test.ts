@@ -129,12 +129,16 @@ describe("HA and backup commands on the lab, once each", { timeout: 30 * 60_000 
     assert.deepEqual(await drbdRoles("pm-1", VM), ["Secondary", "Primary"]);
   });
 
-  it("pm rejoin of a node with nothing stale has nothing to do; pm evacuate --dry-run plans the move and changes nothing", async () => {
+  it("pm rejoin of a node with nothing stale has nothing to do; pm evacuate --dry-run plans the move and changes nothing; cluster rebalance finds one VM balanced", async () => {
     const rejoin = await pmcLogged(["pm", "rejoin", "pm-1"]);
     assert.equal(rejoin.exitCode, 0, rejoin.stdout + rejoin.stderr);
     const evacuate = await pmcLogged(["pm", "evacuate", "pm-2", "--secondaries", "--to", "pm-3", "--dry-run"]);
     assert.equal(evacuate.exitCode, 0, evacuate.stdout + evacuate.stderr);
     assert.match(evacuate.stdout, new RegExp(`${VM}`));
+    // One running VM: moving it to its peer only shifts the load, so nothing lowers the score.
+    const rebalance = await pmcLogged(["cluster", "rebalance"]);
+    assert.equal(rebalance.exitCode, 0, rebalance.stdout + rebalance.stderr);
+    assert.match(rebalance.stdout, /the cluster is balanced/);
     assert.deepEqual([await domstate("pm-1", VM), await domstate("pm-2", VM)], ["shut off", "running"]);
     assert.deepEqual(await holders(VM), ["pm-1", "pm-2"]);
   });
