@@ -129,7 +129,7 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
   const migrate: Step = {
     node: source,
     command: migrateCommand(uuid, target, opts.timeoutSeconds),
-    why: `live-migrate ${vm.name} (${formatBytes(sourceDomain.memoryBytes)} of memory) from ${source} to ${target}; aborted with virsh domjobabort after ${opts.timeoutSeconds} s`,
+    why: `live-migrate ${vm.name} (${formatBytes(sourceDomain.memoryBytes)} of memory) from ${source} to ${target} (virsh domjobabort if not done within ${opts.timeoutSeconds} s)`,
     progress: true,
     // The job is aborted on the node at the timeout; this only bounds a node that stops answering.
     timeoutMs: (opts.timeoutSeconds + 120) * 1000,
