@@ -99,6 +99,16 @@ async function flipByte(node: string, file: string, offset: number): Promise<() 
   };
 }
 
+/**
+ * Under a loaded host the emulated nodes sometimes miss DRBD's 0.5 s ping and reconnect; a
+ * backup rightly refuses in the moment between (seen on the lab: Connecting UpToDate/DUnknown).
+ */
+async function connected(): Promise<void> {
+  await waitFor(`${vm} connected and UpToDate on both nodes`, async () =>
+    ((await labExec("pm-1", `drbdadm cstate ${vm}; drbdadm dstate ${vm}`)).stdout.split("\n").join(" ").trim() === "Connected UpToDate/UpToDate") || undefined,
+  180_000, 2000);
+}
+
 async function cleanup(): Promise<void> {
   for (const name of [vm, ...restored]) await pmc(["vm", "rm", "-f", name], { config });
   await Promise.all(ALL_NODES.map((n) => labExec(n, `rm -rf ${BACKUP_DIR}/bk-*; for s in $(lvs --noheadings -o lv_name ${VOLUME_GROUP} | grep '^ *bk-.*_pmcsnap'); do lvremove -f ${VOLUME_GROUP}/$s; done; true`)));
@@ -228,6 +238,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
   });
 
   it("prune --keep-full 1 keeps exactly the newest chain on each node", async () => {
+    await connected();
     for (const args of [["-b"], []]) {
       const r = await pmcJson<Run[]>(["vm", "backup", ...args, vm], { config });
       assert.equal(r.code, 0, r.stderr);
@@ -309,6 +320,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
     // Changed after the last backup: the restore must bring back that backup's bytes.
     await scribble("pm-1", device, 10, 4);
     const changed = await sha("pm-1", device, dataBytes);
+    await connected();
     const start = await pmcLogged(["vm", "start", vm]);
     assert.equal(start.exitCode, 0, start.stdout + start.stderr);
     const refused = await pmcLogged(["vm", "restore", vm, "--at", stamps[3]!, "-f"]);

@@ -53,12 +53,13 @@ export function judge(check: VerifyCheck, exitCode: number | null, stdout: strin
   const row = (status: VerifyRow['status'], detail: string): VerifyRow => ({ vm: entry.vm, node: entry.node, stamp: entry.stamp, path: entry.path, status, detail });
   if (!check.command) return row('bad', `its full image ${entry.base ?? '(none older)'} is not on ${entry.node}`);
   const [fileSum, dataSum, ...rest] = stdout.trim().split('\n');
+  const m = entry.manifest;
+  // A file that changed since it was written is the cause; a failed decode is only its symptom.
+  if (m && fileSum?.length === 64 && fileSum !== m.file.sha256) return row('bad', `sha256 of the file is ${fileSum}, the manifest says ${m.file.sha256}`);
   if (exitCode !== 0 || !fileSum || fileSum.length !== 64) {
     const why = [...rest, dataSum, stderr.trim().split('\n').at(-1)].find((l) => l && l.length > 0 && l.length !== 64);
     return row('bad', base ? `decoding against ${base.stamp} failed: ${why ?? `exit ${exitCode}`}` : `cannot be read: ${why ?? `exit ${exitCode}`}`);
   }
-  const m = entry.manifest;
-  if (m && fileSum !== m.file.sha256) return row('bad', `sha256 of the file is ${fileSum}, the manifest says ${m.file.sha256}`);
   if (m && entry.bytes !== m.file.bytes) return row('bad', `the file has ${entry.bytes} bytes, the manifest says ${m.file.bytes}`);
   if (base && m && dataSum !== m.data.sha256) return row('bad', `decoded against ${base.stamp}, the disk's sha256 is ${dataSum}, the manifest says ${m.data.sha256}`);
   if (!m) {

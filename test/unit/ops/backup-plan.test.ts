@@ -152,4 +152,19 @@ describe('backup verify', () => {
     assert.match(judge(incCheck!, 1, `${a}\n${a}\nxdelta3: target window checksum mismatch: XD3_INVALID_INPUT\n`, '').detail, /decoding against 2026-12-01-00-00-00 failed: xdelta3: target window checksum mismatch/);
     assert.equal(judge(orphanCheck!, null, '', '').status, 'bad');
   });
+
+  test('an increment changed since it was written is reported by its sha256, not by the decode that fails on it', () => {
+    const base = full('pm-2', '2026-12-01-00-00-00');
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    const manifest = {
+      format: 'pmc-backup/1', vm: 'web', node: 'pm-2', stamp: '2026-12-01-06-00-00', time: '2026-12-01T06:00:00Z', type: 'incremental', base: base.stamp,
+      data: { bytes: GiB, sha256: a }, file: { name: '2026-12-01-06-00-00.xdelta3', bytes: 4096, sha256: a }, consistency: 'shut-off',
+      source: { lv: '/dev/vg-pmc/web', drbdDevice: '/dev/drbd10' }, vmShape: { memoryBytes: GiB, vcpus: 1 }, xdelta3SourceWindow: 64 * 1024 ** 2, pmcVersion: '0.1.0',
+    } as const;
+    const inc: BackupEntry = { ...base, stamp: manifest.stamp, kind: 'incremental', path: `/pmc-vm-backup/web/${manifest.file.name}`, bytes: 4096, base: base.stamp, manifest };
+    const [, check] = planVerify([base, inc]);
+    const r = judge(check!, 1, `${b}\nxdelta3: xdelta3: please verify the source file with sha1sum or equivalent\n`, '');
+    assert.equal(r.status, 'bad');
+    assert.equal(r.detail, `sha256 of the file is ${b}, the manifest says ${a}`);
+  });
 });
