@@ -945,6 +945,17 @@ export async function drbdDiskStates(node: string, res: string): Promise<string[
   return (await labExecOk(node, `drbdadm dstate ${shq(res)}`)).trim().split("/");
 }
 
+/**
+ * Wait until a resource is Connected and UpToDate/UpToDate as `node` sees it. Under a loaded
+ * host the emulated nodes sometimes miss DRBD's 0.5 s ping and reconnect; commands that need a
+ * settled pair rightly refuse in the moment between (seen: Connecting UpToDate/DUnknown).
+ */
+export async function waitForConnected(node: string, res: string, timeoutMs = 180_000): Promise<void> {
+  await waitFor(`${res} connected and UpToDate on both nodes`, async () =>
+    ((await labExec(node, `drbdadm cstate ${shq(res)}; drbdadm dstate ${shq(res)}`)).stdout.split("\n").join(" ").trim() === "Connected UpToDate/UpToDate") || undefined,
+  timeoutMs, 2000);
+}
+
 /** `drbdadm cstate RES` on a node, e.g. "Connected". */
 export async function drbdConnectionState(node: string, res: string): Promise<string> {
   return (await labExecOk(node, `drbdadm cstate ${shq(res)}`)).trim();

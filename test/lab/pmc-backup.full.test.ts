@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { BACKUP_DIR, VOLUME_GROUP, drbdRoles, ensureLabUp, labExec, labExecOk, shq, waitFor } from "./lab.ts";
+import { BACKUP_DIR, VOLUME_GROUP, drbdRoles, ensureLabUp, labExec, labExecOk, shq, waitFor, waitForConnected } from "./lab.ts";
 import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
 import { listingCommand } from "../../src/ops/backup/catalog.ts";
 
@@ -97,16 +97,6 @@ async function flipByte(node: string, file: string, offset: number): Promise<() 
   return async () => {
     await write(original);
   };
-}
-
-/**
- * Under a loaded host the emulated nodes sometimes miss DRBD's 0.5 s ping and reconnect; a
- * backup rightly refuses in the moment between (seen on the lab: Connecting UpToDate/DUnknown).
- */
-async function connected(): Promise<void> {
-  await waitFor(`${vm} connected and UpToDate on both nodes`, async () =>
-    ((await labExec("pm-1", `drbdadm cstate ${vm}; drbdadm dstate ${vm}`)).stdout.split("\n").join(" ").trim() === "Connected UpToDate/UpToDate") || undefined,
-  180_000, 2000);
 }
 
 async function cleanup(): Promise<void> {
@@ -238,7 +228,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
   });
 
   it("prune --keep-full 1 keeps exactly the newest chain on each node", async () => {
-    await connected();
+    await waitForConnected("pm-1", vm);
     for (const args of [["-b"], []]) {
       const r = await pmcJson<Run[]>(["vm", "backup", ...args, vm], { config });
       assert.equal(r.code, 0, r.stderr);
@@ -320,7 +310,7 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
     // Changed after the last backup: the restore must bring back that backup's bytes.
     await scribble("pm-1", device, 10, 4);
     const changed = await sha("pm-1", device, dataBytes);
-    await connected();
+    await waitForConnected("pm-1", vm);
     const start = await pmcLogged(["vm", "start", vm]);
     assert.equal(start.exitCode, 0, start.stdout + start.stderr);
     const refused = await pmcLogged(["vm", "restore", vm, "--at", stamps[3]!, "-f"]);

@@ -6,7 +6,7 @@
 // Shares the lab with other tests: only `ha-` names, DRBD minors 560-599, ports 9560-9599.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { BACKUP_DIR, VOLUME_GROUP, drbdDiskStates, drbdRoles, ensureLabUp, labExec, labExecOk, waitFor } from "./lab.ts";
+import { BACKUP_DIR, VOLUME_GROUP, drbdDiskStates, drbdRoles, ensureLabUp, labExec, labExecOk, waitForConnected } from "./lab.ts";
 import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
 
 const VM = "ha-a";
@@ -101,11 +101,7 @@ describe("HA and backup commands on the lab, once each", { timeout: 30 * 60_000 
   });
 
   it("vm mv live-migrates the running VM to its peer; --cleanup then has nothing to do", async () => {
-    // Under a loaded host the emulated nodes sometimes miss DRBD's 0.5 s ping and reconnect at
-    // once; vm start rightly refuses in the moment between. Start from a settled pair.
-    await waitFor(`${VM} connected and UpToDate on both nodes`, async () =>
-      ((await labExec("pm-1", `drbdadm cstate ${VM}; drbdadm dstate ${VM}`)).stdout.split("\n").join(" ").trim() === "Connected UpToDate/UpToDate") || undefined,
-    180_000, 2000);
+    await waitForConnected("pm-1", VM);
     const start = await pmcLogged(["vm", "start", VM]);
     assert.equal(start.exitCode, 0, start.stdout + start.stderr);
     const mv = await pmcLogged(["vm", "mv", VM]);
