@@ -125,7 +125,7 @@ function readTools(probe: ProbeReader): ToolFacts {
     const [tool, answer] = line.trim().split(/\s+/);
     if (answer === 'yes' && tool) found.add(tool);
   }
-  return { xdelta3: found.has('xdelta3'), rsync: found.has('rsync') };
+  return { xdelta3: found.has('xdelta3'), rsync: found.has('rsync'), zstd: found.has('zstd') };
 }
 
 /** `<resource> <lost node> <time>` per line; anything else is a problem, never a guess. */

@@ -56,7 +56,7 @@ export const SECTION_PREFIX = {
 } as const;
 
 /** Programs whose presence is reported as `NodeFacts.tools`. */
-export const CHECKED_TOOLS: readonly (keyof ToolFacts)[] = ['xdelta3', 'rsync'];
+export const CHECKED_TOOLS: readonly (keyof ToolFacts)[] = ['xdelta3', 'rsync', 'zstd'];
 
 const DRBD_CONFIG_DIR = '/etc/drbd.d';
 /**

@@ -298,4 +298,6 @@ export interface LibvirtFacts {
 export interface ToolFacts {
   xdelta3: boolean;
   rsync: boolean;
+  /** Optional: only `vm backup -b --zstd` and the backups it wrote need it. */
+  zstd: boolean;
 }

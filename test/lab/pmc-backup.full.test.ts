@@ -10,7 +10,7 @@ import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
 import { listingCommand } from "../../src/ops/backup/catalog.ts";
 
 const vm = "bk-a";
-const restored = ["bk-r1", "bk-r2", "bk-r3"];
+const restored = ["bk-r1", "bk-r2", "bk-r3", "bk-r4"];
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
 const MiB = 1024 ** 2;
 const config = labConfigVariant("backup", (yaml) =>
@@ -27,6 +27,7 @@ interface Manifest {
   data: { bytes: number; sha256: string };
   file: { name: string; bytes: number; sha256: string };
   consistency: string;
+  compression?: string | null;
 }
 interface Run {
   apply: { status: string };
@@ -244,6 +245,21 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
     assert.deepEqual(await files("pm-2"), [`${stamps[2]}.base`, `${stamps[2]}.json`, `${stamps[3]}.json`, `${stamps[3]}.xdelta3`]);
     assert.deepEqual(await files("pm-1"), ["2020-01-01-00-00-00.base", "2020-01-01-00-00-01.xdelta3"]);
+  });
+
+  it("-b --zstd: a .base.zst that decompresses to the disk's bytes and restores byte-exact", async () => {
+    const expected = await sha("pm-1", device, dataBytes);
+    const r = await pmcJson<Run[]>(["vm", "backup", "-b", "--zstd", vm], { config });
+    assert.equal(r.code, 0, r.stderr);
+    const m = r.data[0]!.manifest!;
+    const file = `${BACKUP_DIR}/${vm}/${m.stamp}.base.zst`;
+    assert.deepEqual([m.compression, m.data.sha256], ["zstd", expected]);
+    assert.ok((await files("pm-2")).includes(`${m.stamp}.base.zst`));
+    assert.equal((await labExecOk("pm-2", `zstd -q -dc ${file} | sha256sum`, { timeoutMs: 300_000 })).split(/\s+/)[0], expected);
+    const restore = await pmcLogged(["vm", "restore", vm, "--at", m.stamp, "--to", restored[3]!, "-f"]);
+    assert.equal(restore.exitCode, 0, restore.stdout + restore.stderr);
+    const target = await drbdDevice(restored[3]!);
+    assert.equal(await sha(target.primary, target.device, dataBytes), expected);
   });
 
   /** What pmc cluster verify finds about bk-a or a backup snapshot: nothing, after a failed backup. */

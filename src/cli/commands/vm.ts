@@ -269,17 +269,19 @@ const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; paralle
   },
 });
 
-const backup = defineCommand<{ vms: string[]; base: boolean; pm?: string; dryRun: boolean }, BackupRun[]>({
+const backup = defineCommand<{ vms: string[]; base: boolean; zstd: boolean; pm?: string; dryRun: boolean }, BackupRun[]>({
   command: 'backup <vms..>',
   describe: 'back up VM disks: a full image (-b) or an xdelta3 increment against the newest full image, read from an LVM snapshot on the standby node',
   builder: (y) => dryRunOption(y)
     .positional('vms', { type: 'string', array: true, demandOption: true, describe: 'the VMs, backed up one after the other' })
     .option('base', { alias: 'b', type: 'boolean', default: false, describe: 'a full image (default: an increment against the newest full image on that node)' })
+    .option('zstd', { type: 'boolean', default: false, describe: 'with -b: compress the full image with zstd (.base.zst; the node needs zstd)' })
     .option('pm', { alias: 'p', type: 'string', describe: 'read the disk on this node (default: the standby; a one-node VM\'s own node)' })
-    .epilogue('Files: <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base or .xdelta3 (UTC), with a .json manifest beside each.\nNo DRBD role changes: the disk is read from an LVM snapshot while DRBD is Connected UpToDate/UpToDate.\nA failed or interrupted backup leaves no complete-looking file and no snapshot.'),
+    .epilogue('Files: <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base (.base.zst with --zstd) or .xdelta3 (UTC), with a .json manifest beside each.\nNo DRBD role changes: the disk is read from an LVM snapshot while DRBD is Connected UpToDate/UpToDate.\nA failed or interrupted backup leaves no complete-looking file and no snapshot.'),
   examples: [
     ['pmc vm backup -b web-1', 'a full image, on the node that stands by for web-1'],
     ['pmc vm backup web-1 db-1', 'an increment of each, against its newest full image'],
+    ['pmc vm backup -b --zstd web-1', 'a full image compressed with zstd (.base.zst)'],
     ['pmc vm backup -b -p pm-2 --dry-run web-1', 'every command it would run on pm-2'],
   ],
   check: (args) => { for (const vm of args.vms) assertVmReference(vm); },

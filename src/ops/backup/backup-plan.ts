@@ -19,12 +19,14 @@ import { formatBytes } from '../../util/units.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { managedVm } from '../vm/lifecycle.js';
 import {
-  backupDir, backupFile, EXTENSION, isoOfStamp, manifestFile, newestFull, type BackupEntry, type BackupKind, type BackupManifest,
+  backupDir, backupFile, isoOfStamp, manifestFile, newestFull, type BackupEntry, type BackupKind, type BackupManifest, type Compression,
 } from './catalog.js';
 
 export interface BackupRequest {
   vm: string;
   kind: BackupKind;
+  /** --zstd (with -b only): the full image is written compressed. */
+  compression: Compression | undefined;
   /** -p: read the disk on this node. */
   node: string | undefined;
 }
@@ -128,6 +130,12 @@ export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePr
   return { vm, node, lv: lv.path, lvBytes: lv.sizeBytes, dataBytes: res.sizeBytes, drbdDevice: res.device, runningOn };
 }
 
+/** Refuses, before anything changes, when the node lacks zstd for what `purpose` says. */
+export function requireZstd(state: ClusterState, node: string, purpose: string, alternative: string | undefined): void {
+  if (state.nodes.find((n) => n.name === node)?.facts?.tools.zstd) return;
+  throw new PmcError('PMC_E_STATE', `${node} has no zstd, which ${purpose} needs`, `on ${node}: apt-get install zstd${alternative ? `; ${alternative}` : ''}`);
+}
+
 /** The plan of one backup. */
 export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePrefix' | 'storage' | 'backups'>, request: BackupRequest, facts: BackupFacts): Plan {
   const source = backupSource(state, config, request);
@@ -145,8 +153,11 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     throw new PmcError('PMC_E_STATE', `no full image of ${vm.name} on ${node} to compute an increment against`,
       `take one first: pmc vm backup -b ${request.node ? `-p ${node} ` : ''}${vm.name}`);
   }
+  const zstdFor = request.compression === 'zstd' ? `compressing ${vm.name}'s full image`
+    : base?.compression === 'zstd' ? `reading the compressed full image ${base.path}` : undefined;
+  if (zstdFor) requireZstd(state, node, zstdFor, request.compression ? 'or back up without --zstd' : undefined);
   const dir = config.backups.directory;
-  const file = backupFile(dir, vm.name, facts.stamp, request.kind);
+  const file = backupFile(dir, vm.name, facts.stamp, request.kind, request.compression);
   if (facts.entries.some((e) => e.vm === vm.name && e.stamp === facts.stamp)) {
     throw new PmcError('PMC_E_STATE', `a backup of ${vm.name} of ${facts.stamp} exists on ${node} already`, 'wait a second and run it again');
   }
@@ -167,6 +178,7 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     source: { lv: source.lv, drbdDevice: source.drbdDevice ?? null },
     vmShape: { memoryBytes: vm.memoryBytes ?? null, vcpus: vm.vcpus ?? null },
     xdelta3SourceWindow: window ?? null,
+    compression: request.compression ?? null,
     pmcVersion: facts.pmcVersion,
   };
 
@@ -200,12 +212,13 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
       manifest: manifestFile(dir, vm.name, facts.stamp),
       snapshot,
       dataBytes: source.dataBytes,
-      base: base?.path,
+      base,
       window,
+      compression: request.compression,
     }),
-    input: { text: `${JSON.stringify({ ...manifest, data: { bytes: source.dataBytes, sha256: '@DATA_SHA256@' }, file: { name: `${facts.stamp}.${EXTENSION[request.kind]}`, bytes: '@FILE_BYTES@', sha256: '@FILE_SHA256@' } })}\n` },
+    input: { text: `${JSON.stringify({ ...manifest, data: { bytes: source.dataBytes, sha256: '@DATA_SHA256@' }, file: { name: file.split('/').pop(), bytes: '@FILE_BYTES@', sha256: '@FILE_SHA256@' } })}\n` },
     why: request.kind === 'full'
-      ? `copy ${formatBytes(source.dataBytes)} of ${vm.name}'s data from the snapshot to ${file}, with its manifest; remove the snapshot`
+      ? `${request.compression ? 'compress' : 'copy'} ${formatBytes(source.dataBytes)} of ${vm.name}'s data from the snapshot to ${file}${request.compression ? ' with zstd, check it decompresses to the data' : ''}, with its manifest; remove the snapshot`
       : `write the xdelta3 delta of ${vm.name}'s ${formatBytes(source.dataBytes)} against ${base!.path} to ${file}, with its manifest; remove the snapshot`,
     progress: { totalBytes: source.dataBytes },
     timeoutMs: Math.max(30 * 60_000, Math.ceil(source.dataBytes / 2e6) * 1000 * (request.kind === 'full' ? 1 : 3)),
@@ -217,7 +230,7 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
       : source.runningOn ? `${vm.name} runs and no guest agent answered: the backup is crash-consistent (as after a power cut)`
         : `${vm.name} is shut off: the backup is consistent`,
   ];
-  if (base) notes.push(`the increment is computed against ${base.path} (xdelta3 source window ${formatBytes(window!)})`);
+  if (base) notes.push(`the increment is computed against ${base.path}${base.compression ? ', decompressed as it is read' : ''} (xdelta3 source window ${formatBytes(window!)})`);
   return { title: `${request.kind} backup of ${vm.name} on ${node}: ${file}`, steps, notes };
 }
 
@@ -255,8 +268,11 @@ interface CaptureSpec {
   manifest: string;
   snapshot: { vgLv: string; device: string };
   dataBytes: number;
-  base: string | undefined;
+  /** For an increment: the full image it is computed against. */
+  base: Pick<BackupEntry, 'path' | 'compression'> | undefined;
   window: number | undefined;
+  /** A full image written compressed. */
+  compression: Compression | undefined;
 }
 
 /**
@@ -268,9 +284,15 @@ interface CaptureSpec {
 export function captureCommand(spec: CaptureSpec): string {
   const q = quote;
   const read = commandLine(['dd', `if=${spec.snapshot.device}`, 'bs=16M', 'iflag=count_bytes', `count=${spec.dataBytes}`, 'status=progress']);
+  // A compressed full image reaches xdelta3 decompressed on fd 3: a pipe, not a FIFO, so nothing
+  // waits forever for a reader when xdelta3 fails before it opens its source. xdelta3 reads such
+  // a source forward only, which is all it needs with the same window (-B) when decoding.
+  const zstdBase = spec.base?.compression === 'zstd' ? spec.base.path : undefined;
   const write = spec.base
-    ? `${commandLine(['xdelta3', '-e', '-S', 'djw', '-B', spec.window!, '-c', '-s', spec.base])} > "$tmp"`
-    : 'cat > "$tmp"';
+    ? `${commandLine(['xdelta3', '-e', '-S', 'djw', '-B', spec.window!, '-c', '-s', zstdBase ? '/dev/fd/3' : spec.base.path])} > "$tmp"`
+    : spec.compression ? `${commandLine(['zstd', '-q', '-T0', '-3', '-c'])} > "$tmp"` : 'cat > "$tmp"';
+  // sh has no pipefail: each side of the pipe notes its own failure.
+  const pipeline = `{ ${read} || touch "$work/failed"; } | { tee "$work/data" | { ${write} || touch "$work/failed"; }; }`;
   return [
     'set -u',
     `tmp=${q(`${spec.file}.tmp`)}; mtmp=${q(`${spec.manifest}.tmp`)}; work=$(mktemp -d) || exit 1`,
@@ -283,16 +305,25 @@ export function captureCommand(spec: CaptureSpec): string {
     `exec 9>>${q(`${spec.dir}/.lock`)} && flock ${spec.base ? '-s' : '-x'} -w 600 9 || fail 'another backup holds ${spec.dir}/.lock'`,
     `[ ! -e ${q(spec.file)} ] || fail ${q(`${spec.file} exists already`)}`,
     `mkfifo "$work/data" && { sha256sum < "$work/data" > "$work/data.sum" & }`,
-    // sh has no pipefail: each side of the pipe notes its own failure.
-    `{ ${read} || touch "$work/failed"; } | { tee "$work/data" | { ${write} || touch "$work/failed"; }; }`,
+    zstdBase ? `{ ${commandLine(['zstd', '-q', '-dc', '--', zstdBase])}; echo $? > "$work/base.rc"; } | { ${pipeline}; } 3<&0` : pipeline,
     'wait',
     `[ ! -e "$work/failed" ] || fail 'reading the snapshot or writing the backup failed'`,
+    // 141: xdelta3 stopped reading before the end of the full image (SIGPIPE), which it may.
+    ...(zstdBase ? [`case "$(cat "$work/base.rc")" in 0|141) ;; *) fail ${q(`the full image ${zstdBase} does not decompress: no increment against it`)};; esac`] : []),
     // A snapshot that ran out of room is invalid: its data is not the disk's any more.
     `attr=$(lvs --noheadings -o lv_attr ${q(spec.snapshot.vgLv)} | tr -d ' ') && pct=$(lvs --noheadings -o snap_percent ${q(spec.snapshot.vgLv)} | tr -d ' ') || fail 'the snapshot vanished while it was read'`,
     `case "$attr" in ????I*) fail 'the snapshot filled up while it was read (invalid): the image is not kept';; esac`,
     `case "$pct" in 100*) fail 'the snapshot filled up while it was read: the image is not kept';; esac`,
     `dsum=$(cut -d' ' -f1 "$work/data.sum") && [ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
     ...(spec.base ? [
+      'fsum=$(sha256sum < "$tmp" | cut -d" " -f1)',
+    ] : spec.compression ? [
+      // The compressed file must give back exactly the data read, byte count and sha256: a full
+      // disk or a killed zstd leaves a short or broken frame, which is not kept.
+      `mkfifo "$work/check" && { sha256sum < "$work/check" > "$work/check.sum" & }`,
+      `n=$({ ${commandLine(['zstd', '-q', '-dc'])} < "$tmp" || touch "$work/failed"; } | tee "$work/check" | wc -c)`,
+      'wait',
+      `[ ! -e "$work/failed" ] && [ "$n" = ${spec.dataBytes} ] && [ "$(cut -c1-64 "$work/check.sum")" = "$dsum" ] || fail 'the compressed image does not decompress to the data read (disk full?): it is not kept'`,
       'fsum=$(sha256sum < "$tmp" | cut -d" " -f1)',
     ] : [
       `[ "$(stat -c %s "$tmp")" = ${spec.dataBytes} ] || fail 'the image is shorter than the data (disk full?)'`,

@@ -1,5 +1,5 @@
 /**
- * `pmc vm backup [-b] [-p PM] VM...`: reads the cluster and the backups already on the chosen
+ * `pmc vm backup [-b [--zstd]] [-p PM] VM...`: reads the cluster and the backups already on the chosen
  * node, asks the guest agent (a read), then plans and applies (or prints) one backup per VM.
  */
 import type { OpContext, Report } from '../engine/context.js';
@@ -12,10 +12,13 @@ import { manifestSchema, stampOf, type BackupKind, type BackupManifest } from '.
 import { backupSource, planBackup } from './backup-plan.js';
 import { readBackups } from './read.js';
 import { pmcVersion } from '../../util/install.js';
+import { PmcError } from '../../util/errors.js';
 
 export interface VmBackupArgs {
   vms: string[];
   base: boolean;
+  /** With base: compress the full image with zstd. */
+  zstd: boolean;
   pm?: string;
   dryRun: boolean;
 }
@@ -29,6 +32,9 @@ export interface BackupRun {
 }
 
 export async function backupVms(ctx: OpContext, args: VmBackupArgs): Promise<Report<BackupRun[]>> {
+  if (args.zstd && !args.base) {
+    throw new PmcError('PMC_E_USAGE', '--zstd compresses full images only, and this is an increment (no -b)', `pmc vm backup -b --zstd ${args.vms.join(' ')}`);
+  }
   if (args.pm !== undefined) selectNodes(ctx.config, [args.pm]);
   const kind: BackupKind = args.base ? 'full' : 'incremental';
   const runs: BackupRun[] = [];
@@ -46,7 +52,7 @@ export async function backupVms(ctx: OpContext, args: VmBackupArgs): Promise<Rep
         const inventory = await readBackups(ctx, state, [source.node]);
         warnings.push(...inventory.warnings);
         const agent = source.runningOn !== undefined && await agentAnswers(ctx, source.runningOn, source.vm.uuid ?? name);
-        return planBackup(state, ctx.config, { vm: name, kind, node: args.pm }, {
+        return planBackup(state, ctx.config, { vm: name, kind, compression: args.zstd ? 'zstd' : undefined, node: args.pm }, {
           entries: inventory.entries, stamp: stampOf(new Date()), agent, pmcVersion: pmcVersion(),
         });
       },

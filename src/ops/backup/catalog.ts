@@ -5,6 +5,7 @@
  *
  * Layout, as the old tool's, so both tools can share a directory:
  *   <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base      a full image (dd of the disk's data)
+ *   <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.base.zst  a full image compressed with zstd (pmc's -b --zstd)
  *   <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.xdelta3   an xdelta3 delta against a .base
  *   <backups.directory>/<vm>/<YYYY-MM-DD-HH-MM-SS>.json      pmc's manifest beside each (the old tool wrote none)
  * A backup in progress is `<stamp>.<ext>.tmp` and is not listed.
@@ -16,7 +17,15 @@ import { quote } from '../../util/shell.js';
 
 export type BackupKind = 'full' | 'incremental';
 
-export const EXTENSION: Record<BackupKind, string> = { full: 'base', incremental: 'xdelta3' };
+/** How a full image is stored when not as the disk's bytes: `zstd` (`.base.zst`, from `vm backup -b --zstd`). */
+export type Compression = 'zstd';
+
+const EXTENSION: Record<BackupKind, string> = { full: 'base', incremental: 'xdelta3' };
+
+/** `base`, `base.zst` or `xdelta3`. */
+export function extensionOf(kind: BackupKind, compression: Compression | undefined): string {
+  return compression ? `${EXTENSION[kind]}.zst` : EXTENSION[kind];
+}
 
 /** The old tool's time stamp (`date +%Y-%m-%d-%H-%M-%S`); pmc writes it in UTC. */
 const STAMP = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
@@ -47,6 +56,8 @@ export const manifestSchema = z.object({
   vmShape: z.object({ memoryBytes: z.number().int().positive().nullable(), vcpus: z.number().int().positive().nullable() }),
   /** For an increment: xdelta3's source window (-B) in bytes. */
   xdelta3SourceWindow: z.number().int().positive().nullable(),
+  /** zstd: the file is the data compressed (file.sha256 is the compressed file's). Absent in manifests written before pmc compressed. */
+  compression: z.literal('zstd').nullable().optional(),
   pmcVersion: z.string(),
 });
 
@@ -58,6 +69,8 @@ export interface BackupEntry {
   node: string;
   stamp: string;
   kind: BackupKind;
+  /** From the file name: a `.base.zst` is zstd. */
+  compression: Compression | undefined;
   /** Full path on the node. */
   path: string;
   bytes: number;
@@ -83,8 +96,8 @@ export function backupDir(directory: string, vm: string): string {
   return `${directory.replace(/\/+$/, '')}/${vm}`;
 }
 
-export function backupFile(directory: string, vm: string, stamp: string, kind: BackupKind): string {
-  return `${backupDir(directory, vm)}/${stamp}.${EXTENSION[kind]}`;
+export function backupFile(directory: string, vm: string, stamp: string, kind: BackupKind, compression: Compression | undefined): string {
+  return `${backupDir(directory, vm)}/${stamp}.${extensionOf(kind, compression)}`;
 }
 
 export function manifestFile(directory: string, vm: string, stamp: string): string {
@@ -117,7 +130,7 @@ export function listingCommand(directory: string): string {
   return [
     `[ -d ${dir} ] || exit 0`,
     `cd ${dir}`,
-    `for f in */*.base */*.xdelta3; do [ -f "$f" ] && printf 'F\\t%s\\t%s\\n' "$f" "$(stat -c %s -- "$f")"; done`,
+    `for f in */*.base */*.base.zst */*.xdelta3; do [ -f "$f" ] && printf 'F\\t%s\\t%s\\n' "$f" "$(stat -c %s -- "$f")"; done`,
     `for f in */*.json; do [ -f "$f" ] && { printf 'M\\t%s\\t' "$f"; tr -d '\\n' < "$f"; echo; }; done`,
     'true',
   ].join('; ');
@@ -126,17 +139,17 @@ export function listingCommand(directory: string): string {
 /** Parses what listingCommand printed on `node` into entries, oldest first per VM. */
 export function parseListing(node: string, directory: string, output: string): { entries: BackupEntry[]; problems: string[] } {
   const problems: string[] = [];
-  const files: Array<{ vm: string; stamp: string; kind: BackupKind; bytes: number }> = [];
+  const files: Array<{ vm: string; stamp: string; kind: BackupKind; compression: Compression | undefined; bytes: number }> = [];
   const manifests = new Map<string, string>();
   for (const line of output.split('\n')) {
     if (!line) continue;
     const [tag, rel, rest] = line.split('\t');
-    const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.(base|xdelta3|json)$/.exec(rel ?? '');
+    const m = /^([^/]+)\/(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.(base|base\.zst|xdelta3|json)$/.exec(rel ?? '');
     // Other files (notes, the old tool's leftovers) are not backups; a directory that is no VM name is not pmc's.
     if (!m || vmNameProblem(m[1]!) !== undefined) continue;
     const [, vm, stamp, ext] = m as unknown as [string, string, string, string];
     if (tag === 'F' && ext !== 'json' && /^\d+$/.test(rest ?? '')) {
-      files.push({ vm, stamp, kind: ext === 'base' ? 'full' : 'incremental', bytes: Number(rest) });
+      files.push({ vm, stamp, kind: ext === 'xdelta3' ? 'incremental' : 'full', compression: ext === 'base.zst' ? 'zstd' : undefined, bytes: Number(rest) });
     } else if (tag === 'M' && ext === 'json') {
       manifests.set(`${vm}/${stamp}`, rest ?? '');
     } else {
@@ -147,7 +160,7 @@ export function parseListing(node: string, directory: string, output: string): {
   const entries = files.map((f): BackupEntry => {
     const { manifest, problem } = readManifest(manifests.get(`${f.vm}/${f.stamp}`), f);
     return {
-      vm: f.vm, node, stamp: f.stamp, kind: f.kind, path: backupFile(directory, f.vm, f.stamp, f.kind), bytes: f.bytes,
+      vm: f.vm, node, stamp: f.stamp, kind: f.kind, compression: f.compression, path: backupFile(directory, f.vm, f.stamp, f.kind, f.compression), bytes: f.bytes,
       manifest, manifestProblem: problem, base: undefined,
     };
   });
@@ -155,7 +168,7 @@ export function parseListing(node: string, directory: string, output: string): {
   return { entries, problems };
 }
 
-function readManifest(text: string | undefined, file: { vm: string; stamp: string; kind: BackupKind }): { manifest: BackupManifest | undefined; problem: string | undefined } {
+function readManifest(text: string | undefined, file: { vm: string; stamp: string; kind: BackupKind; compression: Compression | undefined }): { manifest: BackupManifest | undefined; problem: string | undefined } {
   if (text === undefined) return { manifest: undefined, problem: undefined };
   let json: unknown;
   try {
@@ -166,8 +179,8 @@ function readManifest(text: string | undefined, file: { vm: string; stamp: strin
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) return { manifest: undefined, problem: `its manifest is not pmc's (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})` };
   const m = parsed.data;
-  if (m.vm !== file.vm || m.stamp !== file.stamp || m.type !== file.kind) {
-    return { manifest: undefined, problem: `its manifest describes another backup (${m.vm} ${m.stamp} ${m.type})` };
+  if (m.vm !== file.vm || m.stamp !== file.stamp || m.type !== file.kind || (m.compression ?? undefined) !== file.compression) {
+    return { manifest: undefined, problem: `its manifest describes another backup (${m.vm} ${m.stamp} ${m.type}${m.compression ? ` ${m.compression}` : ''})` };
   }
   return { manifest: m, problem: undefined };
 }

@@ -4,7 +4,7 @@
 import type { OpContext, Report } from '../engine/context.js';
 import { readCluster } from '../../model/read.js';
 import { assertVmName } from '../../util/names.js';
-import { isoOfStamp, type BackupEntry } from './catalog.js';
+import { isoOfStamp, type BackupEntry, type Compression } from './catalog.js';
 import { readBackups } from './read.js';
 
 export interface BackupRow {
@@ -13,6 +13,8 @@ export interface BackupRow {
   stamp: string;
   time: string;
   type: 'full' | 'incremental';
+  /** zstd for a `.base.zst`. */
+  compression: Compression | undefined;
   path: string;
   bytes: number;
   /** For an increment: the full image it needs. */
@@ -45,6 +47,7 @@ export function backupRow(entries: readonly BackupEntry[], e: BackupEntry, now: 
     stamp: e.stamp,
     time: isoOfStamp(e.stamp),
     type: e.kind,
+    compression: e.compression,
     path: e.path,
     bytes: e.bytes,
     needs: e.base,

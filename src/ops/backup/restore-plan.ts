@@ -4,8 +4,9 @@
  * The disk is rebuilt on the node that holds the backup (the full image, or the full image and
  * an increment decoded by xdelta3) and streamed into the target: VM's own disk through its
  * Primary's DRBD device (so the peer gets every write, protocol C), or the disk of a new VM that
- * `vm add`'s plan creates. Then the written data is read back and its sha256 compared with the
- * manifest's; the old tool's backups have no manifest, so xdelta3's own checksums must pass.
+ * `vm add`'s plan creates; a compressed full image (`.base.zst`) is decompressed as it is read.
+ * Then the written data is read back and its sha256 compared with the manifest's; the old
+ * tool's backups have no manifest, so xdelta3's own checksums must pass.
  */
 import type { Config } from '../../config/load.js';
 import type { ClusterState, NodeState } from '../../model/cluster.js';
@@ -18,6 +19,7 @@ import { managedVm } from '../vm/lifecycle.js';
 import { drbdadmCommand } from '../vm/lifecycle.js';
 import { checkVmAdd, planVmAdd, type VmAddFacts, type VmAddRequest } from '../vm/add-plan.js';
 import type { Chain } from './catalog.js';
+import { requireZstd, SOURCE_WINDOW_BYTES } from './backup-plan.js';
 
 /** What the restore writes: the rebuilt disk's size and, when a manifest says it, its sha256. */
 export interface RestoreSource {
@@ -29,20 +31,26 @@ export interface RestoreSource {
 
 export function restoreSource(chain: Chain): RestoreSource {
   const m = chain.target.manifest;
-  return {
-    chain,
-    node: chain.target.node,
-    // The old tool's .base is a dd of the whole DRBD device: its size is the data's.
-    dataBytes: m?.data.bytes ?? chain.full.manifest?.data.bytes ?? chain.full.bytes,
-    expectedSha256: m?.data.sha256,
-  };
+  // The old tool's .base is a dd of the whole DRBD device: its size is the data's. A compressed one's is not.
+  const dataBytes = m?.data.bytes ?? chain.full.manifest?.data.bytes ?? (chain.full.compression ? undefined : chain.full.bytes);
+  if (dataBytes === undefined) {
+    throw new PmcError('PMC_E_STATE', `${chain.target.node}:${chain.full.path} has no readable manifest, so the size of its data is unknown`,
+      `pmc backup ls ${chain.target.vm} says what is wrong with it; restore another time`);
+  }
+  return { chain, node: chain.target.node, dataBytes, expectedSha256: m?.data.sha256 };
 }
 
 /** The command that prints the rebuilt disk on stdout, on the node holding the backup. */
 export function decodeCommand(chain: Chain): string {
-  return chain.increment
-    ? commandLine(['xdelta3', '-d', '-c', '-s', chain.full.path, chain.increment.path])
-    : commandLine(['cat', '--', chain.full.path]);
+  const { full, increment } = chain;
+  const decompress = commandLine(['zstd', '-q', '-dc', '--', full.path]);
+  if (!increment) return full.compression ? decompress : commandLine(['cat', '--', full.path]);
+  if (!full.compression) return commandLine(['xdelta3', '-d', '-c', '-s', full.path, increment.path]);
+  // A piped source is read forward only: with the encoder's window (-B) every copy it refers to is
+  // still in xdelta3's buffer. The exit status is xdelta3's: a broken full image fails its window
+  // checksums, and the sha256 of what was decoded is compared afterwards anyway.
+  const window = increment.manifest?.xdelta3SourceWindow ?? SOURCE_WINDOW_BYTES;
+  return `${decompress} | ${commandLine(['xdelta3', '-d', '-B', window, '-c', '-s', '/dev/stdin', increment.path])}`;
 }
 
 /** Long copies get time in proportion to their size, at a pessimistic 2 MB/s, and at least 30 minutes. */
@@ -55,6 +63,7 @@ function copyTimeoutMs(bytes: number): number {
  * backup is elsewhere), then reads back its first dataBytes and compares the sha256.
  */
 export function writeStep(state: ClusterState, target: string, device: string, source: RestoreSource): Step {
+  if (source.chain.full.compression === 'zstd') requireZstd(state, source.node, `reading the compressed full image ${source.chain.full.path}`, undefined);
   const decode = decodeCommand(source.chain);
   const produce = source.node === target ? decode
     : commandLine(['ssh', '-o', 'BatchMode=yes', '--', hostOf(state, source.node), decode]);
@@ -65,7 +74,7 @@ export function writeStep(state: ClusterState, target: string, device: string, s
   const command = [
     `work=$(mktemp -d) && trap 'rm -rf "$work"' EXIT || exit 1`,
     // sh has no pipefail: the producing side notes its failure (xdelta3's checksums, a lost node).
-    `{ ${produce} 2>"$work/err" || touch "$work/failed"; } | ${commandLine(['dd', `of=${device}`, 'bs=16M', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=progress'])} || exit 1`,
+    `{ { ${produce}; } 2>"$work/err" || touch "$work/failed"; } | ${commandLine(['dd', `of=${device}`, 'bs=16M', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=progress'])} || exit 1`,
     `if [ -e "$work/failed" ]; then echo "rebuilding the disk from the backup failed: $(tail -n 3 "$work/err")" >&2; exit 1; fi`,
     `sum=$(${readBack} | sha256sum | cut -c1-64) || exit 1`,
     compare,

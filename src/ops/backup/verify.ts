@@ -1,14 +1,15 @@
 /**
  * `pmc backup verify [VM]`: re-reads every backup file on the node that holds it, checks its
- * sha256 against the manifest, and decodes every increment against its full image (the sha256
- * of the decoded disk against the manifest; for the old tool's increments, xdelta3's own
- * checksums). Read-only. Exit 1 when one backup is bad.
+ * sha256 against the manifest, and decodes every increment against its full image and
+ * decompresses every compressed full image (the sha256 of the disk data against the manifest;
+ * for the old tool's increments, xdelta3's own checksums). Read-only. Exit 1 when one backup is bad.
  */
 import type { OpContext, Report } from '../engine/context.js';
 import { readCluster } from '../../model/read.js';
 import { assertVmName } from '../../util/names.js';
-import { commandLine, quote } from '../../util/shell.js';
+import { quote } from '../../util/shell.js';
 import type { BackupEntry } from './catalog.js';
+import { decodeCommand } from './restore-plan.js';
 import { readBackups } from './read.js';
 
 export interface VerifyRow {
@@ -36,13 +37,13 @@ export function planVerify(entries: readonly BackupEntry[]): VerifyCheck[] {
       : undefined;
     if (entry.kind === 'incremental' && !base) return { entry, base, command: undefined };
     const fileSum = `sha256sum < ${quote(entry.path)} | cut -c1-64`;
-    if (!base) return { entry, base, command: fileSum };
-    // The decoded disk's sha256; xdelta3 checks its own per-window checksums while decoding.
-    const decode = commandLine(['xdelta3', '-d', '-c', '-s', base.path, entry.path]);
+    if (!base && !entry.compression) return { entry, base, command: fileSum };
+    // The disk data's sha256; xdelta3 and zstd check their own checksums while decoding.
+    const decode = decodeCommand({ target: entry, full: base ?? entry, increment: base ? entry : undefined });
     return {
       entry,
       base,
-      command: `${fileSum} && f=$(mktemp) && trap 'rm -f "$f"' EXIT && { ${decode} 2>"$f.err" || echo failed > "$f"; } | sha256sum | cut -c1-64 && if [ -s "$f" ]; then echo "xdelta3: $(tail -n1 "$f.err")"; rm -f "$f.err"; exit 1; fi; rm -f "$f.err"`,
+      command: `${fileSum} && f=$(mktemp) && trap 'rm -f "$f"' EXIT && { { ${decode}; } 2>"$f.err" || echo failed > "$f"; } | sha256sum | cut -c1-64 && if [ -s "$f" ]; then echo "$(tail -n1 "$f.err")"; rm -f "$f.err"; exit 1; fi; rm -f "$f.err"`,
     };
   });
 }
@@ -52,6 +53,7 @@ export function judge(check: VerifyCheck, exitCode: number | null, stdout: strin
   const { entry, base } = check;
   const row = (status: VerifyRow['status'], detail: string): VerifyRow => ({ vm: entry.vm, node: entry.node, stamp: entry.stamp, path: entry.path, status, detail });
   if (!check.command) return row('bad', `its full image ${entry.base ?? '(none older)'} is not on ${entry.node}`);
+  const decoded = base ? `decoded against ${base.stamp}` : entry.compression ? `decompressed (${entry.compression})` : undefined;
   const [fileSum, dataSum, ...rest] = stdout.trim().split('\n');
   const m = entry.manifest;
   // A file that changed since it was written is the cause; a failed decode is only its symptom.
@@ -61,12 +63,13 @@ export function judge(check: VerifyCheck, exitCode: number | null, stdout: strin
     return row('bad', base ? `decoding against ${base.stamp} failed: ${why ?? `exit ${exitCode}`}` : `cannot be read: ${why ?? `exit ${exitCode}`}`);
   }
   if (m && entry.bytes !== m.file.bytes) return row('bad', `the file has ${entry.bytes} bytes, the manifest says ${m.file.bytes}`);
-  if (base && m && dataSum !== m.data.sha256) return row('bad', `decoded against ${base.stamp}, the disk's sha256 is ${dataSum}, the manifest says ${m.data.sha256}`);
+  if (decoded && m && dataSum !== m.data.sha256) return row('bad', `${decoded}, the disk's sha256 is ${dataSum}, the manifest says ${m.data.sha256}`);
   if (!m) {
-    return base ? row('good', `no manifest (old tool): decodes against ${base.stamp} with xdelta3's checksums intact`)
+    if (base) return row('good', `no manifest (old tool): decodes against ${base.stamp} with xdelta3's checksums intact`);
+    return entry.compression ? row('good', 'no manifest: decompresses in full with zstd\'s checksum intact')
       : row('read', `no manifest (old tool): read in full, no checksum to compare`);
   }
-  return row('good', base ? `file and decoded disk (against ${base.stamp}) match the manifest` : 'sha256 matches the manifest');
+  return row('good', decoded ? `file and disk data (${decoded}) match the manifest` : 'sha256 matches the manifest');
 }
 
 export async function verifyBackups(ctx: OpContext, vm: string | undefined): Promise<Report<VerifyRow[]>> {

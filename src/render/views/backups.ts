@@ -15,7 +15,7 @@ export function backupRunsView(runs: BackupRun[], opts: ViewOptions): string {
     const rate = run.seconds > 0 ? ` (${formatBytes(m.data.bytes / run.seconds)}/s)` : '';
     return [
       ...run.apply.plan.notes.map((n) => `note: ${n}`),
-      opts.style.ok(`done: ${m.type} backup of ${m.vm} on ${m.node}: ${m.stamp}.${m.file.name.split('.').pop()}`),
+      opts.style.ok(`done: ${m.type} backup of ${m.vm} on ${m.node}: ${m.file.name}`),
       `  data ${formatBytes(m.data.bytes)} sha256 ${m.data.sha256}`,
       `  file ${formatBytes(m.file.bytes)}${m.base ? `, needs the full image ${m.base}` : ''}; ${m.consistency}; ${run.seconds.toFixed(1)} s${rate}`,
     ].join('\n');
@@ -25,7 +25,7 @@ export function backupRunsView(runs: BackupRun[], opts: ViewOptions): string {
 export const BACKUP_COLUMNS: Column<BackupRow>[] = [
   { field: 'vm', header: 'VM', value: (r) => r.vm },
   { field: 'time', header: 'TIME', value: (r) => r.stamp },
-  { field: 'type', header: 'TYPE', value: (r) => r.type },
+  { field: 'type', header: 'TYPE', value: (r) => (r.compression ? `${r.type} (${r.compression})` : r.type) },
   { field: 'node', header: 'NODE', value: (r) => r.node },
   { field: 'size', header: 'SIZE', value: (r) => formatBytes(r.bytes), align: 'right' },
   { field: 'needs', header: 'NEEDS', value: (r) => r.needs ?? '-' },

@@ -60,7 +60,7 @@ mkdir -p "$work"
 uri=$(mirror)
 step "debootstrap $suite from $uri"
 packages=systemd-sysv,libpam-systemd,udev,kmod,dbus,procps,iproute2,iputils-ping,ifupdown,netbase
-packages+=,openssh-server,openssh-client,rsync,xdelta3,lvm2,drbd-utils
+packages+=,openssh-server,openssh-client,rsync,xdelta3,zstd,lvm2,drbd-utils
 packages+=,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils
 packages+=,busybox-static,cpio,e2fsprogs,util-linux,less
 # debootstrap may leave a package or two unconfigured (dbus/polkitd ordering);

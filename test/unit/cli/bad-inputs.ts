@@ -115,7 +115,7 @@ const commandLineCases: BadInput[] = [
   usage('vm', 'stop', 'web-1', '--timeout'), usage('vm', 'add', 'new-1'), usage('vm', 'add', '-s', '1', 'new-1'), usage('vm', 'add', '-s', '1', '-m', '1'),
   usage('vm', 'add', '-s', '1', '-m', '1', '--iso', 'a', '--iso', 'b', 'new-1'), usage('vm', 'stop', '-t', '5', '-t', '6', 'web-1'),
   usage('vm', 'start', 'web-1', '-p'), usage('vm', 'add', '-s', '-m', '1', 'new-1'), usage('vm', 'info'), usage('vm', 'info', 'a', 'b'),
-  usage('cluster', 'start', '--wait'), usage('vm', 'ls', '-o'),
+  usage('cluster', 'start', '--wait'), usage('vm', 'ls', '-o'), usage('vm', 'backup', '--zstd', 'web-1'),
   { ...usage('pm', 'ls', '--config', 'CONFIG', '--config', 'CONFIG'), issue: 9 },
   usage('vm', 'ls', '--config', 'CONFIG', '--config', '/etc/passwd'),
 ];

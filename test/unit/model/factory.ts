@@ -28,7 +28,7 @@ export function nodeFacts(hostname: string, parts: Partial<NodeFacts> = {}): Nod
     splitBrainMinors: [],
     domains: [],
     libvirt: { active: true, version: undefined, nodeInfo: undefined },
-    tools: { xdelta3: true, rsync: true },
+    tools: { xdelta3: true, rsync: true, zstd: true },
     backupDirExists: true,
     authority: [],
     problems: [],

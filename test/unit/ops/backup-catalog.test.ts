@@ -7,7 +7,11 @@ import { describe, test } from 'node:test';
 import {
   chainOf, isoOfStamp, listingCommand, newestFull, parseAt, parseListing, planPrune, selectBackup, stampOf, type BackupEntry,
 } from '../../../src/ops/backup/catalog.js';
+import { buildCluster } from '../../../src/model/cluster.js';
+import { planCopy } from '../../../src/ops/backup/copy.js';
+import { prunePlan } from '../../../src/ops/backup/prune.js';
 import { PmcError } from '../../../src/util/errors.js';
+import { CONFIG, probes } from '../model/factory.js';
 
 const DIR = '/pmc-vm-backup';
 const listing = readFileSync(new URL('../../fixtures/real/backup-listing.txt', import.meta.url), 'utf8');
@@ -15,7 +19,7 @@ const listing = readFileSync(new URL('../../fixtures/real/backup-listing.txt', i
 /** An entry as the listing gives it, for rules that need many of them. */
 function entry(vm: string, node: string, stamp: string, kind: 'full' | 'incremental', base?: string): BackupEntry {
   return {
-    vm, node, stamp, kind, path: `${DIR}/${vm}/${stamp}.${kind === 'full' ? 'base' : 'xdelta3'}`, bytes: 1,
+    vm, node, stamp, kind, compression: undefined, path: `${DIR}/${vm}/${stamp}.${kind === 'full' ? 'base' : 'xdelta3'}`, bytes: 1,
     manifest: undefined, manifestProblem: undefined, base,
   };
 }
@@ -154,5 +158,47 @@ describe('prune', () => {
     for (const kept of d.keep.filter((e) => e.kind === 'incremental' && !d.orphans.includes(e))) {
       assert.ok(d.keep.some((f) => f.kind === 'full' && f.vm === kept.vm && f.stamp === kept.base), `${kept.path} keeps ${kept.base}`);
     }
+  });
+});
+
+describe('compressed full images (.base.zst)', () => {
+  // A manifest pmc wrote before it could compress (no "compression" key), made into one of a .base.zst.
+  const old = parseListing('pm-2', DIR, listing).entries.find((e) => e.manifest?.type === 'full')!.manifest!;
+  const stamp = '2026-12-03-00-00-00';
+  const zst = { ...old, vm: 'web', stamp, compression: 'zstd', file: { name: `${stamp}.base.zst`, bytes: 500, sha256: 'f'.repeat(64) } };
+  const inc = { ...old, vm: 'web', stamp: '2026-12-03-06-00-00', type: 'incremental', base: stamp, xdelta3SourceWindow: 67108864 };
+  const text = [
+    `F\tweb/${stamp}.base.zst\t500`,
+    'F\tweb/2026-12-03-06-00-00.xdelta3\t100',
+    'F\tweb/2026-12-04-00-00-00.base\t1000',
+    `M\tweb/${stamp}.json\t${JSON.stringify(zst)}`,
+    `M\tweb/2026-12-03-06-00-00.json\t${JSON.stringify(inc)}`,
+    `M\tweb/2026-12-04-00-00-00.json\t${JSON.stringify({ ...zst, stamp: '2026-12-04-00-00-00' })}`,
+  ].join('\n');
+  const { entries } = parseListing('pm-2', DIR, text);
+
+  test('listed as full images with their compression; an increment needs one as it needs a .base', () => {
+    assert.ok(!('compression' in old), 'the fixture is a manifest from before compression');
+    assert.deepEqual(entries.map((e) => [e.stamp, e.kind, e.compression, e.path, e.base]), [
+      [stamp, 'full', 'zstd', `${DIR}/web/${stamp}.base.zst`, undefined],
+      ['2026-12-03-06-00-00', 'incremental', undefined, `${DIR}/web/2026-12-03-06-00-00.xdelta3`, stamp],
+      ['2026-12-04-00-00-00', 'full', undefined, `${DIR}/web/2026-12-04-00-00-00.base`, undefined],
+    ]);
+    assert.equal(entries[0]!.manifest?.compression, 'zstd');
+    assert.equal(chainOf(entries, entries[1]!).full.path, `${DIR}/web/${stamp}.base.zst`);
+    // A .base whose manifest says it is compressed is not what the manifest describes.
+    assert.match(entries[2]!.manifestProblem!, /its manifest describes another backup \(web 2026-12-04-00-00-00 full zstd\)/);
+  });
+
+  test('prune deletes the .base.zst with its manifest', () => {
+    const plan = prunePlan(DIR, { delete: [entries[0]!], keep: [], orphans: [] }, 1, 0);
+    assert.match(plan.steps[0]!.command, new RegExp(`rm -f -- ${DIR}/web/${stamp}\\.base\\.zst ${DIR}/web/${stamp}\\.json$`));
+  });
+
+  test('copy sends the manifest, then the .base.zst, and checks the sha256 of the compressed file there', () => {
+    const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3']));
+    const command = planCopy(state, DIR, [entries[0]!], new Set(), 'pm-3').steps[0]!.command;
+    assert.ok(command.indexOf(`rsync -s -t -- ${DIR}/web/${stamp}.json`) < command.indexOf(`rsync -s -t -- ${DIR}/web/${stamp}.base.zst`), command);
+    assert.match(command, new RegExp(`want=${'f'.repeat(64)} .*sha256sum < ${DIR}/web/${stamp}\\.base\\.zst`));
   });
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
-import { planRestoreInPlace, restoreSource } from '../../../src/ops/backup/restore-plan.js';
+import { decodeCommand, planRestoreInPlace, restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { planVerify, judge } from '../../../src/ops/backup/verify.js';
 import type { BackupEntry } from '../../../src/ops/backup/catalog.js';
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
@@ -32,13 +32,13 @@ function refuses(code: PmcErrorCode, message: RegExp, fn: () => unknown): void {
 const FACTS: BackupFacts = { entries: [], stamp: '2026-12-02-08-00-00', agent: false, pmcVersion: '0.1.0' };
 
 function full(node: string, stamp: string): BackupEntry {
-  return { vm: 'web', node, stamp, kind: 'full', path: `/pmc-vm-backup/web/${stamp}.base`, bytes: GiB, manifest: undefined, manifestProblem: undefined, base: undefined };
+  return { vm: 'web', node, stamp, kind: 'full', compression: undefined, path: `/pmc-vm-backup/web/${stamp}.base`, bytes: GiB, manifest: undefined, manifestProblem: undefined, base: undefined };
 }
 
 describe('vm backup planner', () => {
   test('a running VM is read on its standby, from a snapshot of the LV, and no step changes a DRBD role', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
-    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, FACTS);
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, FACTS);
     assert.deepEqual(plan.steps.map((s) => s.node), ['pm-2', 'pm-2']);
     assert.match(plan.steps[0]!.command, /drbdadm cstate web.*lvcreate -q -s -L 268435456b -n web_pmcsnap vg-pmc\/web$/s);
     assert.equal(plan.steps[0]!.undo?.command, 'if lvs vg-pmc/web_pmcsnap >/dev/null 2>&1; then lvremove -q -f vg-pmc/web_pmcsnap; fi');
@@ -53,7 +53,7 @@ describe('vm backup planner', () => {
 
   test('with a guest agent the file systems are frozen around the snapshot, on the node that runs the VM', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
-    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, { ...FACTS, agent: true });
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, { ...FACTS, agent: true });
     assert.deepEqual(plan.steps.map((s) => `${s.node} ${s.command.split(' ')[0]} ${s.command.split(' ')[1]}`), [
       'pm-1 virsh domfsfreeze', 'pm-2 cs=$(drbdadm cstate', 'pm-1 virsh domfsthaw', 'pm-2 set -u\ntmp=/pmc-vm-backup/web/2026-12-02-08-00-00.base.tmp;',
     ]);
@@ -63,11 +63,44 @@ describe('vm backup planner', () => {
 
   test('an increment needs a full image on that node and uses the shared lock', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
-    refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', node: undefined }, FACTS));
-    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', node: undefined },
+    refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, FACTS));
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
     assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 67108864 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
     assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
+  });
+
+  test('-b --zstd writes <stamp>.base.zst under the exclusive lock and records the compression', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: 'zstd', node: undefined }, FACTS);
+    assert.match(plan.title, /: \/pmc-vm-backup\/web\/2026-12-02-08-00-00\.base\.zst$/);
+    assert.match(plan.steps[1]!.command, /\| \{ zstd -q -T0 -3 -c > "\$tmp" \|\| touch/);
+    assert.match(plan.steps[1]!.command, /flock -x -w 600 9/);
+    const manifest = JSON.parse((plan.steps[1]!.input as { text: string }).text);
+    assert.deepEqual([manifest.compression, manifest.file.name], ['zstd', '2026-12-02-08-00-00.base.zst']);
+    const plain = JSON.parse((planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, FACTS).steps[1]!.input as { text: string }).text);
+    assert.deepEqual([plain.compression, plain.file.name], [null, '2026-12-02-08-00-00.base']);
+  });
+
+  test('a node without zstd: refused before anything runs, naming the node and the fix', () => {
+    const noZstd = cluster(pairedVm('web', 'pm-1', 'pm-2', 10), { 'pm-2': { tools: { xdelta3: true, rsync: true, zstd: false } } });
+    refuses('PMC_E_STATE', /^pm-2 has no zstd, which compressing web's full image needs$/,
+      () => planBackup(noZstd, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: 'zstd', node: undefined }, FACTS));
+    assert.throws(() => planBackup(noZstd, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: 'zstd', node: undefined }, FACTS),
+      (err: unknown) => err instanceof PmcError && err.hint === 'on pm-2: apt-get install zstd; or back up without --zstd');
+    const entries = [{ ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd' as const, path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst' }];
+    refuses('PMC_E_STATE', /^pm-2 has no zstd, which reading the compressed full image \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst needs$/,
+      () => planBackup(noZstd, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries }));
+    // Without --zstd and with a plain full image, zstd is not needed.
+    planBackup(noZstd, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00')] });
+  });
+
+  test('an increment against a .base.zst reads it decompressed through a pipe on fd 3', () => {
+    const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
+    const entries = [{ ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd' as const, path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst' }];
+    const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries });
+    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S djw -B 67108864 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.ok(plan.notes.some((n) => /against \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst, decompressed as it is read/.test(n)));
   });
 
   test('-p reads the primary\'s LV instead; a one-node VM is read on its node from its LV', () => {
@@ -87,8 +120,8 @@ describe('vm backup planner', () => {
     syncing.vms.find((v) => v.name === 'web')!.replicas[1]!.resource = syncing.nodes[1]!.facts!.drbdResources[1];
     refuses('PMC_E_STATE', /not Connected UpToDate\/UpToDate/, () => backupSource(syncing, PLANNER_CONFIG, { vm: 'web', node: undefined }));
     const full = cluster(pairedVm('web', 'pm-1', 'pm-2', 10), { 'pm-2': { vg: { name: 'vg-pmc', sizeBytes: 8 * GiB, freeBytes: 100 * MiB, extentSizeBytes: 4 * MiB } } });
-    refuses('PMC_E_CAPACITY', /the snapshot of web needs 256 MiB/, () => planBackup(full, PLANNER_CONFIG, { vm: 'web', kind: 'full', node: undefined }, FACTS));
-    refuses('PMC_E_VM_IGNORED', /ignore-x/, () => planBackup(cluster(pairedVm('ignore-x', 'pm-1', 'pm-2', 11)), PLANNER_CONFIG, { vm: 'ignore-x', kind: 'full', node: undefined }, FACTS));
+    refuses('PMC_E_CAPACITY', /the snapshot of web needs 256 MiB/, () => planBackup(full, PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, FACTS));
+    refuses('PMC_E_VM_IGNORED', /ignore-x/, () => planBackup(cluster(pairedVm('ignore-x', 'pm-1', 'pm-2', 11)), PLANNER_CONFIG, { vm: 'ignore-x', kind: 'full', compression: undefined, node: undefined }, FACTS));
   });
 
   test('snapshot room: a tenth of the disk, at least 256 MiB, never more than the disk, whole extents', () => {
@@ -101,7 +134,7 @@ describe('vm backup planner', () => {
   test('the capture script renames the manifest before the data and removes the snapshot on every exit', () => {
     const script = captureCommand({
       dir: '/b/web', file: '/b/web/s.base', manifest: '/b/web/s.json', snapshot: { vgLv: 'vg/web_pmcsnap', device: '/dev/vg/web_pmcsnap' },
-      dataBytes: 4096, base: undefined, window: undefined,
+      dataBytes: 4096, base: undefined, window: undefined, compression: undefined,
     });
     assert.ok(script.indexOf('mv -f "$mtmp" /b/web/s.json') < script.indexOf('mv -f "$tmp" /b/web/s.base'));
     assert.match(script, /trap cleanup EXIT/);
@@ -134,8 +167,37 @@ describe('restore planner', () => {
       'pm-2 work=$(mktemp -d) && trap \'rm -rf "$work"\' EXIT || exit 1',
       'pm-2 drbdadm secondary web',
     ]);
-    assert.match(plan.steps[1]!.command, /cat -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base 2>"\$work\/err" \|\| touch "\$work\/failed"; \} \| dd of=\/dev\/drbd10 /);
+    assert.match(plan.steps[1]!.command, /cat -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base; \} 2>"\$work\/err" \|\| touch "\$work\/failed"; \} \| dd of=\/dev\/drbd10 /);
     assert.ok(plan.notes.some((n) => /old-tool full image without manifest: there is no checksum/.test(n)));
+  });
+});
+
+describe('restoring and verifying a .base.zst', () => {
+  const zst: BackupEntry = { ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd', path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst', bytes: 1000 };
+  const inc: BackupEntry = { ...full('pm-2', '2026-12-01-06-00-00'), kind: 'incremental', path: '/pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3', base: zst.stamp };
+
+  test('decompressed as it is read; an increment gets it on stdin with the window it was made with', () => {
+    assert.equal(decodeCommand({ target: zst, full: zst, increment: undefined }), 'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst');
+    assert.equal(decodeCommand({ target: inc, full: zst, increment: inc }),
+      'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst | xdelta3 -d -B 67108864 -c -s /dev/stdin /pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3');
+  });
+
+  test('refused on a node without zstd, and without a manifest (the size of its data is unknown)', () => {
+    const noZstd = cluster(pairedVm('web', 'pm-1', 'pm-2', 10), { 'pm-2': { tools: { xdelta3: true, rsync: true, zstd: false } } });
+    const source = { chain: { target: inc, full: zst, increment: inc }, node: 'pm-2', dataBytes: GiB, expectedSha256: undefined };
+    refuses('PMC_E_STATE', /^pm-2 has no zstd, which reading the compressed full image \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst needs$/,
+      () => writeStep(noZstd, 'pm-2', '/dev/drbd10', source));
+    refuses('PMC_E_STATE', /has no readable manifest, so the size of its data is unknown/, () => restoreSource({ target: zst, full: zst, increment: undefined }));
+  });
+
+  test('verify compares the decompressed data with the manifest', () => {
+    const a = 'a'.repeat(64);
+    const b = 'b'.repeat(64);
+    const manifest = { file: { name: '2026-12-01-00-00-00.base.zst', bytes: 1000, sha256: a }, data: { bytes: GiB, sha256: b } } as BackupEntry['manifest'];
+    const [check] = planVerify([{ ...zst, manifest }]);
+    assert.match(check!.command!, /zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; \} 2>"\$f\.err"/);
+    assert.equal(judge(check!, 0, `${a}\n${b}\n`, '').status, 'good');
+    assert.match(judge(check!, 0, `${a}\n${a}\n`, '').detail, /^decompressed \(zstd\), the disk's sha256 is a+, the manifest says b+$/);
   });
 });
 

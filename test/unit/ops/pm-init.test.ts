@@ -88,8 +88,8 @@ test('each failing check says how to fix it; only the safe fixes come with steps
     ['bridge', { bridge: { ...noBridge, present: true } }, undefined, /network\.bridge/, undefined],
     ['vg', { vg: undefined }, undefined, /pvcreate <device> && vgcreate vg-pmc <device>/, undefined],
     ['backup-dir', { backupDirExists: false }, undefined, /mkdir -p \/pmc-vm-backup/, 'mkdir -p /pmc-vm-backup'],
-    ['xdelta3', { tools: { xdelta3: false, rsync: true } }, undefined, /apt-get install xdelta3/, undefined],
-    ['rsync', { tools: { xdelta3: true, rsync: false } }, undefined, /apt-get install rsync/, undefined],
+    ['xdelta3', { tools: { xdelta3: false, rsync: true, zstd: true } }, undefined, /apt-get install xdelta3/, undefined],
+    ['rsync', { tools: { xdelta3: true, rsync: false, zstd: true } }, undefined, /apt-get install rsync/, undefined],
     ['root-key', {}, trustedEverywhere('pm-1', { rootKeys: [] }), /ssh-keygen/, "umask 077 && mkdir -p /root/.ssh && { test -e /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -C root@pm-1 -f /root/.ssh/id_ed25519; } && { test -e /root/.ssh/id_ed25519.pub || ssh-keygen -y -f /root/.ssh/id_ed25519 > /root/.ssh/id_ed25519.pub; }"],
   ];
   for (const [name, parts, extra, fix, step] of cases) {
@@ -195,7 +195,7 @@ test('markFixed: FAIL before and PASS after is FIXED; the rest keep their status
 });
 
 test('the view: checks by node, the fix under each failure, the plan on a dry run, a summary', () => {
-  const failing = checksOf(readyFacts('pm-1', { backupDirExists: false, tools: { xdelta3: false, rsync: true } }));
+  const failing = checksOf(readyFacts('pm-1', { backupDirExists: false, tools: { xdelta3: false, rsync: true, zstd: true } }));
   const text = initView({ checks: failing, mode: 'dry-run', plan: fixPlan(failing), applied: [] }, { style: plainStyle, headers: true, verbose: false });
   const lines = text.split('\n');
   assert.equal(lines[0], 'pm-1');

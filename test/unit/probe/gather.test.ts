@@ -26,7 +26,7 @@ function probeOutput(node: NodeState, replace: Record<string, string> = {}): str
     ['kernel-release', '6.1.0-18-cloud-amd64\n'],
     ['meminfo', real('proc-meminfo.txt')],
     ['cpus', '2\n'],
-    ['tools', 'xdelta3 yes\nrsync yes\n'],
+    ['tools', 'xdelta3 yes\nrsync yes\nzstd no\n'],
     ['backup-dir', ''],
     ['authority', ''],
     ['lvm', lvmFullreport()],
@@ -84,7 +84,7 @@ test('pm-2 running test-vm: every fact, and no problems', () => {
   assert.deepEqual(facts.drbd, { moduleLoaded: true, kernelVersion: '8.4.11', utilsVersion: '9.22.0', minorsInKernel: [10] });
   assert.deepEqual(facts.drbdResourceFiles, ['/etc/drbd.d/test-vm.res']);
   assert.deepEqual(facts.splitBrainMinors, []);
-  assert.deepEqual(facts.tools, { xdelta3: true, rsync: true });
+  assert.deepEqual(facts.tools, { xdelta3: true, rsync: true, zstd: false });
   assert.equal(facts.backupDirExists, true);
   assert.deepEqual(facts.libvirt, {
     active: true,
