@@ -75,6 +75,12 @@ const storage = z.strictObject({
     ports: range(1, 65535).default({ first: 7788, last: 17787 }),
     /** Resync rate set on every resource pmc creates (DRBD 8.4's default is far too slow). */
     resyncRate: z.string().regex(/^\d+[KMG]?$/, 'must be a rate like 100M').default('100M'),
+    /**
+     * Seconds a node waits for its peer's answer to a DRBD ping before it drops the connection
+     * (DRBD's ping-timeout; unset keeps DRBD's 0.5 s). Raise it when busy nodes lose their
+     * connection without cause: a drop in the middle of a migration leaves a split brain to repair.
+     */
+    pingTimeout: z.number().min(0.1, 'must be at least 0.1 (seconds)').max(30, 'must be at most 30 (seconds)').optional(),
   }).default({ minors: { first: 10, last: 9999 }, ports: { first: 7788, last: 17787 }, resyncRate: '100M' }),
 });
 

@@ -512,6 +512,10 @@ function writeLabFiles(nodes: LabNode[]): void {
     "  connectTimeout: 10",
     "storage:",
     `  volumeGroup: ${VOLUME_GROUP}`,
+    // Emulated nodes running emulated guests answer a ping late when busy; DRBD's 0.5 s
+    // dropped connections in the middle of migrations.
+    "  drbd:",
+    "    pingTimeout: 3",
     "backups:",
     `  directory: ${BACKUP_DIR}`,
     "",

@@ -509,6 +509,7 @@ function domainKind(nodes: readonly string[], facts: VmAddFacts, configured: Con
 /** The resource file, the same on both nodes; allow-two-primaries stays off (migrations turn it on while they run). */
 export function resourceFile(config: Pick<Config, 'storage'>, name: string, lv: string, target: Pick<VmAddTarget, 'nodes' | 'drbd'>, facts: Pick<VmAddFacts, 'addresses'>): string {
   const { minor, port } = target.drbd!;
+  const { pingTimeout } = config.storage.drbd;
   const on = target.nodes.flatMap((node) => {
     const address = facts.addresses[node]!;
     return [`  on ${node} {`, `    address ${isIPv6(address) ? `ipv6 [${address}]` : address}:${port};`, '  }'];
@@ -526,6 +527,7 @@ export function resourceFile(config: Pick<Config, 'storage'>, name: string, lv: 
     '  }',
     '  net {',
     '    protocol C;',
+    ...(pingTimeout === undefined ? [] : [`    ping-timeout ${Math.round(pingTimeout * 10)};`]),
     '  }',
     '}',
     '',

@@ -165,6 +165,8 @@ const configCases: BadInput[] = [
   invalidConfig(withSection('network: { macByte4: "-1" }')),
   invalidConfig(withSection('storage: { drbd: { resyncRate: fast } }')),
   invalidConfig(withSection('storage: { drbd: { resyncRate: "-1M" } }')),
+  invalidConfig(withSection('storage: { drbd: { pingTimeout: 0 } }')),
+  invalidConfig(withSection('storage: { drbd: { pingTimeout: "2s" } }')),
   invalidConfig(withSection('storage: { drbd: { minors: { first: 10, last: 5 } } }')),
   invalidConfig(withSection('storage: { drbd: { ports: { first: 0, last: 5 } } }')),
   invalidConfig(withSection('storage: { drbd: { ports: { first: 7788, last: 1e99 } } }')),

@@ -263,6 +263,13 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
     assert.doesNotMatch(res.text, /allow-two-primaries/);
   });
 
+  test('storage.drbd.pingTimeout (seconds) becomes ping-timeout in tenths in the net section', () => {
+    const withPing = { ...CFG, storage: { ...CFG.storage, drbd: { ...CFG.storage.drbd, pingTimeout: 2.5 } } };
+    const res = planVmAdd(cluster(withPing), withPing, request(), facts()).steps[1]!.input;
+    assert.ok(res && 'text' in res);
+    assert.match(res.text, /  net \{\n    protocol C;\n    ping-timeout 25;\n  \}/);
+  });
+
   test('the peer is defined from the primary\'s dumpxml --inactive --security-info, so it gets the same UUID', () => {
     const peerDefine = p.steps[12]!;
     assert.equal(peerDefine.node, 'pm-2');
