@@ -10,14 +10,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { BACKUP_DIR, VOLUME_GROUP, labExec, labExecOk, shq } from '../lab/lab.ts';
-import { labConfigVariant, pmc } from '../lab/pmc.ts';
+import { labConfigFor, pmc } from '../lab/pmc.ts';
 
 const vm = 'bb-a';
 const MiB = 1024 ** 2;
 const diskMiB = Number(process.env.PMC_BENCH_DISK_MIB ?? 1024);
-const config = labConfigVariant('bench-backup', (yaml) =>
-  yaml.replace(/^storage:\n/m, 'storage:\n  drbd:\n    minors: { first: 950, last: 969 }\n    ports: { first: 9950, last: 9969 }\n'),
-);
+const config = labConfigFor('bench-backup', { minors: [950, 969], ports: [9950, 9969] });
 const NODES = ['pm-1', 'pm-2'];
 
 interface Manifest { node: string; stamp: string; type: string; data: { bytes: number }; file: { bytes: number } }

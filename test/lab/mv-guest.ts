@@ -17,14 +17,12 @@ import {
   waitForCounter,
   writeNodeFile,
 } from "./lab.ts";
-import { labConfigVariant, pmc } from "./pmc.ts";
+import { labConfigFor, pmc } from "./pmc.ts";
 
 export const NODES = ["pm-1", "pm-2"];
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
 
-export const config = labConfigVariant("mv", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 700, last: 749 }\n    ports: { first: 9700, last: 9749 }\n"),
-);
+export const config = labConfigFor("mv", { minors: [700, 749], ports: [9700, 9749] });
 
 /** The LV under DRBD: readable on either node whatever its role; protocol C keeps it current on both. */
 export const lvOf = (vm: string) => `/dev/${VOLUME_GROUP}/${vm}`;

@@ -6,16 +6,14 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { BACKUP_DIR, VOLUME_GROUP, drbdRoles, ensureLabUp, labExec, labExecOk, shq, waitFor, waitForConnected } from "./lab.ts";
-import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcChild, pmcJson } from "./pmc.ts";
 import { listingCommand } from "../../src/ops/backup/catalog.ts";
 
 const vm = "bk-a";
 const restored = ["bk-r1", "bk-r2", "bk-r3", "bk-r4"];
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
 const MiB = 1024 ** 2;
-const config = labConfigVariant("backup", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 900, last: 949 }\n    ports: { first: 9900, last: 9949 }\n"),
-);
+const config = labConfigFor("backup", { minors: [900, 949], ports: [9900, 9949] });
 const started = Date.now();
 
 interface Manifest {

@@ -8,12 +8,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fullSetOnly, labExec, labExecOk, VOLUME_GROUP, waitFor, waitForNode } from "./lab.ts";
-import { labConfigVariant, pmc, pmcChild, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcChild, pmcJson } from "./pmc.ts";
 
 const PAIR = ["pm-1", "pm-3"];
-const config = labConfigVariant("engine", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 800, last: 849 }\n    ports: { first: 9800, last: 9849 }\n") + "domainType: qemu\n",
-);
+const config = labConfigFor("engine", { minors: [800, 849], ports: [9800, 9849] }, "domainType: qemu\n");
 const add = (name: string) => ["vm", "add", "-p", PAIR[0]!, "-p", PAIR[1]!, "-s", "64M", "-m", "64M", "--no-start", name];
 
 const CLEAN = [

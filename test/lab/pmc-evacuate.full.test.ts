@@ -8,16 +8,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { VOLUME_GROUP, drbdConnectionState, ensureLabUp, labExec, labExecOk, labNode, readCounter, waitForCounter } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 import { assertSettled, createGuest, lvOf, removeGuest, sampleCounter } from "./mv-guest.ts";
 
 const VM = "ev-work";
 const LV = lvOf(VM);
 const started = Date.now();
 
-const config = labConfigVariant("evacuate", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 650, last: 699 }\n    ports: { first: 9650, last: 9699 }\n"),
-);
+const config = labConfigFor("evacuate", { minors: [650, 699], ports: [9650, 9699] });
 
 interface EvacuateJson {
   node: string;

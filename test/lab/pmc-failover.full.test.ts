@@ -21,7 +21,7 @@ import {
   waitFor,
   waitForNode,
 } from "./lab.ts";
-import { labConfigVariant, pmc } from "./pmc.ts";
+import { labConfigFor, pmc } from "./pmc.ts";
 
 const t0 = Date.now();
 const NODES = ["pm-1", "pm-2", "pm-3"];
@@ -29,9 +29,7 @@ const VMS = ["fo-a", "fo-b"];
 const ignored = { name: "ignore-fo-d", minor: 649, port: 9649, nodes: ["pm-3", "pm-2"] as [string, string] };
 const AUTHORITY = "/var/lib/pmc/authoritative";
 
-const config = labConfigVariant("failover", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 600, last: 648 }\n    ports: { first: 9600, last: 9648 }\n") + "domainType: qemu\n",
-);
+const config = labConfigFor("failover", { minors: [600, 648], ports: [9600, 9648] }, "domainType: qemu\n");
 
 async function pmcTimed(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const start = Date.now();

@@ -7,14 +7,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { BACKUP_DIR, VOLUME_GROUP, drbdDiskStates, drbdRoles, ensureLabUp, labExec, labExecOk, waitForConnected } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 
 const VM = "ha-a";
 const COPY = "ha-r";
 const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
-const config = labConfigVariant("hacommands", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 560, last: 599 }\n    ports: { first: 9560, last: 9599 }\n") + "domainType: qemu\n",
-);
+const config = labConfigFor("hacommands", { minors: [560, 599], ports: [9560, 9599] }, "domainType: qemu\n");
 const started = Date.now();
 
 async function pmcLogged(args: string[]) {

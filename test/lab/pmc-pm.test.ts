@@ -28,7 +28,7 @@ import {
   writeNodeFile,
   type DrbdResourceSpec,
 } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 
 /** pm-3 is the node this test powers off; pm-1 is the one no other lab test does. */
 const HOME = "pm-1";
@@ -38,9 +38,7 @@ const uuid = "5e1f0c3a-7d6b-4c52-9a43-0c1d2e3f4a5b";
 const device = `/dev/drbd${vm.minor}`;
 const BACKUP_DIR = "/pmc-vm-backup";
 
-const config = labConfigVariant("start", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 300, last: 399 }\n    ports: { first: 8100, last: 8199 }\n"),
-);
+const config = labConfigFor("start", { minors: [300, 399], ports: [8100, 8199] });
 
 interface Check {
   node: string;

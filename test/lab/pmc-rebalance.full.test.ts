@@ -8,12 +8,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ensureLabUp, labExec, waitForCounter } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 import { assertSettled, createGuest, lvOf, removeGuest, sampleCounter } from "./mv-guest.ts";
 
-const config = labConfigVariant("rebalance", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 400, last: 449 }\n    ports: { first: 8400, last: 8449 }\n") + "domainType: qemu\n",
-);
+const config = labConfigFor("rebalance", { minors: [400, 449], ports: [8400, 8449] }, "domainType: qemu\n");
 const GUESTS: Array<{ vm: string; peer: string }> = [
   { vm: "rb-a", peer: "pm-2" },
   { vm: "rb-b", peer: "pm-3" },

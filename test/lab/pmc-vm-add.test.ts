@@ -23,16 +23,13 @@ import {
   waitFor,
   waitForNode,
 } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 
 const NODES = ["pm-1", "pm-2", "pm-3"];
 const NODE_ISO_DIR = "/var/lib/libvirt/images/pmc-iso";
 /** The lab's nodes are VMs under software emulation: KVM is offered there but hangs guests. */
 const isoStore = fs.mkdtempSync(path.join(os.tmpdir(), "pmc-add-iso-"));
-const config = labConfigVariant("add", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 100, last: 199 }\n    ports: { first: 7900, last: 7999 }\n") +
-    `domainType: qemu\nisoStore: ${isoStore}\n`,
-);
+const config = labConfigFor("add", { minors: [100, 199], ports: [7900, 7999] }, `domainType: qemu\nisoStore: ${isoStore}\n`);
 
 function makeIso(name: string, mib: number): string {
   const file = path.join(isoStore, `${name}.iso`);

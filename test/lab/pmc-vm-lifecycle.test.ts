@@ -20,7 +20,7 @@ import {
   writeNodeFile,
   type DrbdResourceSpec,
 } from "./lab.ts";
-import { labConfigVariant, pmc, pmcJson } from "./pmc.ts";
+import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
 
 const vm: DrbdResourceSpec = { name: "life-a", minor: 200, port: 8000, nodes: ["pm-1", "pm-2"] };
 const ignored = "ignore-life-b";
@@ -31,9 +31,7 @@ const ALL_NODES = ["pm-1", "pm-2", "pm-3"];
 /** The guest's serial console, written to this file on the node that runs it (the domain is the same on both). */
 const consoleLog = `/var/log/libvirt/qemu/${vm.name}-console.log`;
 
-const config = labConfigVariant("life", (yaml) =>
-  yaml.replace(/^storage:\n/m, "storage:\n  drbd:\n    minors: { first: 200, last: 299 }\n    ports: { first: 8000, last: 8099 }\n"),
-);
+const config = labConfigFor("life", { minors: [200, 299], ports: [8000, 8099] });
 
 /** The part of `--json` output of an applied plan the tests look at. */
 interface Applied {

@@ -46,6 +46,19 @@ export function labConfigVariant(name: string, transform: (yaml: string) => stri
   return file;
 }
 
+/**
+ * The lab's pmc.yaml for one test file, with DRBD minors and ports of its own (so no two files
+ * ever pick the same resource numbers) and any top-level settings in `extra`.
+ */
+export function labConfigFor(name: string, drbd: { minors: [number, number]; ports: [number, number] }, extra = ""): string {
+  return labConfigVariant(name, (yaml) => {
+    const numbered = yaml.replace(/^  drbd:\n/m,
+      `  drbd:\n    minors: { first: ${drbd.minors[0]}, last: ${drbd.minors[1]} }\n    ports: { first: ${drbd.ports[0]}, last: ${drbd.ports[1]} }\n`);
+    if (numbered === yaml) throw new Error(`the lab's pmc.yaml has no storage.drbd section: ${pmcConfigPath}`);
+    return numbered + extra;
+  });
+}
+
 export interface PmcChild {
   child: ChildProcess;
   /** Resolves when pmc has exited. */
