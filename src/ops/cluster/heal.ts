@@ -3,7 +3,7 @@
  * under the lock of every node, plans (heal-plan.ts), and applies each action on its own
  * through the engine, so every step is audited and a failed one is undone: a fenced node's
  * failover, then the rejoins. It never asks anything; a failure of one action does not stop
- * the others, and the exit code says what is left (see report()).
+ * the others, and the exit code says what is left (see healReport()).
  */
 import type { OpContext, Report } from '../engine/context.js';
 import type { ClusterState } from '../../model/cluster.js';
@@ -37,7 +37,7 @@ export async function healCluster(ctx: OpContext, opts: HealOptions): Promise<Re
   if (opts.dryRun) {
     const state = await readCluster(ctx);
     const actions = planHeal(state, ctx.config);
-    return report(state, { mode: 'dry-run', healthy: actions.length === 0, outcomes: actions.map((action) => ({ action, result: undefined, error: undefined })) });
+    return healReport(state, { mode: 'dry-run', healthy: actions.length === 0, outcomes: actions.map((action) => ({ action, result: undefined, error: undefined })) });
   }
   // Every node: a dead one cannot be locked, and which nodes a plan touches is known only after reading.
   return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name) }, async (run) => {
@@ -46,7 +46,7 @@ export async function healCluster(ctx: OpContext, opts: HealOptions): Promise<Re
     const actions = planHeal(state, ctx.config);
     const outcomes: HealOutcome[] = [];
     for (const action of actions) outcomes.push(await apply(ctx, run, action));
-    return report(state, { mode: 'applied', healthy: actions.length === 0, outcomes });
+    return healReport(state, { mode: 'applied', healthy: actions.length === 0, outcomes });
   });
 }
 
@@ -68,7 +68,7 @@ async function apply(ctx: OpContext, run: LockedRun, action: HealAction): Promis
  * failed (exit 1): something is blocked or an action failed; partial (exit 3): all that could
  * be done was done, but a node still does not answer; ok (exit 0): healthy, or healed.
  */
-function report(state: ClusterState, result: HealResult): Report<HealResult> {
+export function healReport(state: ClusterState, result: HealResult): Report<HealResult> {
   const failed = result.outcomes.some((o) => o.action.kind === 'blocked' || o.error !== undefined || (o.result !== undefined && o.result.status !== 'applied'));
   const down = state.nodes.some((n) => !n.reachable);
   return { data: result, status: failed ? 'failed' : down ? 'partial' : 'ok', warnings: unreachableWarnings(state) };
