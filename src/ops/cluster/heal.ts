@@ -47,7 +47,17 @@ export async function healCluster(ctx: OpContext, opts: HealOptions): Promise<Re
     const outcomes: HealOutcome[] = [];
     for (const action of actions) outcomes.push(await apply(ctx, run, action));
     return healReport(state, { mode: 'applied', healthy: actions.length === 0, outcomes });
-  });
+  }, (report) => auditSummary(report.data));
+}
+
+/** The audit trail's last line: what each action came to, blocked ones included (an unattended run's decisions are read there). */
+function auditSummary(result: HealResult): string {
+  if (result.healthy) return 'nothing to do: the cluster is healthy';
+  return result.outcomes.map(({ action: a, result: r, error }) => {
+    if (a.kind === 'blocked') return `${a.node} not healed: ${a.reason}`;
+    if (a.kind === 'down') return a.reason;
+    return `${a.plan.title}: ${error ? `not done: ${error}` : r!.status}`;
+  }).join('; ');
 }
 
 async function apply(ctx: OpContext, run: LockedRun, action: HealAction): Promise<HealOutcome> {

@@ -5,6 +5,8 @@ import type { OpContext } from '../../../src/ops/engine/context.js';
 import { healReport, type HealResult } from '../../../src/ops/cluster/heal.js';
 import { planHeal, type HealAction } from '../../../src/ops/cluster/heal-plan.js';
 import { fenceNode } from '../../../src/ops/vm/failover.js';
+import { healView } from '../../../src/render/views/heal.js';
+import { plainStyle } from '../../../src/render/style.js';
 import type { ClusterState } from '../../../src/model/cluster.js';
 import { pairedVm } from '../model/factory.js';
 import { afterCrash, afterFailover } from './failover-helpers.js';
@@ -114,4 +116,16 @@ test('the fence command is the proof: it must exit 0, and it is told which node'
   await assert.rejects(fenceNode(ctx, { ...node, fence: 'echo no power >&2; exit 4' }), (err: { code: string; message: string }) =>
     err.code === 'PMC_E_FENCE' && /failed \(exit 4: no power\); nothing was changed/.test(err.message));
   assert.deepEqual(lines.length, 2);
+});
+
+test('heal view: healthy in one line; a blocked node with its fix', () => {
+  const view = (state: ClusterState, cfg: Config) => {
+    const actions = planHeal(state, cfg);
+    return healView({ mode: 'applied', healthy: actions.length === 0, outcomes: actions.map((action) => ({ action, result: undefined, error: undefined })) }, { style: plainStyle, headers: true, verbose: false });
+  };
+  assert.match(view(cluster(CFG, pairedVm('web', 'pm-1', 'pm-2', 10)), CFG), /^cluster healthy/);
+  assert.equal(view(withNodeDown(CFG, 'pm-1', afterCrash()), CFG), [
+    'pm-1: NOT HEALED: pm-1 does not answer and has no fence command: its VMs web stay down',
+    '  fix: make sure it is off, then: pmc pm failover pm-1',
+  ].join('\n'));
 });
