@@ -233,6 +233,9 @@ async function demo(): Promise<void> {
   pmc(["help", "vm", "peer-recreate"]);
   pmc(["pm", "failover", "--dry-run", "pm-1"]);
   pmc(["pm", "rejoin", "--dry-run", "pm-1"]);
+  // What an unattended heal (systemd timer) would do now: on a healthy lab, that it is healthy.
+  pmc(["help", "cluster", "heal"]);
+  pmc(["cluster", "heal", "--dry-run"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

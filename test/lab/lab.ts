@@ -581,7 +581,9 @@ function ensureSeed(n: LabNode, nodes: LabNode[]): string {
 // ---------------------------------------------------------------------------------------
 // Node processes
 
-const pidFile = (n: LabNode) => path.join(runDir, `${n.name}.pid`);
+/** Where a node's QEMU pid is kept; killNode removes it, so its absence is what a lab fence command checks. */
+export const nodePidFile = (name: string) => path.join(runDir, `${name}.pid`);
+const pidFile = (n: LabNode) => nodePidFile(n.name);
 /** The node's serial console log (kernel and systemd boot messages). */
 export const serialLogPath = (name: string) => path.join(runDir, `${name}.serial.log`);
 /** The node's QMP socket (QEMU's machine protocol). */
@@ -599,7 +601,7 @@ function procCmdline(pid: number): string | undefined {
 export function nodePid(name: string): number | undefined {
   let pid: number;
   try {
-    pid = Number(fs.readFileSync(path.join(runDir, `${name}.pid`), "utf8").trim());
+    pid = Number(fs.readFileSync(nodePidFile(name), "utf8").trim());
   } catch {
     return undefined;
   }
@@ -686,7 +688,7 @@ export async function killNode(name: string): Promise<void> {
     /* gone already */
   }
   await waitFor(`${name}'s QEMU (pid ${pid}) to exit`, async () => procCmdline(pid) === undefined || !nodePid(name), 30000, 100);
-  fs.rmSync(path.join(runDir, `${name}.pid`), { force: true });
+  fs.rmSync(nodePidFile(name), { force: true });
 }
 
 /** Does the node answer SSH and have libvirtd and the lab's setup ready? */

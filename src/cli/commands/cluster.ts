@@ -1,5 +1,6 @@
 import { defineCommand, dryRunOption } from '../command.js';
 import type { ClusterStartResult } from '../../ops/cluster/start.js';
+import type { HealResult } from '../../ops/cluster/heal.js';
 import type { RebalanceReport } from '../../ops/cluster/rebalance.js';
 import { MAX_MOVES, parseRebalanceArgs } from '../../ops/cluster/rebalance-args.js';
 import { MAX_PARALLEL } from '../../ops/pm/evacuate-args.js';
@@ -59,4 +60,20 @@ const rebalanceCommand = defineCommand<{ maxMoves?: string; parallel: string; ti
   view: async () => (await import('../../render/views/rebalance.js')).rebalanceView,
 });
 
-export const clusterCommands = [verifyCommand, startCommand, rebalanceCommand];
+const healCommand = defineCommand<{ dryRun: boolean }, HealResult>({
+  command: 'heal',
+  describe: 'unattended (timer or cron): fail the VMs of a dead, fenced node over to their peers; rejoin a node that is back',
+  builder: (y) => dryRunOption(y)
+    .epilogue('A node that does not answer and has a fence command in pmc.yaml (nodes[].fence) is fenced; only if that exits 0 do its VMs\n'
+      + 'start on their peers, checked as pmc pm failover checks them. Without a fence command nothing changes for it: heal never asks.\n'
+      + 'A node that answers and holds copies a failover made stale rejoins as pmc pm rejoin does. Ignored VMs are left alone.\n'
+      + 'Exit 0: healthy, or healed; 1: a node needs the operator (no fence command, a failed fence or step); 3: done what could be done, a node still does not answer.'),
+  examples: [
+    ['pmc cluster heal --dry-run', 'what heal would do now, and every command'],
+    ['pmc cluster heal', 'do it (from a systemd timer: see README)'],
+  ],
+  run: async (ctx, args) => (await import('../../ops/cluster/heal.js')).healCluster(ctx, { dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/heal.js')).healView,
+});
+
+export const clusterCommands = [verifyCommand, startCommand, rebalanceCommand, healCommand];

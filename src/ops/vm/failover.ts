@@ -12,7 +12,7 @@
  */
 import { execa } from 'execa';
 import type { OpContext, Report } from '../engine/context.js';
-import type { Config } from '../../config/load.js';
+import type { Config, NodeConfig } from '../../config/load.js';
 import { selectNodes } from '../../config/targets.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
 import { mutate } from '../engine/mutate.js';
@@ -196,22 +196,25 @@ export async function proveNodeDown(ctx: OpContext, lost: string, vms: readonly 
   if (yesNodeIsDown !== undefined && yesNodeIsDown !== lost) {
     throw new PmcError('PMC_E_USAGE', `--yes-node-is-down names ${yesNodeIsDown}, but the node to fail over from is ${lost}; nothing was changed`, `--yes-node-is-down ${lost}`);
   }
-  if (node.fence) {
-    ctx.log(`fencing ${lost}: ${node.fence}`);
-    const result = await execa(node.fence, {
-      shell: true, reject: false, timeout: FENCE_TIMEOUT_MS, stdin: 'ignore',
-      env: { PMC_NODE: lost, PMC_NODE_ADDRESS: node.address ?? lost },
-    });
-    if (result.exitCode !== 0) {
-      const detail = `${result.stderr}`.trim().split('\n').at(-1) ?? '';
-      throw new PmcError('PMC_E_FENCE', `the fence command of ${lost} failed (${result.timedOut ? 'timed out' : `exit ${result.exitCode ?? result.signal}`}${detail ? `: ${detail}` : ''}); nothing was changed`,
-        `make sure ${lost} is off, fix its fence command in pmc.yaml (nodes[].fence), and run this again`);
-    }
-    return `${lost} fenced by its fence command`;
-  }
+  if (node.fence) return fenceNode(ctx, { ...node, fence: node.fence });
   if (yesNodeIsDown === lost) return `${lost} confirmed down by --yes-node-is-down`;
   await ctx.confirm(lost, atStake(lost, vms), `--yes-node-is-down ${lost}`);
   return `${lost} confirmed down by the operator`;
+}
+
+/** Runs `node`'s fence command (pmc.yaml); throws PMC_E_FENCE unless it exits 0. Never asks anyone. */
+export async function fenceNode(ctx: OpContext, node: NodeConfig & { fence: string }): Promise<string> {
+  ctx.log(`fencing ${node.name}: ${node.fence}`);
+  const result = await execa(node.fence, {
+    shell: true, reject: false, timeout: FENCE_TIMEOUT_MS, stdin: 'ignore',
+    env: { PMC_NODE: node.name, PMC_NODE_ADDRESS: node.address ?? node.name },
+  });
+  if (result.exitCode !== 0) {
+    const detail = `${result.stderr}`.trim().split('\n').at(-1) ?? '';
+    throw new PmcError('PMC_E_FENCE', `the fence command of ${node.name} failed (${result.timedOut ? 'timed out' : `exit ${result.exitCode ?? result.signal}`}${detail ? `: ${detail}` : ''}); nothing was changed`,
+      `make sure ${node.name} is off, fix its fence command in pmc.yaml (nodes[].fence), and run this again`);
+  }
+  return `${node.name} fenced by its fence command`;
 }
 
 export async function failoverVm(ctx: OpContext, name: string, opts: FailoverOptions): Promise<Report<ApplyResult>> {

@@ -109,6 +109,11 @@ const rebalanceCases: BadInput[] = [
   ...['0', '86401', 'abc'].map((t) => usage('cluster', 'rebalance', `--timeout=${t}`)),
 ];
 
+/** cluster heal takes no node and no confirmation: it runs unattended, and only a fence command proves a node down. */
+const healCases: BadInput[] = [
+  usage('cluster', 'heal', 'pm-1'), usage('cluster', 'heal', '--yes-node-is-down', 'pm-1'), usage('cluster', 'heal', '--yes'),
+];
+
 const commandLineCases: BadInput[] = [
   { ...usage('help', 'bogus'), issue: 9 }, usage('help', 'vm', 'bogus'), usage('help', 'bogus', 'ls'), usage('bogus', '--help'), usage('vm', 'bogus', '--help'),
   usage('vm', 'bogus'), usage('bogus'), usage(), usage('vm'), usage('pm'), usage('cluster'), usage('pm', 'ls', '--bogus'), usage('vm', 'lss'),
@@ -206,5 +211,5 @@ const configCases: BadInput[] = [
 
 export const BAD_INPUTS: BadInput[] = [
   ...vmNameCases, ...dashNameCases, ...timeoutCases, ...waitCases, ...cpuCases, ...sizeCases, ...addressCases, ...isoCases,
-  ...nodeCases, ...evacuateCases, ...rebalanceCases, ...commandLineCases, ...configFileCases, ...configCases,
+  ...nodeCases, ...evacuateCases, ...rebalanceCases, ...healCases, ...commandLineCases, ...configFileCases, ...configCases,
 ];

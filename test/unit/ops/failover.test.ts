@@ -1,34 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NodeFacts } from '../../../src/probe/types.js';
 import { parseConnectionLossLog } from '../../../src/probe/parsers/kernel-log.js';
 import { checkFailover, planFailover, selectFailovers } from '../../../src/ops/vm/failover.js';
 import { decideStart } from '../../../src/ops/cluster/start.js';
 import { verifyCluster } from '../../../src/ops/cluster/verify.js';
 import { planRejoin } from '../../../src/ops/pm/rejoin.js';
 import { domain, lv, pairedVm, peer, resource } from '../model/factory.js';
+import { afterCrash, afterFailover } from './failover-helpers.js';
 import { real } from '../probe/helpers.js';
 import { cluster, config, withNodeDown } from './vm-add-helpers.js';
 
 const CFG = config();
-const lostAsPrimary = { peerRoleBefore: 'Primary', to: 'NetworkFailure', secondsSinceBoot: 812.4 };
-
-/** web ran on pm-1 (now dead); pm-2 is its Secondary and saw the link to its Primary fail. */
-function afterCrash(survivor: Partial<Parameters<typeof resource>[4]> = {}, name = 'web', minor = 10): Record<string, Partial<NodeFacts>> {
-  const pair = pairedVm(name, 'pm-1', 'pm-2', minor);
-  return {
-    ...pair,
-    'pm-2': {
-      ...pair['pm-2'],
-      drbdResources: [resource(name, 'pm-2', ['pm-1', 'pm-2'], minor, {
-        peers: [peer('pm-1', { connection: 'Connecting', role: 'Unknown', replication: 'Off', diskState: 'DUnknown' })],
-        lastConnectionLoss: lostAsPrimary,
-        ...survivor,
-      })],
-    },
-  };
-}
-
 test('the kernel log of a real survivor: who was Primary and how the link ended', () => {
   const events = parseConnectionLossLog(real('kernel-log.connection-loss.pm-2.txt')).value;
   assert.deepEqual(events.map((e) => [e.resource, e.peerRoleBefore, e.to]), [
@@ -86,16 +68,6 @@ test('pm failover: only VMs whose peer lost the node as Primary; the others are 
   assert.throws(() => selectFailovers(cluster(CFG, pairedVm('web', 'pm-1', 'pm-2', 10)), CFG, 'pm-1'), { code: 'PMC_E_NODE_ALIVE' });
   assert.throws(() => selectFailovers(state, CFG, 'pm-9'), { code: 'PMC_E_NODE_UNKNOWN' });
 });
-
-/** After the failover: pm-2 runs web as Primary and holds the record; pm-1 is back, DRBD still down. */
-function afterFailover(pm1Resource: Partial<Parameters<typeof resource>[4]> = { up: false, role: undefined, diskState: undefined, peers: [] }, pm1Running = false): Record<string, Partial<NodeFacts>> {
-  const pair = pairedVm('web', 'pm-2', 'pm-1', 10);
-  return {
-    'pm-2': { ...pair['pm-2'], authority: [{ resource: 'web', lostNode: 'pm-1', at: '2026-12-02T09:00:00Z' }],
-      drbdResources: [resource('web', 'pm-2', ['pm-1', 'pm-2'], 10, { role: 'Primary', peers: [peer('pm-1', { connection: 'Connecting', role: 'Unknown', replication: 'Off', diskState: 'DUnknown' })] })] },
-    'pm-1': { ...pair['pm-1'], domains: [domain('web', pm1Running ? 'running' : 'shut off')], drbdResources: [resource('web', 'pm-1', ['pm-1', 'pm-2'], 10, pm1Resource)] },
-  };
-}
 
 test('after a failover: vm ls flags the stale copy, verify names pm rejoin, cluster start never picks pm-1', () => {
   const state = cluster(CFG, afterFailover());
