@@ -979,6 +979,8 @@ export function guestDomainXml(opts: {
   uuid?: string;
   /** Write the guest's serial console to this file on the node (default: a pty). */
   consoleFile?: string;
+  /** A guest agent channel: the guest then powers off or reboots when libvirt asks (guest-init.sh). */
+  agent?: boolean;
 }): string {
   const mem = opts.memoryMiB ?? 96;
   const serial = opts.consoleFile
@@ -1006,7 +1008,7 @@ export function guestDomainXml(opts: {
       <target dev='vda' bus='virtio'/>
     </disk>
     ${serial}
-    <console type='${opts.consoleFile ? "file" : "pty"}'><target type='serial' port='0'/></console>
+    <console type='${opts.consoleFile ? "file" : "pty"}'><target type='serial' port='0'/></console>${opts.agent ? "\n    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>" : ""}
     <memballoon model='none'/>
   </devices>
 </domain>

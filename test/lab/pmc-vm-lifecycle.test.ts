@@ -69,6 +69,13 @@ async function waitForStarts(node: string, times: number, timeoutMs: number): Pr
   }, timeoutMs, 5000);
 }
 
+/** Waits until libvirt on `node` reaches the guest's agent (the guest opens its channel once booted). */
+async function waitForAgent(node: string): Promise<void> {
+  await waitFor(`${vm.name}'s guest agent to answer on ${node}`, async () =>
+    (await labExec(node, `virsh qemu-agent-command --timeout 10 ${vm.name} '{"execute":"guest-ping"}'`)).exitCode === 0 || undefined,
+  420_000, 3000);
+}
+
 async function cleanup(): Promise<void> {
   await Promise.all(
     ALL_NODES.map((n) =>
@@ -85,7 +92,7 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     // The old tool: LV + resource with allow-two-primaries on both nodes, first node forced Primary.
     await createDrbdResource(vm, 256);
     // 96 MiB: the guest workload's kernel does not boot in 64.
-    await writeNodeFile("pm-1", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, memoryMiB: 96, consoleFile: consoleLog }));
+    await writeNodeFile("pm-1", `/root/${vm.name}.xml`, guestDomainXml({ name: vm.name, disk: device, memoryMiB: 96, consoleFile: consoleLog, agent: true }));
     await labExecOk("pm-1", `virsh define /root/${vm.name}.xml && virsh start ${vm.name}`);
     // ... and the peer defined from the first node's XML, so both have the same UUID.
     await writeNodeFile("pm-2", `/root/${vm.name}.xml`, await labExecOk("pm-1", `virsh dumpxml --inactive --security-info ${vm.name}`));
@@ -120,15 +127,6 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.deepEqual(await states(), ["running", "shut off"]);
   });
 
-  it("stop waits for the guest up to --timeout, then fails saying so (this guest ignores ACPI)", async () => {
-    const r = await pmcTimed(["vm", "stop", "--timeout", "10", vm.name]);
-    assert.equal(r.exitCode, 1, r.stdout);
-    assert.match(r.stdout, /life-a did not shut down within 10 s; "pmc vm stop --force life-a" powers it off \(still running\)/);
-    assert.match(r.stdout, /nothing had changed yet/);
-    assert.deepEqual(await states(), ["running", "shut off"]);
-    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
-  });
-
   it("stop --force powers it off and demotes DRBD on both sides", async () => {
     const r = await pmcTimed(["vm", "stop", "--force", vm.name]);
     assert.equal(r.exitCode, 0, r.stderr + r.stdout);
@@ -141,6 +139,15 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     const { code, data } = await pmcJson<Applied>(["vm", "start", vm.name], { config });
     assert.equal(code, 0, JSON.stringify(data));
     assert.deepEqual(data.plan.steps.map((s) => `${s.node} ${s.command.split(" ").slice(0, 2).join(" ")}`), ["pm-1 drbdadm primary", "pm-1 virsh start"]);
+    assert.deepEqual(await states(), ["running", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
+  });
+
+  it("stop right after a start waits up to --timeout and fails saying so: the booting guest has neither ACPI nor its agent yet", async () => {
+    const r = await pmcTimed(["vm", "stop", "--timeout", "10", vm.name]);
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(r.stdout, /life-a did not shut down within 10 s; "pmc vm stop --force life-a" powers it off \(still running\)/);
+    assert.match(r.stdout, /nothing had changed yet/);
     assert.deepEqual(await states(), ["running", "shut off"]);
     assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Primary", "Secondary"]);
   });
@@ -167,23 +174,34 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.ok(Number(held.trim()) >= 1);
   });
 
-  it("reboot --hard restarts the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
+  it("reboot asks the guest through its agent and the guest restarts itself: its init starts again on pm-2, from its disk's counter, DRBD roles unchanged", async () => {
     // A restart is told from the first boot only once that boot is done (minutes under emulation).
     const [firstStart] = await waitForStarts("pm-2", 0, 600_000);
     const before = await waitForCounter("pm-2", device, firstStart);
-    // This guest ignores ACPI: the plain request is only passed on, and pmc says so rather than "rebooted".
+    await waitForAgent("pm-2");
     const asked = await pmcTimed(["vm", "reboot", vm.name]);
     assert.equal(asked.exitCode, 0, asked.stderr + asked.stdout);
     assert.match(asked.stdout, /done: ask life-a to reboot on pm-2 \(1 steps\)/);
     assert.match(asked.stdout, /the guest decides whether and when it reboots; .* pmc vm reboot --hard life-a resets it/);
-    const r = await pmcTimed(["vm", "reboot", "--hard", "-f", vm.name]);
-    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /done: reset life-a on pm-2 \(1 steps\)/);
     // pmc's "done" is not the proof: only the guest's own init printing its start again shows a restart.
     // (QEMU's process is no proof either way: libvirt resets a domain in the same process.)
     const starts = await waitForStarts("pm-2", 1, 420_000);
     assert.equal(starts.length, 2, `one restart: ${starts.join(", ")}`);
     assert.ok(starts[1]! >= before, `after the restart it went on from its disk's counter (${before} before), not from ${starts[1]}`);
+    assert.match(await labExecOk("pm-2", `cat ${consoleLog}`), /PMC-GUEST reboot by the agent/);
+    assert.deepEqual(await states(), ["shut off", "running"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
+  });
+
+  it("reboot --hard resets the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
+    const startsBefore = await guestStarts("pm-2");
+    const before = await waitForCounter("pm-2", device, startsBefore.at(-1));
+    const r = await pmcTimed(["vm", "reboot", "--hard", "-f", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /done: reset life-a on pm-2 \(1 steps\)/);
+    const starts = await waitForStarts("pm-2", startsBefore.length, 420_000);
+    assert.equal(starts.length, startsBefore.length + 1, `one restart: ${starts.join(", ")}`);
+    assert.ok(starts.at(-1)! >= before, `after the reset it went on from its disk's counter (${before} before), not from ${starts.at(-1)}`);
     assert.deepEqual(await states(), ["shut off", "running"]);
     assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
   });
@@ -199,6 +217,18 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     const reached = await run(probe);
     assert.equal(reached.exitCode, 0, reached.stderr);
     assert.equal(reached.stdout.trim(), "running");
+  });
+
+  it("stop asks the guest through its agent: the guest powers itself off, pmc sees it and demotes DRBD on both sides", async () => {
+    await waitForAgent("pm-2");
+    const r = await pmcTimed(["vm", "stop", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(await labExecOk("pm-2", `cat ${consoleLog}`), /PMC-GUEST power off by the agent/);
+    assert.deepEqual(await states(), ["shut off", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Secondary"]);
+    // Running again on pm-2 for the removal of a running VM below.
+    const s = await pmcTimed(["vm", "start", "-p", "pm-2", vm.name]);
+    assert.equal(s.exitCode, 0, s.stderr + s.stdout);
   });
 
   it("a VM with the ignore prefix is listed but refused by every mutating command", async () => {

@@ -2,7 +2,8 @@
 # pmc lab guest workload: /init of a busybox initramfs booted with the cloud kernel as a
 # libvirt domain. It writes "PMC-COUNTER <n>" into the first 512-byte sector of its disk
 # (/dev/vda), n increasing by one about twice a second, synced each time, continuing from
-# the value already on the disk; and the same line to the serial console.
+# the value already on the disk; and the same line to the serial console. With a guest agent
+# channel it also powers off or reboots when libvirt asks through it.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -12,10 +13,33 @@ for m in $(cat /modules/order); do insmod "/modules/$m" 2>/dev/null; done
 i=0
 while [ ! -b /dev/vda ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 if [ ! -b /dev/vda ]; then echo "PMC-GUEST no disk"; sleep 3600; poweroff -f; fi
+# A guest agent, when the domain has its channel (guestDomainXml's `agent`): enough of QEMU's
+# guest agent protocol for libvirt's shutdown and reboot requests (`virsh shutdown` prefers the
+# agent), since this guest boots without ACPI.
+agent() {
+  while IFS= read -r line; do
+    case "$line" in
+      *'"guest-sync"'*) printf '{"return": %s}\n' "$(echo "$line" | sed -n 's/.*"id": *\([0-9]*\).*/\1/p')" >&3 ;;
+      *'"guest-ping"'*) printf '{"return": {}}\n' >&3 ;;
+      # No file systems: a freeze holds the counter's writes until the thaw.
+      *'"guest-fsfreeze-freeze'*) : > /frozen; printf '{"return": 1}\n' >&3 ;;
+      *'"guest-fsfreeze-thaw"'*) rm -f /frozen; printf '{"return": 1}\n' >&3 ;;
+      *'"guest-fsfreeze-status"'*) if [ -e /frozen ]; then printf '{"return": "frozen"}\n'; else printf '{"return": "thawed"}\n'; fi >&3 ;;
+      *'"guest-shutdown"'*'"reboot"'*) echo "PMC-GUEST reboot by the agent"; sync; reboot -f ;;
+      *'"guest-shutdown"'*) echo "PMC-GUEST power off by the agent"; sync; poweroff -f ;;
+      *'"execute"'*) printf '{"error": {"class": "CommandNotFound", "desc": "the pmc lab guest does not do this"}}\n' >&3 ;;
+    esac
+  done
+}
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+  { exec 3<>"/dev/${p##*/}"; echo "PMC-GUEST agent on /dev/${p##*/}"; agent <&3; } &
+done
 n=$(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^PMC-COUNTER \([0-9][0-9]*\) .*/\1/p')
 [ -n "$n" ] || n=0
 echo "PMC-GUEST start at $n"
 while :; do
+  while [ -e /frozen ]; do sleep 0.1; done
   n=$((n + 1))
   printf 'PMC-COUNTER %s \n' "$n" | dd of=/dev/vda bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
   echo "PMC-COUNTER $n"

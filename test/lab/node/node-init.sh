@@ -79,7 +79,7 @@ if [ ! -s "$g/initrd.img" ] || ! cmp -s "$S/guest-init.sh" "$g/guest-init.sh"; t
   cp /bin/busybox "$t/bin/busybox"
   install -m 755 "$S/guest-init.sh" "$t/init"
   : > "$t/modules/order"
-  for m in virtio_pci virtio_blk; do
+  for m in virtio_pci virtio_blk virtio_console; do
     modprobe --show-depends "$m" | while read -r kind path _; do
       [ "$kind" = insmod ] || continue
       base=$(basename "$path")
