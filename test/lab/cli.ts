@@ -199,6 +199,9 @@ async function demo(): Promise<void> {
   pmc(["help", "vm", "peer-recreate"]);
   pmc(["pm", "failover", "--dry-run", "pm-1"]);
   pmc(["pm", "rejoin", "--dry-run", "pm-1"]);
+  // Nodes come and go: adding one confirms its host key first; removing one is refused while it holds a VM's copy.
+  pmc(["help", "pm", "add"]);
+  pmc(["pm", "rm", "--dry-run", "pm-3"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");
 }
 

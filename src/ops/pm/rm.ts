@@ -13,7 +13,9 @@ import { mutate } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { editConfigFile } from './config-file.js';
 import { removeNodeFromYaml } from './nodes-yaml.js';
-import { AUTHORIZED_KEYS, KNOWN_HOSTS, readTrustFacts, type TrustFacts } from './ssh-trust.js';
+import {
+  AUTHORIZED_KEYS, describeKey, KNOWN_HOSTS, readTrustFacts, sameKey, type PublicKey, type TrustFacts,
+} from './ssh-trust.js';
 
 export interface PmRmInput {
   state: ClusterState;
@@ -43,13 +45,16 @@ export function planPmRm(input: PmRmInput): Plan {
     throw new PmcError('PMC_E_STATE', `${where}; nothing was changed`,
       `move them off first: pmc pm evacuate --secondaries ${quote(node)} (or pmc vm peer-recreate per VM${me.reachable ? '' : ', from its surviving copy'})`);
   }
-  const rootKeys = input.trust.get(node)?.rootKeys.map((k) => k.key) ?? [];
+  // A key pair copied to several nodes is also the others' key: removing it would cut them off too.
+  const sharedWith = (key: PublicKey) => [...input.trust].filter(([name, f]) => name !== node && f.rootKeys.some((k) => sameKey(k.key, key))).map(([name]) => name);
+  const nodeKeys = input.trust.get(node)?.rootKeys.map((k) => k.key) ?? [];
+  const rootKeys = nodeKeys.filter((k) => sharedWith(k).length === 0);
   const names = [...new Set([node, me.host].map((h) => hostLookupName(h, input.port)))];
   const steps: Step[] = [];
   for (const other of state.nodes) {
     const facts = input.trust.get(other.name);
     if (other.name === node || !facts) continue;
-    for (const key of rootKeys.filter((k) => facts.authorizedKeys.some((a) => a.type === k.type && a.base64 === k.base64))) {
+    for (const key of rootKeys.filter((k) => facts.authorizedKeys.some((a) => sameKey(a, k)))) {
       steps.push({
         node: other.name,
         // '|' is not in base64: the key is matched as a fixed string inside the line, whatever options precede it.
@@ -67,6 +72,9 @@ export function planPmRm(input: PmRmInput): Plan {
     }
   }
   const notes = [`then remove ${node} from ${input.configFile} (its comments and the other entries stay as they are)`];
+  for (const key of nodeKeys.filter((k) => sharedWith(k).length > 0)) {
+    notes.push(`${node}'s root key (${describeKey(key)}) is also the root key of ${sharedWith(key).join(', ')}: it stays in the others' ${AUTHORIZED_KEYS}`);
+  }
   if (!me.reachable) {
     notes.push(`${node} does not answer; no VM on the other nodes names it as a DRBD peer, so it may go. Its root key could not be read: `
       + `any entry for it in the others' ${AUTHORIZED_KEYS} stays (remove it by hand)`);

@@ -175,6 +175,14 @@ describe('pm rm', () => {
     assert.match(plan.notes[0]!, /then remove pm-3 from \/etc\/pmc\/pmc.yaml/);
   });
 
+  test('a root key pair the node shares with another node stays in authorized_keys, and the plan says why', () => {
+    const shared = new Map(trust);
+    shared.set('pm-2', { ...trust.get('pm-2')!, rootKeys: [{ file: '/root/.ssh/id_ed25519', key: ROOT3 }] });
+    const plan = planPmRm({ ...input(cluster(cfg)), trust: shared });
+    assert.ok(!plan.steps.some((s) => s.command.startsWith('sed')), plan.steps.map((s) => s.command).join('\n'));
+    assert.ok(plan.notes.some((n) => n.startsWith("pm-3's root key (ssh-ed25519 SHA256:") && n.includes('is also the root key of pm-2: it stays')));
+  });
+
   test('the authorized_keys step removes exactly the node\'s key line, whatever options precede it', (t) => {
     const plan = planPmRm(input(cluster(cfg)));
     const dir = tempDirFor(t, 'pm-rm');
