@@ -80,6 +80,20 @@ describe('pm add against real sshd', { skip: sshdSkip }, () => {
     await unchanged();
   });
 
+  test('--dry-run for a person: the key, the line for known_hosts, what would follow', async () => {
+    const unchanged = await freshFiles();
+    const r = await pmc('pm', 'add', '--dry-run', '--config', configFile, 'pm-new', '--address', sshd.host);
+    assert.equal(r.code, 0, r.err);
+    const fingerprint = await fingerprintOf(sshd.hostKeys.ed25519);
+    assert.deepEqual(r.out.split('\n').slice(0, 3), [
+      'dry run, nothing changed:',
+      `  pm-new (root@[${sshd.host}]:${sshd.port}): host key ssh-ed25519 ${fingerprint}`,
+      `  would append to ${knownHosts}: [pm-new]:${sshd.port},[${sshd.host}]:${sshd.port} ${sshd.hostKeys.ed25519.publicLine.split(' ').slice(0, 2).join(' ')}`,
+    ]);
+    assert.match(r.out, /then add pm-new to .*pmc\.yaml/);
+    await unchanged();
+  });
+
   test('a --fingerprint of another key is refused, nothing written', async () => {
     const unchanged = await freshFiles();
     const r = await pmc('pm', 'add', '--config', configFile, 'pm-new', '--address', sshd.host, '--fingerprint', await fingerprintOf(sshd.hostKeys.ecdsa));
