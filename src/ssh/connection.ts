@@ -449,10 +449,11 @@ export interface FirstContact {
 }
 
 /**
- * First contact with a host that is not a node yet, as OpenSSH's: the key exchange runs until
- * the server has shown (and proven it holds) its host key, which is recorded; the connection
- * then ends, before any authentication. A key the known_hosts files already hold is `known`; a
- * key that contradicts them is refused as a connection would refuse it (PMC_E_HOSTKEY_CHANGED).
+ * First contact with a host that is not a node yet, as OpenSSH's: the host key is recorded and
+ * the key exchange completes (the server's signature proves it holds the key), then the
+ * connection ends, before any authentication: no credential is offered to a host not trusted
+ * yet. A key the known_hosts files already hold is `known`; a key that contradicts them is
+ * refused as a connection would refuse it (PMC_E_HOSTKEY_CHANGED).
  */
 export async function fetchHostKey(target: SshTarget, options: Pick<ConnectOptions, 'log'> = {}): Promise<FirstContact> {
   const knownHosts = await new KnownHostsStore().load(target.knownHostsFiles);
@@ -462,25 +463,29 @@ export async function fetchHostKey(target: SshTarget, options: Pick<ConnectOptio
   const keyBlob = await new Promise<Buffer>((resolve, reject) => {
     const client = new ssh2.Client();
     let seen: Buffer | undefined;
-    const settle = (err: Ssh2Error | undefined): void => {
-      client.removeAllListeners('error').removeAllListeners('close');
+    // The promise settles once: whatever the dying client reports after that is ignored.
+    const end = (): void => {
       client.on('error', () => undefined);
       client.destroy();
-      if (seen) resolve(seen);
-      else reject(connectFailure(target, err ?? new Error('connection lost before handshake'), undefined));
     };
-    client.on('error', settle).on('close', () => settle(undefined));
+    client.once('handshake', () => {
+      end();
+      options.log?.(`[${target.name}] host key ${fingerprintSha256(seen!)} recorded at first contact`);
+      resolve(seen!);
+    });
+    client.on('error', (err: Ssh2Error) => { end(); reject(connectFailure(target, err, undefined)); });
+    client.on('close', () => reject(connectFailure(target, new Error('connection lost before handshake'), undefined)));
     client.connect({
       host: target.host,
       port: target.port,
       username: target.user,
       readyTimeout: target.connectTimeoutMs,
       algorithms: { kex: KEX_ALGORITHMS, cipher: CIPHER_ALGORITHMS, hmac: MAC_ALGORITHMS, serverHostKey: hostKeyAlgorithms(hostKeys) },
+      // No authentication method: the connection ends at the handshake anyway.
+      authHandler: () => false,
       hostVerifier: (blob: Buffer): boolean => {
         seen = Buffer.from(blob);
-        options.log?.(`[${target.name}] host key ${fingerprintSha256(seen)} recorded at first contact`);
-        // Refusing ends the handshake: nothing is sent to a host that is not trusted yet.
-        return false;
+        return true;
       },
     });
   });

@@ -3,6 +3,7 @@
  * stop trusting it (the reverse of what pm init set up: its root key leaves their
  * authorized_keys, its names leave their known_hosts), then it leaves pmc.yaml.
  */
+import { sshTargets } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
 import { entryMatches, hostLookupName } from '../../ssh/known-hosts.js';
 import { PmcError } from '../../util/errors.js';
@@ -75,10 +76,8 @@ export function planPmRm(input: PmRmInput): Plan {
   for (const key of nodeKeys.filter((k) => sharedWith(k).length > 0)) {
     notes.push(`${node}'s root key (${describeKey(key)}) is also the root key of ${sharedWith(key).join(', ')}: it stays in the others' ${AUTHORIZED_KEYS}`);
   }
-  if (!me.reachable) {
-    notes.push(`${node} does not answer; no VM on the other nodes names it as a DRBD peer, so it may go. Its root key could not be read: `
-      + `any entry for it in the others' ${AUTHORIZED_KEYS} stays (remove it by hand)`);
-  }
+  if (!me.reachable) notes.push(`${node} does not answer; no VM on the other nodes names it as a DRBD peer, so it may go`);
+  if (!input.trust.has(node)) notes.push(`${node}'s root key could not be read: any entry for it in the others' ${AUTHORIZED_KEYS} stays (remove it by hand)`);
   for (const other of state.nodes.filter((n) => n.name !== node && !n.reachable)) {
     notes.push(`${other.name} could not be asked: its trust of ${node} stays (${AUTHORIZED_KEYS}, ${KNOWN_HOSTS})`);
   }
@@ -89,7 +88,7 @@ export async function removeNode(ctx: OpContext, node: string, opts: { force: bo
   if (ctx.config.nodes.length === 1) {
     throw new PmcError('PMC_E_USAGE', `${node} is the only node in ${ctx.config.file}; pmc needs at least one`, 'add the node that replaces it first (pmc pm add)');
   }
-  const port = (await import('../../config/targets.js')).sshTargets(ctx.config).find((t) => t.name === node)!.port;
+  const port = sshTargets(ctx.config).find((t) => t.name === node)!.port;
   const report = await mutate(ctx, {
     lock: ctx.config.nodes.map((n) => n.name),
     dryRun: opts.dryRun,
