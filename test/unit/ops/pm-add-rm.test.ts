@@ -159,7 +159,7 @@ describe('pm rm', () => {
     const state = withNodeDown(cfg, 'pm-3', pairedVm('db', 'pm-1', 'pm-2', 12));
     const plan = planPmRm({ ...input(state), trust: new Map([...trust].filter(([n]) => n !== 'pm-3')) });
     assert.ok(plan.notes.some((n) => /pm-3 does not answer; no VM on the other nodes names it as a DRBD peer/.test(n)));
-    assert.ok(plan.notes.some((n) => /its root key could not be read/i.test(n)));
+    assert.ok(plan.notes.some((n) => /pm-3's root key could not be read: any entry for it in the others' \/root\/.ssh\/authorized_keys stays/.test(n)));
     // Its host key names still leave the others' known_hosts; no authorized_keys step without its key.
     assert.deepEqual(plan.steps.map((s) => [s.node, s.command.split(' ')[0]]), [['pm-1', 'ssh-keygen'], ['pm-1', 'ssh-keygen'], ['pm-2', 'ssh-keygen']]);
   });
