@@ -14,7 +14,7 @@ import {
   authFailure, connectFailure, endpoint, hostKeyFailure, noCommonHostKeyFailure, unreadableKnownHostsFailure, type Ssh2Error,
 } from './failures.js';
 import {
-  checkServerKey, hostLookupName, KnownHostsStore, plainEntries, unreadableFiles, type HostKeys,
+  checkServerKey, fingerprintSha256, hostLookupName, KnownHostsStore, plainEntries, unreadableFiles, type HostKeys,
 } from './known-hosts.js';
 import { Semaphore } from './semaphore.js';
 import type { RemoteResult, RunOptions, SshTarget } from './types.js';
@@ -439,4 +439,57 @@ export class SshConnection {
 function oneLine(command: string): string {
   const lines = command.split('\n');
   return lines.length === 1 ? command : `${lines[0]} … (script of ${lines.length} lines)`;
+}
+
+/** A host key seen at first contact, and what the known_hosts files already say of it. */
+export interface FirstContact {
+  keyBlob: Buffer;
+  /** The known_hosts files already trust it (for the host or the node's name). */
+  known: boolean;
+}
+
+/**
+ * First contact with a host that is not a node yet, as OpenSSH's: the host key is recorded and
+ * the key exchange completes (the server's signature proves it holds the key), then the
+ * connection ends, before any authentication: no credential is offered to a host not trusted
+ * yet. A key the known_hosts files already hold is `known`; a key that contradicts them is
+ * refused as a connection would refuse it (PMC_E_HOSTKEY_CHANGED).
+ */
+export async function fetchHostKey(target: SshTarget, options: Pick<ConnectOptions, 'log'> = {}): Promise<FirstContact> {
+  const knownHosts = await new KnownHostsStore().load(target.knownHostsFiles);
+  const unreadable = unreadableFiles(knownHosts)[0];
+  if (unreadable) throw unreadableKnownHostsFailure(target, unreadable.file, unreadable.error!);
+  const hostKeys = knownHosts.index.lookup([...new Set([target.host, target.name].map((h) => hostLookupName(h, target.port)))]);
+  const keyBlob = await new Promise<Buffer>((resolve, reject) => {
+    const client = new ssh2.Client();
+    let seen: Buffer | undefined;
+    // The promise settles once: whatever the dying client reports after that is ignored.
+    const end = (): void => {
+      client.on('error', () => undefined);
+      client.destroy();
+    };
+    client.once('handshake', () => {
+      end();
+      options.log?.(`[${target.name}] host key ${fingerprintSha256(seen!)} recorded at first contact`);
+      resolve(seen!);
+    });
+    client.on('error', (err: Ssh2Error) => { end(); reject(connectFailure(target, err, undefined)); });
+    client.on('close', () => reject(connectFailure(target, new Error('connection lost before handshake'), undefined)));
+    client.connect({
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      readyTimeout: target.connectTimeoutMs,
+      algorithms: { kex: KEX_ALGORITHMS, cipher: CIPHER_ALGORITHMS, hmac: MAC_ALGORITHMS, serverHostKey: hostKeyAlgorithms(hostKeys) },
+      // No authentication method: the connection ends at the handshake anyway.
+      authHandler: () => false,
+      hostVerifier: (blob: Buffer): boolean => {
+        seen = Buffer.from(blob);
+        return true;
+      },
+    });
+  });
+  const failure = hostKeyFailure(target, checkServerKey(hostKeys, keyBlob), keyBlob, { via: undefined, hostKeys });
+  if (failure && failure.code !== 'PMC_E_HOSTKEY_UNKNOWN') throw failure;
+  return { keyBlob, known: failure === undefined };
 }

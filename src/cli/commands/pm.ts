@@ -9,6 +9,10 @@ import { FAILOVER_EPILOGUE, nodeIsDownOption } from './vm.js';
 import type { EvacuateReport } from '../../ops/pm/evacuate.js';
 import { MAX_PARALLEL, parseEvacuateArgs } from '../../ops/pm/evacuate-args.js';
 import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/defaults.js';
+import type { PmAddResult } from '../../ops/pm/add.js';
+import { isHostAddress } from '../../util/validate.js';
+import { isNodeName } from '../../util/names.js';
+import { PmcError } from '../../util/errors.js';
 
 /** The view of the commands that run a plan. */
 const applyView = async () => (await import('../../render/views/plan.js')).applyView;
@@ -122,4 +126,53 @@ const rejoin = defineCommand<{ node: string; dryRun: boolean }, ApplyResult>({
   view: applyView,
 });
 
-export const pmCommands = [ls, init, drbdUp, evacuate, failover, rejoin];
+/** A fingerprint as ssh-keygen -l prints it: SHA256 and unpadded base64 of 32 bytes. */
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+const add = defineCommand<{ node: string; address?: string; fingerprint?: string; dryRun: boolean }, PmAddResult>({
+  command: 'add <node>',
+  describe: 'add a node: confirm its host key, check it and set up SSH trust with every node (as pm init --fix), then list it in pmc.yaml',
+  builder: (y) => dryRunOption(y)
+    .positional('node', { type: 'string', demandOption: true, describe: 'the new node\'s name (its host name: DRBD names nodes by it)' })
+    .option('address', { type: 'string', requiresArg: true, describe: 'the address pmc and the other nodes reach it at (default: its name)' })
+    .option('fingerprint', { type: 'string', requiresArg: true, describe: 'the SHA256 fingerprint of its host key (ssh-keygen -lf on its console): no question, and any other key is refused' })
+    .epilogue('Without --fingerprint pmc shows the key it was offered and asks you to confirm it, as ssh does at first contact; without a terminal it refuses and prints the command to run with the fingerprint.\n'
+      + 'The key is appended to the first known_hosts file of ssh.knownHosts. pmc.yaml keeps its comments and layout; the node is listed only once every check passes.'),
+  examples: [
+    ['pmc pm add pm-4 --address 10.0.0.14', 'shows pm-4\'s host key fingerprint and asks you to confirm it'],
+    ['pmc pm add pm-4 --fingerprint SHA256:...', 'for scripts: the fingerprint read on pm-4\'s console'],
+    ['pmc pm add --dry-run pm-4', 'shows the key and what would be written, changes nothing'],
+  ],
+  check: (args) => {
+    if (!isNodeName(args.node)) throw new PmcError('PMC_E_NAME_INVALID', `node name ${JSON.stringify(args.node)}: must be a host name (letters, digits, "-" and ".")`, 'e.g. pmc pm add pm-4');
+    if (args.address !== undefined && !isHostAddress(args.address)) {
+      throw new PmcError('PMC_E_ADDRESS_INVALID', `--address ${JSON.stringify(args.address)}: not a host name or an IP address`, 'e.g. --address 10.0.0.14');
+    }
+    if (args.fingerprint !== undefined && !FINGERPRINT.test(args.fingerprint)) {
+      throw new PmcError('PMC_E_USAGE', `--fingerprint ${JSON.stringify(args.fingerprint)}: not a SHA256 fingerprint`, 'give it as ssh-keygen -lf prints it: SHA256: and 43 characters');
+    }
+  },
+  run: async (ctx, args) => (await import('../../ops/pm/add.js')).addNode(ctx, { name: args.node, address: args.address, fingerprint: args.fingerprint, dryRun: args.dryRun }),
+  view: async () => (await import('../../render/views/pm-add.js')).pmAddView,
+});
+
+const rm = defineCommand<{ node: string; force: boolean; dryRun: boolean }, ApplyResult>({
+  command: 'rm <node>',
+  aliases: ['remove'],
+  describe: 'remove a node that holds no VM: the other nodes stop trusting it over SSH, and it leaves pmc.yaml',
+  builder: (y) => dryRunOption(y)
+    .positional('node', nodeArgument)
+    .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'do not ask to type the name' })
+    .epilogue('Refused while the node holds a copy of any VM (move them first: pmc pm evacuate --secondaries). A node that does not answer may go when no other node names it as a DRBD peer.\n'
+      + 'pmc.yaml keeps its comments and layout. Nothing is changed on the removed node itself.'),
+  examples: [
+    ['pmc pm rm pm-4', 'asks you to type "pm-4" first'],
+    ['pmc pm rm --dry-run pm-4', 'what would change on which node'],
+    ['pmc pm rm -f pm-4', 'no question (for scripts)'],
+  ],
+  nodes: (args) => [args.node],
+  run: async (ctx, args) => (await import('../../ops/pm/rm.js')).removeNode(ctx, args.node, args),
+  view: applyView,
+});
+
+export const pmCommands = [ls, add, rm, init, drbdUp, evacuate, failover, rejoin];

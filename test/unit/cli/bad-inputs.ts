@@ -101,6 +101,19 @@ const evacuateCases: BadInput[] = [
     .map((argv) => ({ argv, code: 'PMC_E_NODE_UNKNOWN' as const, exit: 1 })),
 ];
 
+/** pm add and pm rm: names, addresses and fingerprints refused before the new node or any other is contacted. */
+const pmAddRmCases: BadInput[] = [
+  usage('pm', 'add'), usage('pm', 'add', 'pm-4', 'pm-5'), usage('pm', 'add', 'pm-4', '--address'), usage('pm', 'add', 'pm-4', '--address', '-oProxyCommand=x'),
+  usage('pm', 'add', '--', '-x'), usage('pm', 'add', 'pm-4', '--fingerprint'),
+  ...['SHA256:short', 'MD5:aa:bb', `SHA256:${'A'.repeat(42)}=`, '-x'].map((f) => usage('pm', 'add', 'pm-4', `--fingerprint=${f}`)),
+  // Already listed: pm init is the command for it.
+  usage('pm', 'add', 'pm-1'), usage('pm', 'add', '--dry-run', 'pm-2', '--address', '127.0.0.1'),
+  ...['x;id', 'a b', '$(id)'].map((name) => ({ argv: ['pm', 'add', name], code: 'PMC_E_NAME_INVALID' as const, exit: 1 })),
+  ...['-oProxyCommand=x', 'a b', 'x;id', ''].map((a) => ({ argv: ['pm', 'add', 'pm-4', `--address=${a}`], code: 'PMC_E_ADDRESS_INVALID' as const, exit: 1 })),
+  usage('pm', 'rm'), usage('pm', 'rm', 'pm-1', 'pm-2'), usage('pm', 'rm', '--', '-x'),
+  ...[['pm', 'rm', 'pm-9'], ['pm', 'rm', '--dry-run', 'x;id'], ['pm', 'rm', '-f', 'PM-1']].map((argv) => ({ argv, code: 'PMC_E_NODE_UNKNOWN' as const, exit: 1 })),
+];
+
 /** cluster rebalance's flags: each refused from the command line alone. */
 const rebalanceCases: BadInput[] = [
   usage('cluster', 'rebalance', 'pm-1'), usage('cluster', 'rebalance', '--max-moves'), usage('cluster', 'rebalance', '--bogus'),
@@ -211,5 +224,5 @@ const configCases: BadInput[] = [
 
 export const BAD_INPUTS: BadInput[] = [
   ...vmNameCases, ...dashNameCases, ...timeoutCases, ...waitCases, ...cpuCases, ...sizeCases, ...addressCases, ...isoCases,
-  ...nodeCases, ...evacuateCases, ...rebalanceCases, ...healCases, ...commandLineCases, ...configFileCases, ...configCases,
+  ...nodeCases, ...evacuateCases, ...pmAddRmCases, ...rebalanceCases, ...healCases, ...commandLineCases, ...configFileCases, ...configCases,
 ];
