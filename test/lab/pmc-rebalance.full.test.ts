@@ -1,9 +1,9 @@
 // pmc cluster rebalance on the real cluster: three VMs running all on pm-1 (two paired with
-// pm-2, one with pm-3), one of them the guest workload, two tiny ones that sit in their firmware
+// pm-2, one with pm-3), the largest of them the guest workload, two tiny ones that sit in their firmware
 // (running is all a live migration needs; three booted guests on one emulated node load it so
 // much that DRBD misses its 0.5 s ping mid-migration). Rebalance live-migrates some to their
 // peers so that no node runs all of them, read from virsh and drbdadm on the nodes; the
-// workload's counter never goes backwards and keeps rising; a second run moves nothing.
+// workload is among the moved and its counter never goes backwards and keeps rising; a second run moves nothing.
 // Shares the lab with other tests: only `rb-` names, DRBD minors 400-449, ports 8400-8449.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -44,7 +44,8 @@ describe("pmc cluster rebalance on the lab", { timeout: 30 * 60_000 }, () => {
     await Promise.all(GUESTS.map(async ({ vm, peer }) => {
       if (vm === WORKLOAD) return createGuest(vm, config, ["pm-1", peer]);
       await removeGuest(vm, config);
-      const add = await pmc(["vm", "add", "-p", "pm-1", "-p", peer, "-s", "64M", "-m", "96M", vm], { config });
+      // 64 MiB beside the workload's 96: the largest move is the workload's, so it is the one rebalance makes first.
+      const add = await pmc(["vm", "add", "-p", "pm-1", "-p", peer, "-s", "64M", "-m", "64M", vm], { config });
       assert.equal(add.exitCode, 0, add.stdout + add.stderr);
     }));
   });
@@ -83,6 +84,7 @@ describe("pmc cluster rebalance on the lab", { timeout: 30 * 60_000 }, () => {
     }
     const onPm1 = GUESTS.filter(({ vm }) => where[vm]![0] === "pm-1").length;
     assert.ok(onPm1 < GUESTS.length, "pm-1 no longer runs all of them");
+    assert.deepEqual(where[WORKLOAD], [peer], `${WORKLOAD}, the largest, was live-migrated while its counter ran`);
     for (let i = 1; i < values.length; i++) assert.ok(values[i]! >= values[i - 1]!, `${WORKLOAD}: counter went backwards: ${values.slice(i - 1, i + 1)}`);
     const later = await waitForCounter(peer, lvOf(WORKLOAD), Math.max(0, ...values), 120_000);
     console.log(`# ${WORKLOAD} (${where[WORKLOAD]![0] === "pm-1" ? "not moved" : "moved"}): counter ${values[0]} .. ${values.at(-1)} while rebalance ran (${values.length} samples), ${later} later`);
