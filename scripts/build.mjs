@@ -13,7 +13,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // CommonJS packages are left to Node, which loads them as before: inside an ES module bundle
 // their require() calls of Node's modules would fail (ssh2 also loads native addons beside its
 // files). execa is ESM but requires cross-spawn, which is CommonJS.
-const external = ['ssh2', 'yaml', '@xmldom/xmldom', 'execa'];
+// yaml is bundled from its ES module build (the same code as its CommonJS one, which Node would
+// load as some 60 files costing every run ~40 ms of CPU; there, yaml's rare warnings, e.g. a
+// collection used as a key, go to console.warn instead of process.emitWarning).
+const YAML_ESM = './node_modules/yaml/browser/index.js';
+const external = ['ssh2', '@xmldom/xmldom', 'execa'];
 
 await rm(join(root, 'dist'), { recursive: true, force: true });
 const result = await build({
@@ -27,7 +31,7 @@ const result = await build({
   platform: 'node',
   target: 'node20.19',
   external,
-  alias: { assert: './scripts/lazy-assert.mjs' },
+  alias: { assert: './scripts/lazy-assert.mjs', yaml: YAML_ESM },
   sourcemap: true,
   metafile: true,
   logLevel: 'warning',

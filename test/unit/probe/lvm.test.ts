@@ -27,6 +27,8 @@ test('wrong VG, not JSON, wrong shape, unusable rows: problems, no crash', () =>
   assert.match(parseVgsJson(real('vgs-json.txt'), 'other').problems[0] ?? '', /other not in the report/);
   assert.match(parseVgsJson('  Volume group "x" not found', 'x').problems[0] ?? '', /not JSON/);
   assert.match(parseLvsJson('{"report":[{"lv":"nope"}]}').problems[0] ?? '', /unexpected JSON at report\.0\.lv/);
+  assert.match(parseLvsJson('{"report":[{"lv":[{"lv_name":"a","vg_name":"vg","lv_size":1}]}]}').problems[0] ?? '', /unexpected JSON at report\.0\.lv\.0\.lv_size/);
+  assert.match(parseVgsJson('{"report":[{"lv":[]}]}', 'vg').problems[0] ?? '', /unexpected JSON at report\.0\.vg/);
   const bad = parseLvsJson('{"report":[{"lv":[{"lv_name":"a","vg_name":"vg","lv_size":"1.00g"}]}]}');
   assert.deepEqual(bad.value, []);
   assert.match(bad.problems[0] ?? '', /byte size/);
