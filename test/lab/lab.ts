@@ -787,6 +787,11 @@ export async function labUp(opts: { nodes?: number; log?: (line: string) => void
   if (st.imageDir !== image.dir && nodes.some((n) => nodePid(n.name))) {
     log(`note: running nodes use the older image ${st.imageDir}`);
   } else {
+    if (st.imageDir !== image.dir) {
+      // Disks left from the older image would boot it again (an overlay keeps its backing file).
+      log(`the node image changed: the nodes start afresh from ${image.dir}`);
+      for (const n of nodes) for (const f of [`${n.name}.qcow2`, `${n.name}-pv.img`, `${n.name}-seed.img`]) fs.rmSync(path.join(runDir, f), { force: true });
+    }
     st.imageDir = image.dir;
   }
   fs.writeFileSync(stateFile, JSON.stringify(st, null, 2) + "\n");
