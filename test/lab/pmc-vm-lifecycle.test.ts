@@ -219,18 +219,6 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.equal(reached.stdout.trim(), "running");
   });
 
-  it("stop asks the guest through its agent: the guest powers itself off, pmc sees it and demotes DRBD on both sides", async () => {
-    await waitForAgent("pm-2");
-    const r = await pmcTimed(["vm", "stop", vm.name]);
-    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
-    assert.match(await labExecOk("pm-2", `cat ${consoleLog}`), /PMC-GUEST power off by the agent/);
-    assert.deepEqual(await states(), ["shut off", "shut off"]);
-    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Secondary"]);
-    // Running again on pm-2 for the removal of a running VM below.
-    const s = await pmcTimed(["vm", "start", "-p", "pm-2", vm.name]);
-    assert.equal(s.exitCode, 0, s.stderr + s.stdout);
-  });
-
   it("a VM with the ignore prefix is listed but refused by every mutating command", async () => {
     await writeNodeFile("pm-3", `/root/${ignored}.xml`, guestDomainXml({ name: ignored, disk: "/dev/null" }));
     await labExecOk("pm-3", `virsh define /root/${ignored}.xml`);

@@ -3,7 +3,7 @@
 # libvirt domain. It writes "PMC-COUNTER <n>" into the first 512-byte sector of its disk
 # (/dev/vda), n increasing by one about twice a second, synced each time, continuing from
 # the value already on the disk; and the same line to the serial console. With a guest agent
-# channel it also powers off or reboots when libvirt asks through it.
+# channel it also reboots when libvirt asks through it.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -14,8 +14,8 @@ i=0
 while [ ! -b /dev/vda ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 if [ ! -b /dev/vda ]; then echo "PMC-GUEST no disk"; sleep 3600; poweroff -f; fi
 # A guest agent, when the domain has its channel (guestDomainXml's `agent`): enough of QEMU's
-# guest agent protocol for libvirt's shutdown and reboot requests (`virsh shutdown` prefers the
-# agent), since this guest boots without ACPI.
+# guest agent protocol for libvirt's reboot requests (`virsh reboot` prefers the agent), since
+# this guest boots without ACPI.
 agent() {
   while IFS= read -r line; do
     case "$line" in
@@ -26,7 +26,9 @@ agent() {
       *'"guest-fsfreeze-thaw"'*) rm -f /frozen; printf '{"return": 1}\n' >&3 ;;
       *'"guest-fsfreeze-status"'*) if [ -e /frozen ]; then printf '{"return": "frozen"}\n'; else printf '{"return": "thawed"}\n'; fi >&3 ;;
       *'"guest-shutdown"'*'"reboot"'*) echo "PMC-GUEST reboot by the agent"; sync; reboot -f ;;
-      *'"guest-shutdown"'*) echo "PMC-GUEST power off by the agent"; sync; poweroff -f ;;
+      # Powering off needs ACPI, which this guest boots without (poweroff -f would only halt it):
+      # an error, so libvirt falls back to the ACPI button, which it ignores, as any such guest would.
+      *'"guest-shutdown"'*) printf '{"error": {"class": "GenericError", "desc": "the pmc lab guest boots without ACPI and cannot power off"}}\n' >&3 ;;
       *'"execute"'*) printf '{"error": {"class": "CommandNotFound", "desc": "the pmc lab guest does not do this"}}\n' >&3 ;;
     esac
   done
