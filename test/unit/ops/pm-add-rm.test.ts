@@ -59,6 +59,7 @@ describe('pmc.yaml edits', () => {
     const after = addNodeToYaml(YAML, FILE, { name: 'pm-4', address: '10.99.0.14' });
     const added = lines(after).filter((l) => !lines(YAML).includes(l));
     assert.deepEqual(added, ['  - name: pm-4', '    address: 10.99.0.14']);
+    assert.equal(after.replace('  - name: pm-4\n    address: 10.99.0.14\n', ''), YAML, 'every other byte as it was');
     assert.deepEqual(lines(after).filter((l) => lines(YAML).includes(l)), lines(YAML));
     const config = parseConfig(after, FILE, {});
     assert.deepEqual(config.nodes.map((n) => [n.name, n.address]), [['pm-1', '10.99.0.11'], ['pm-2', '10.99.0.12'], ['pm-3', '10.99.0.13'], ['pm-4', '10.99.0.14']]);
@@ -75,6 +76,7 @@ describe('pmc.yaml edits', () => {
     const gone = lines(YAML).filter((l) => !lines(after).includes(l));
     assert.deepEqual(gone, ['  # pm-3 has a fence command', '  - name: pm-3', "    address: '10.99.0.13'", '    fence: "ipmitool -H pm-3-ipmi power off"']);
     assert.deepEqual(lines(after), lines(YAML).filter((l) => !gone.includes(l)));
+    assert.equal(after, YAML.replace(`${gone.join('\n')}\n`, ''), 'every other byte as it was');
     assert.deepEqual(parseConfig(after, FILE, {}).nodes.map((n) => n.name), ['pm-1', 'pm-2']);
   });
 
@@ -82,6 +84,14 @@ describe('pmc.yaml edits', () => {
     const after = addNodeToYaml(removeNodeFromYaml(YAML, FILE, 'pm-2'), FILE, { name: 'pm-2', address: '10.99.0.12' });
     assert.deepEqual(lines(YAML).filter((l) => !lines(after).includes(l)), ['  - { name: pm-2, address: "10.99.0.12" }']);
     assert.deepEqual(parseConfig(after, FILE, {}).nodes.map((n) => n.name), ['pm-1', 'pm-3', 'pm-2']);
+  });
+
+  test('flow lists, aligned comments and an indent of four stay byte for byte (the yaml library would re-render them)', () => {
+    const text = 'nodes:\n    -   name: a\n        address: 10.0.0.1     # aligned\nssh:\n  identityFiles: [/root/.ssh/id_ed25519]\n';
+    const added = addNodeToYaml(text, FILE, { name: 'b', address: '10.0.0.2' });
+    assert.equal(added, text.replace('ssh:', '    -   name: b\n        address: 10.0.0.2\nssh:'));
+    assert.equal(removeNodeFromYaml(added, FILE, 'b'), text);
+    assert.deepEqual(parseConfig(added, FILE, {}).nodes.map((n) => n.name), ['a', 'b']);
   });
 
   test('a file without a node list, or without the node, is refused', () => {
