@@ -13,11 +13,10 @@ import { chmodSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildCluster } from '../../src/model/cluster.js';
 import { planBackup } from '../../src/ops/backup/backup-plan.js';
 import { listingCommand, parseListing, selectBackup, type BackupKind } from '../../src/ops/backup/catalog.js';
 import { restoreSource, writeStep } from '../../src/ops/backup/restore-plan.js';
-import { CONFIG, pairedVm, probes } from '../unit/model/factory.js';
+import { backupConfig, webCluster } from '../unit/ops/backup-web.js';
 
 const MiB = 1024 ** 2;
 const bytes = Number(process.env.PMC_BENCH_DISK_MIB ?? 1024) * MiB;
@@ -33,13 +32,8 @@ for (const [name, body] of [['lvs', 'case "$*" in *lv_attr*) echo "  swi-a-s---"
 const disk = join(dir, 'disk');
 const SNAPSHOT = '/dev/vg-pmc/web_pmcsnap';
 
-const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], pairedVm('web', 'pm-1', 'pm-2', 10)));
-for (const node of state.nodes) for (const r of node.facts!.drbdResources) r.sizeBytes = bytes;
-const config = {
-  ignorePrefix: 'ignore',
-  storage: { volumeGroup: 'vg-pmc', drbd: { minors: { first: 10, last: 99 }, ports: { first: 7788, last: 7888 }, resyncRate: '100M' } },
-  backups: { directory: backups, retention: { full: 2, incremental: 14 } },
-};
+const state = webCluster(bytes);
+const config = backupConfig(backups);
 
 /** Cold reads, as from a disk nobody read lately: the page cache is dropped before each run (root only). */
 const cold = (() => {

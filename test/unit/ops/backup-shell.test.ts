@@ -10,12 +10,11 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { buildCluster } from '../../../src/model/cluster.js';
 import { planBackup, SOURCE_WINDOW_BYTES } from '../../../src/ops/backup/backup-plan.js';
 import { listingCommand, parseListing, selectBackup, type BackupEntry, type BackupKind } from '../../../src/ops/backup/catalog.js';
 import { restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { judge, planVerify } from '../../../src/ops/backup/verify.js';
-import { CONFIG, pairedVm, probes } from '../model/factory.js';
+import { backupConfig, webCluster } from './backup-web.js';
 
 const MiB = 1024 ** 2;
 /** Larger than xdelta3's source window, so an increment's source is read across windows. */
@@ -47,13 +46,8 @@ const disk0 = randomBytes(DATA_BYTES);
 const disk1 = Buffer.from(disk0);
 for (let i = 0; i < DATA_BYTES / 4096 / 100; i++) randomBytes(4096).copy(disk1, Math.floor(Math.random() * (DATA_BYTES / 4096)) * 4096);
 
-const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], pairedVm('web', 'pm-1', 'pm-2', 10)));
-for (const node of state.nodes) for (const r of node.facts!.drbdResources) r.sizeBytes = DATA_BYTES;
-const config = {
-  ignorePrefix: 'ignore',
-  storage: { volumeGroup: 'vg-pmc', drbd: { minors: { first: 10, last: 99 }, ports: { first: 7788, last: 7888 }, resyncRate: '100M' } },
-  backups: { directory: backups, retention: { full: 2, incremental: 14 } },
-};
+const state = webCluster(DATA_BYTES);
+const config = backupConfig(backups);
 
 function listing(): BackupEntry[] {
   const r = sh(listingCommand(backups));
