@@ -1,6 +1,6 @@
 /**
  * Rewrites pmc.yaml on the manager for `pm add` and `pm rm`: the file is read afresh (it may
- * have been edited since this run loaded it), edited as a YAML document, checked to still be a
+ * have been edited since this run loaded it), edited (nodes-yaml.ts), checked to still be a
  * valid configuration, and replaced at once (a crash leaves the old file or the new, never half).
  */
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
