@@ -13,6 +13,7 @@ import {
   drbdDiskStates,
   drbdRoles,
   ensureLabUp,
+  fullSetOnly,
   guestDomainXml,
   killNode,
   labExec,
@@ -263,7 +264,7 @@ describe("pmc pm init, pm drbd-up and cluster start on the lab", { timeout: 60 *
     assert.deepEqual(await domainStates(), ["running", "shut off"]);
   });
 
-  it(`power loss of ${PEER} while it runs the VM: cluster start brings it back degraded on ${HOME}; ${PEER} rejoins as the peer`, async () => {
+  it(`power loss of ${PEER} while it runs the VM: cluster start brings it back degraded on ${HOME}; ${PEER} rejoins as the peer`, { skip: fullSetOnly }, async () => {
     // Move the VM to PEER by hand (stop, swap roles, start), so that it is the last primary.
     await labExecOk(HOME, `virsh -q destroy ${vm.name} && drbdadm secondary ${vm.name}`);
     await labExecOk(PEER, `drbdadm primary ${vm.name} && virsh -q start ${vm.name}`);

@@ -258,7 +258,7 @@ describe("pmc vm add on the lab", { timeout: 60 * 60_000 }, () => {
     }
   });
 
-  it("--clone copies a running VM's disk node to node, warns it is crash-consistent, and the peer resyncs", async () => {
+  it("--clone copies a running VM's disk node to node, warns it is crash-consistent, and the peer resyncs", { skip: fullSetOnly }, async () => {
     const marker = `PMC-ADD-CLONE-${Date.now()}`;
     const source = `/dev/drbd${(await vmRow("add-demo1")).minor}`;
     await labExecOk("pm-1", `printf %s ${shq(marker)} | dd of=${source} bs=512 conv=sync,fsync status=none`);

@@ -10,6 +10,7 @@ import {
   createDrbdResource,
   drbdRoles,
   ensureLabUp,
+  fullSetOnly,
   guestDomainXml,
   labExec,
   labExecOk,
@@ -193,7 +194,7 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
   });
 
-  it("reboot --hard resets the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", async () => {
+  it("reboot --hard resets the guest where it runs, as pm-2 sees it: its init starts again, on the same disk, DRBD roles unchanged", { skip: fullSetOnly }, async () => {
     const startsBefore = await guestStarts("pm-2");
     const before = await waitForCounter("pm-2", device, startsBefore.at(-1));
     const r = await pmcTimed(["vm", "reboot", "--hard", "-f", vm.name]);
@@ -204,6 +205,24 @@ describe("pmc vm stop, start, reboot, console, rm on the lab", { timeout: 45 * 6
     assert.ok(starts.at(-1)! >= before, `after the reset it went on from its disk's counter (${before} before), not from ${starts.at(-1)}`);
     assert.deepEqual(await states(), ["shut off", "running"]);
     assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Primary", "Secondary"]);
+  });
+
+  it("stop asks the guest through its agent, the guest powers itself off, and DRBD is demoted on both nodes; start -p pm-2 brings it back", async () => {
+    const starts = await guestStarts("pm-2");
+    await waitForCounter("pm-2", device, starts.at(-1));
+    await waitForAgent("pm-2");
+    const r = await pmcTimed(["vm", "stop", "--timeout", "120", vm.name]);
+    assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /done: shut down life-a \(2 steps\)/);
+    // The guest's own word and libvirt's reason: a shutdown from inside, not a power cut.
+    assert.match(await labExecOk("pm-2", `cat ${consoleLog}`), /PMC-GUEST power off by the agent/);
+    assert.equal((await labExecOk("pm-2", `virsh domstate --reason ${vm.name}`)).trim(), "shut off (shutdown)");
+    assert.deepEqual(await states(), ["shut off", "shut off"]);
+    assert.deepEqual(await drbdRoles("pm-1", vm.name), ["Secondary", "Secondary"]);
+    assert.deepEqual(await drbdRoles("pm-2", vm.name), ["Secondary", "Secondary"]);
+    const s = await pmcTimed(["vm", "start", "-p", "pm-2", vm.name]);
+    assert.equal(s.exitCode, 0, s.stderr + s.stdout);
+    assert.deepEqual(await states(), ["shut off", "running"]);
   });
 
   it("console without a terminal prints an ssh command that reaches the node the way pmc does", async () => {
