@@ -46,8 +46,18 @@ export const knownHostsPath = path.join(sshDir, "known_hosts");
 export const labTestDir = path.dirname(fileURLToPath(import.meta.url));
 /** The image recipe; the cache key is a hash of every file in it. */
 export const imageRecipeDir = path.join(labTestDir, "image");
-/** Files put on every node's seed disk (node-init.sh, guest-init.sh). */
+/** Files put on every node's seed disk (node-init.sh). */
 export const nodeFilesDir = path.join(labTestDir, "node");
+/** The guest workload's recipe: its /init (init.sh) and the script that builds it on the host (build.sh). */
+export const guestRecipeDir = path.join(labTestDir, "guest");
+/** The lab's image store on the manager (imageStore in .lab/pmc.yaml). */
+export const imageStoreDir = path.join(labDir, "images");
+/** The guest workload as a bootable raw disk in the image store: `pmc vm add --image pmc-guest.img`. */
+export const GUEST_IMAGE = "pmc-guest.img";
+/** The guest's initramfs as built on the host (seeded to every node) and what it was built from. */
+const guestDir = path.join(labDir, "guest");
+const guestInitrdPath = path.join(guestDir, "initrd.img");
+const guestInputsPath = path.join(guestDir, "inputs");
 
 /** Name of the network namespace that holds the lab. */
 export const NAMESPACE = "pmc-lab";
@@ -79,6 +89,11 @@ export const cacheDir =
 /** Where the guest workload's kernel and initramfs are on every node. */
 export const GUEST_KERNEL = "/var/lib/pmc-lab/guest/vmlinuz";
 export const GUEST_INITRD = "/var/lib/pmc-lab/guest/initrd.img";
+/**
+ * The guest kernel's command line, booted from the node's files (guestDomainXml) or from its own
+ * disk (pmc-guest.img). No ACPI: the kernel reaches /init in about a minute instead of several.
+ */
+export const GUEST_CMDLINE = "console=ttyS0 panic=-1 acpi=off pci=nomsi mitigations=off tsc=reliable no_timer_check printk.time=1";
 
 // ---------------------------------------------------------------------------------------
 // Nodes
@@ -329,12 +344,14 @@ export function sleep(ms: number): Promise<void> {
 
 /**
  * Debian packages the lab needs on this machine: QEMU, debootstrap for the image, ip, the
- * OpenSSH client (and server, for the SSH tests), mke2fs, busybox and cpio for the guest's
- * initramfs, flock/nsenter. The same list as .ci/run's apt-get line.
+ * OpenSSH client (and server, for the SSH tests), mke2fs and debugfs, flock/nsenter; for the
+ * guest workload (test/lab/guest/build.sh) modprobe, cpio, sfdisk, mtools and syslinux. The same
+ * list as .ci/run's apt-get line.
  */
 export const HOST_PACKAGES = [
   "qemu-system-x86", "qemu-utils", "debootstrap", "iproute2", "openssh-client", "openssh-server",
-  "e2fsprogs", "busybox-static", "cpio", "util-linux", "ca-certificates",
+  "e2fsprogs", "util-linux", "ca-certificates",
+  "kmod", "cpio", "fdisk", "mtools", "syslinux", "syslinux-common",
 ] as const;
 
 /** HOST_PACKAGES that dpkg does not list as installed (all of them when dpkg is missing). */
@@ -370,15 +387,21 @@ export function ensureHostPackages(log: (line: string) => void = () => {}): void
 // ---------------------------------------------------------------------------------------
 // Image
 
-/** Hash of the image recipe (every file in test/lab/image/): the cache key. */
-export function imageHash(): string {
+/** sha256 of every file in a recipe directory (names and contents) and of `extra`, in hex. */
+function recipeHash(dir: string, extra = ""): string {
   const h = createHash("sha256");
-  for (const f of fs.readdirSync(imageRecipeDir).sort()) {
+  for (const f of fs.readdirSync(dir).sort()) {
     h.update(f + "\0");
-    h.update(fs.readFileSync(path.join(imageRecipeDir, f)));
+    h.update(fs.readFileSync(path.join(dir, f)));
     h.update("\0");
   }
-  return h.digest("hex").slice(0, 16);
+  h.update(extra);
+  return h.digest("hex");
+}
+
+/** Hash of the image recipe (every file in test/lab/image/): the cache key. */
+export function imageHash(): string {
+  return recipeHash(imageRecipeDir).slice(0, 16);
 }
 
 /** The image directory for the current recipe (may not exist yet). */
@@ -435,6 +458,27 @@ export async function ensureImage(log: (line: string) => void = () => {}): Promi
     throw new Error(`image build failed (exit ${code}); last lines of ${logFile}:\n${tail}`);
   }
   return { dir, built: true, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Build the guest workload from the node image in `nodeImage` unless it is built from the same
+ * inputs already (that image, its kernel, test/lab/guest/, the command line): its initramfs for
+ * the nodes' seed disks and GUEST_IMAGE in the image store. A few seconds; no mount.
+ */
+export function ensureGuest(nodeImage: string, log: (line: string) => void = () => {}): void {
+  const base = path.join(nodeImage, "base.img");
+  const inputs = recipeHash(guestRecipeDir, [nodeImage, fs.statSync(base).mtimeMs, fs.readFileSync(path.join(nodeImage, "kernel-version"), "utf8"), GUEST_CMDLINE].join("\0"));
+  const image = path.join(imageStoreDir, GUEST_IMAGE);
+  let built: string | undefined;
+  try {
+    built = fs.readFileSync(guestInputsPath, "utf8").trim();
+  } catch {
+    /* never built */
+  }
+  if (built === inputs && fs.existsSync(guestInitrdPath) && fs.existsSync(image)) return;
+  log(`building the guest workload: ${path.relative(repoRoot, guestInitrdPath)} and ${path.relative(repoRoot, image)}`);
+  runSyncOk(["bash", path.join(guestRecipeDir, "build.sh"), nodeImage, guestInitrdPath, image, GUEST_CMDLINE]);
+  fs.writeFileSync(guestInputsPath, `${inputs}\n`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -518,6 +562,7 @@ function writeLabFiles(nodes: LabNode[]): void {
     "    pingTimeout: 3",
     "backups:",
     `  directory: ${BACKUP_DIR}`,
+    `imageStore: ${imageStoreDir}`,
     "",
   ].join("\n");
   fs.writeFileSync(pmcConfigPath, yaml);
@@ -553,7 +598,7 @@ function ensureNamespace(nodes: LabNode[]): void {
   }
 }
 
-/** (Re)build the node's seed disk (identity, keys, node-init.sh); read at every boot. */
+/** (Re)build the node's seed disk (identity, keys, node-init.sh, the guest's initramfs: ensureGuest first); read at every boot. */
 function ensureSeed(n: LabNode, nodes: LabNode[]): string {
   const img = path.join(runDir, `${n.name}-seed.img`);
   fs.rmSync(img, { force: true });
@@ -573,6 +618,7 @@ function ensureSeed(n: LabNode, nodes: LabNode[]): string {
   w("authorized_keys", `${pubKey(identityPath)}\n${pubKey(nodeRootKey)}\n`);
   w("known_hosts", knownHostsFile(nodes));
   for (const f of fs.readdirSync(nodeFilesDir)) fs.copyFileSync(path.join(nodeFilesDir, f), path.join(d, f));
+  fs.copyFileSync(guestInitrdPath, path.join(d, "guest-initrd.img"));
   runSyncOk(["mke2fs", "-q", "-t", "ext4", "-L", "pmc-seed", "-E", "root_owner=0:0", "-d", d, img, "16M"]);
   fs.rmSync(d, { recursive: true, force: true });
   return img;
@@ -672,6 +718,7 @@ export async function startNode(name: string): Promise<void> {
   }
   const pv = path.join(runDir, `${n.name}-pv.img`);
   if (!fs.existsSync(pv)) runSyncOk(["truncate", "-s", PV_SIZE, pv]);
+  ensureGuest(st.imageDir);
   ensureSeed(n, nodes);
   fs.rmSync(pidFile(n), { force: true });
   fs.appendFileSync(serialLogPath(n.name), `\n[lab] ${new Date().toISOString()} starting ${n.name}\n`);
@@ -778,7 +825,10 @@ export async function labUp(opts: { nodes?: number; log?: (line: string) => void
   }
   if (prev && prev.nodeCount === count && namespaceExists() && nodes.every((n) => nodePid(n.name))) {
     const ready = await Promise.all(nodes.map((n) => nodeReady(n.name)));
-    if (ready.every(Boolean)) return { nodes, alreadyUp: true, imageBuildSeconds: 0, bootSeconds: 0 };
+    if (ready.every(Boolean)) {
+      ensureGuest(prev.imageDir, log);
+      return { nodes, alreadyUp: true, imageBuildSeconds: 0, bootSeconds: 0 };
+    }
   }
   const image = await ensureImage(log);
   if (image.built) log(`image build took ${image.seconds.toFixed(0)} s`);
@@ -795,6 +845,7 @@ export async function labUp(opts: { nodes?: number; log?: (line: string) => void
     st.imageDir = image.dir;
   }
   fs.writeFileSync(stateFile, JSON.stringify(st, null, 2) + "\n");
+  ensureGuest(st.imageDir, log);
   writeLabFiles(nodes);
   ensureNamespace(nodes);
   const t0 = Date.now();
@@ -973,9 +1024,11 @@ export async function drbdConnectionState(node: string, res: string): Promise<st
 }
 
 /**
- * Libvirt domain XML for the guest workload: the cloud kernel with a busybox initramfs
- * (on every node under /var/lib/pmc-lab/guest/) whose /init writes "PMC-COUNTER <n>" into
- * the first sector of its disk about twice a second. `disk` is a block device, e.g. /dev/drbd10.
+ * Libvirt domain XML for the guest workload booted from the node's files: the cloud kernel with
+ * a busybox initramfs (on every node under /var/lib/pmc-lab/guest/) whose /init writes
+ * "PMC-COUNTER <n>" into the second sector of its disk about twice a second. `disk` is a block
+ * device, e.g. /dev/drbd10. For what pmc's own domain cannot have (a guest agent channel, the
+ * console in a file); otherwise `pmc vm add --image pmc-guest.img` boots the same from its disk.
  */
 export function guestDomainXml(opts: {
   name: string;
@@ -984,7 +1037,7 @@ export function guestDomainXml(opts: {
   uuid?: string;
   /** Write the guest's serial console to this file on the node (default: a pty). */
   consoleFile?: string;
-  /** A guest agent channel: the guest then powers off or reboots when libvirt asks (guest-init.sh). */
+  /** A guest agent channel: the guest then powers off or reboots when libvirt asks (test/lab/guest/init.sh). */
   agent?: boolean;
 }): string {
   const mem = opts.memoryMiB ?? 96;
@@ -999,10 +1052,9 @@ export function guestDomainXml(opts: {
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>${GUEST_KERNEL}</kernel>
     <initrd>${GUEST_INITRD}</initrd>
-    <cmdline>console=ttyS0 panic=-1 acpi=off pci=nomsi mitigations=off tsc=reliable no_timer_check printk.time=1</cmdline>
+    <cmdline>${GUEST_CMDLINE}</cmdline>
   </os>
   <features><apic/></features>
-  <!-- no ACPI (acpi=off): the kernel reaches /init in about a minute instead of several -->
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -1023,10 +1075,10 @@ export function guestDomainXml(opts: {
 /**
  * The guest workload's counter as stored on a block device of `node` (a DRBD device on the
  * Primary, or the LV under it on either node: DRBD's internal metadata is at the end), or
- * undefined if the first sector holds no counter.
+ * undefined if its second sector (where test/lab/guest/init.sh writes it) holds no counter.
  */
 export async function readCounter(node: string, device: string): Promise<number | undefined> {
-  const out = await labExecOk(node, `dd if=${shq(device)} bs=512 count=1 iflag=direct status=none | tr -d '\\000'`);
+  const out = await labExecOk(node, `dd if=${shq(device)} bs=512 skip=1 count=1 iflag=direct status=none | tr -d '\\000'`);
   const m = /^PMC-COUNTER (\d+) /.exec(out);
   return m ? Number(m[1]) : undefined;
 }

@@ -6,16 +6,15 @@
  */
 import assert from "node:assert/strict";
 import {
+  GUEST_IMAGE,
   VOLUME_GROUP,
   drbdDiskStates,
   drbdRoles,
-  guestDomainXml,
   labExec,
   labExecOk,
   readCounter,
   sleep,
   waitForCounter,
-  writeNodeFile,
 } from "./lab.ts";
 import { labConfigFor, pmc } from "./pmc.ts";
 
@@ -41,18 +40,12 @@ export async function removeGuest(vm: string, pmcConfig = config): Promise<void>
   }
 }
 
-/** pmc vm add on the pair (default pm-1 and pm-2), the domain swapped for the guest workload (same UUID on both), started on the first, first counter seen. */
+/** pmc vm add on the pair (default pm-1 and pm-2) from the guest workload's disk image, started on the first, first counter seen. */
 export async function createGuest(vm: string, pmcConfig = config, pair = NODES): Promise<void> {
   const [home, peer] = pair as [string, string];
   await removeGuest(vm, pmcConfig);
-  const add = await pmc(["vm", "add", "-p", home, "-p", peer, "-s", "256M", "-m", "96M", "--no-start", vm], { config: pmcConfig });
+  const add = await pmc(["vm", "add", "-p", home, "-p", peer, "-s", "256M", "-m", "96M", "--image", GUEST_IMAGE, "--no-start", vm], { config: pmcConfig });
   assert.equal(add.exitCode, 0, add.stderr + add.stdout);
-  const device = (await labExecOk(home, `drbdadm sh-dev ${vm}`)).trim();
-  const uuid = (await labExecOk(home, `virsh domuuid ${vm}`)).trim();
-  for (const node of pair) {
-    await writeNodeFile(node, `/root/${vm}.xml`, guestDomainXml({ name: vm, disk: device, uuid, memoryMiB: 96 }));
-    await labExecOk(node, `virsh define /root/${vm}.xml && rm /root/${vm}.xml`);
-  }
   const start = await pmc(["vm", "start", "-p", home, vm], { config: pmcConfig });
   assert.equal(start.exitCode, 0, start.stderr + start.stdout);
   const t0 = Date.now();

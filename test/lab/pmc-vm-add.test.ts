@@ -1,7 +1,8 @@
 // pmc vm add on the real cluster, checked on the nodes themselves (lvs, drbdadm, /proc/drbd,
 // virsh domuuid/domstate), not only by pmc's own words: a replicated VM that is UpToDate at
-// once, one placed by pmc, a one-node VM, ISO copies, a clone, what a dry run and a hostile
-// name leave behind (nothing), and a node killed at a fixed point in the middle of a run.
+// once, one placed by pmc, a one-node VM, ISO copies, a clone, a VM that boots from the image
+// store's guest workload, what a dry run and a hostile name leave behind (nothing), and a node
+// killed at a fixed point in the middle of a run.
 // Shares the lab with other tests: only `add-` names, DRBD minors 100-199, ports 7900-7999.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -10,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  GUEST_IMAGE,
   VOLUME_GROUP,
   drbdConnectionState,
   drbdDiskStates,
@@ -21,6 +23,7 @@ import {
   shq,
   startNode,
   waitFor,
+  waitForCounter,
   waitForNode,
 } from "./lab.ts";
 import { labConfigFor, pmc, pmcJson } from "./pmc.ts";
@@ -272,6 +275,21 @@ describe("pmc vm add on the lab", { timeout: 60 * 60_000 }, () => {
     assert.deepEqual(await drbdDiskStates("pm-2", "add-clone"), ["UpToDate", "UpToDate"]);
     assert.equal(await read("pm-3", `/dev/${VOLUME_GROUP}/add-clone`), marker);
     assert.equal(await domUuid("pm-3", "add-clone"), await domUuid("pm-2", "add-clone"));
+  });
+
+  it("--image pmc-guest.img: the VM boots from its own disk, its counter reaches the peer's LV, the MBR stays; vm rm leaves nothing", async () => {
+    const lv = `/dev/${VOLUME_GROUP}/add-image`;
+    const r = await pmcTimed(["vm", "add", "-p", "pm-2", "-p", "pm-3", "--image", GUEST_IMAGE, "-s", "256M", "-m", "96M", "add-image"]);
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+    assert.equal(await domState("pm-2", "add-image"), "running");
+    const t0 = Date.now();
+    const first = await waitForCounter("pm-3", lv, 0, 600_000);
+    console.log(`# add-image: first counter (${first}) on pm-3's LV ${((Date.now() - t0) / 1000).toFixed(0)} s after vm add`);
+    // The counter is in sector 1: sector 0 still ends in the MBR's signature, so the disk still boots.
+    assert.equal((await labExecOk("pm-3", `dd if=${lv} bs=512 count=1 iflag=direct status=none | od -An -tx1 -j510`)).trim(), "55 aa");
+    const rm = await pmcTimed(["vm", "rm", "-f", "add-image"]);
+    assert.equal(rm.exitCode, 0, `${rm.stdout}\n${rm.stderr}`);
+    for (const node of NODES) assert.deepEqual(await traces(node, "add-image"), [], node);
   });
 
   it("a step that fails undoes what the run created, on every node, and says what it undid", async () => {

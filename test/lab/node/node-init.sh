@@ -2,7 +2,7 @@
 # pmc lab: per-boot node setup, run by the image's pmc-lab-init unit from the node's seed
 # disk (mounted read-only at $1) before ssh, libvirtd and drbd start.
 # The seed holds: hostname, address, prefix, hosts, ssh_host_ed25519_key{,.pub},
-# root_id_ed25519{,.pub}, authorized_keys, known_hosts, volume_group, guest-init.sh.
+# root_id_ed25519{,.pub}, authorized_keys, known_hosts, volume_group, guest-initrd.img.
 set -euo pipefail
 S=${1:?seed directory}
 log() { echo "pmc-lab-init: $*"; }
@@ -69,35 +69,15 @@ fi
 vgchange -ay "$vg" >/dev/null
 mkdir -p /pmc-vm-backup
 
-# The guest workload: this node's cloud kernel and a busybox initramfs whose /init
-# writes an increasing counter to its disk (see guest-init.sh).
+# The guest workload: this node's cloud kernel and the busybox initramfs the host built from
+# the node image (test/lab/guest/build.sh), whose /init writes an increasing counter to its disk.
 g=/var/lib/pmc-lab/guest
-kver=$(uname -r)
-if [ ! -s "$g/initrd.img" ] || ! cmp -s "$S/guest-init.sh" "$g/guest-init.sh"; then
-  t=$(mktemp -d)
-  mkdir -p "$t"/{bin,dev,proc,sys,modules} "$g"
-  cp /bin/busybox "$t/bin/busybox"
-  install -m 755 "$S/guest-init.sh" "$t/init"
-  : > "$t/modules/order"
-  for m in virtio_pci virtio_blk virtio_console; do
-    modprobe --show-depends "$m" | while read -r kind path _; do
-      [ "$kind" = insmod ] || continue
-      base=$(basename "$path")
-      case "$base" in
-        *.ko.xz) xz -dc "$path" > "$t/modules/${base%.xz}"; base=${base%.xz} ;;
-        *.ko.zst) zstd -dc "$path" > "$t/modules/${base%.zst}"; base=${base%.zst} ;;
-        *) cp "$path" "$t/modules/$base" ;;
-      esac
-      grep -qx "$base" "$t/modules/order" || echo "$base" >> "$t/modules/order"
-    done
-  done
-  # Uncompressed: decompressing is slow in emulation inside emulation.
-  (cd "$t" && find . | cpio -o -H newc --quiet) > "$g/initrd.img.tmp"
-  rm -rf "$t"
-  cp "/boot/vmlinuz-$kver" "$g/vmlinuz"
-  chmod 644 "$g/vmlinuz" "$g/initrd.img.tmp"
+if ! cmp -s "$S/guest-initrd.img" "$g/initrd.img"; then
+  mkdir -p "$g"
+  cp "/boot/vmlinuz-$(uname -r)" "$g/vmlinuz"
+  install -m 644 "$S/guest-initrd.img" "$g/initrd.img.tmp"
+  chmod 644 "$g/vmlinuz"
   mv "$g/initrd.img.tmp" "$g/initrd.img"
-  install -m 644 "$S/guest-init.sh" "$g/guest-init.sh"
   log "guest workload in $g"
 fi
 chmod 755 /var/lib/pmc-lab "$g"

@@ -1,9 +1,11 @@
 #!/bin/busybox sh
-# pmc lab guest workload: /init of a busybox initramfs booted with the cloud kernel as a
-# libvirt domain. It writes "PMC-COUNTER <n>" into the first 512-byte sector of its disk
-# (/dev/vda), n increasing by one about twice a second, synced each time, continuing from
-# the value already on the disk; and the same line to the serial console. With a guest agent
-# channel it also reboots when libvirt asks through it.
+# pmc lab guest workload: /init of a busybox initramfs booted with the cloud kernel, either
+# straight from the node's files (guestDomainXml in lab.ts) or from its own disk (pmc-guest.img,
+# see build.sh). It writes "PMC-COUNTER <n>" into the second 512-byte sector of its disk
+# (/dev/vda, bytes 512-1023: the first holds the boot image's MBR, its partition starts at
+# 1 MiB), n increasing by one about twice a second, synced each time, continuing from the value
+# already there; and the same line to the serial console. readCounter in lab.ts reads it. With
+# a guest agent channel it also reboots when libvirt asks through it.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -37,13 +39,13 @@ for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
   { exec 3<>"/dev/${p##*/}"; echo "PMC-GUEST agent on /dev/${p##*/}"; agent <&3; } &
 done
-n=$(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^PMC-COUNTER \([0-9][0-9]*\) .*/\1/p')
+n=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | tr -d '\000' | sed -n 's/^PMC-COUNTER \([0-9][0-9]*\) .*/\1/p')
 [ -n "$n" ] || n=0
 echo "PMC-GUEST start at $n"
 while :; do
   while [ -e /frozen ]; do sleep 0.1; done
   n=$((n + 1))
-  printf 'PMC-COUNTER %s \n' "$n" | dd of=/dev/vda bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
+  printf 'PMC-COUNTER %s \n' "$n" | dd of=/dev/vda bs=512 seek=1 count=1 conv=sync,notrunc,fsync 2>/dev/null
   echo "PMC-COUNTER $n"
   sleep 0.5
 done
