@@ -1054,7 +1054,8 @@ export function guestDomainXml(opts: {
     <initrd>${GUEST_INITRD}</initrd>
     <cmdline>${GUEST_CMDLINE}</cmdline>
   </os>
-  <features><apic/></features>
+  <!-- ACPI hardware (the guest agent powers off through it), though the kernel boots with acpi=off -->
+  <features><acpi/><apic/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>

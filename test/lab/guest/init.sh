@@ -5,7 +5,7 @@
 # (/dev/vda, bytes 512-1023: the first holds the boot image's MBR, its partition starts at
 # 1 MiB), n increasing by one about twice a second, synced each time, continuing from the value
 # already there; and the same line to the serial console. readCounter in lab.ts reads it. With
-# a guest agent channel it also reboots when libvirt asks through it.
+# a guest agent channel it also reboots or powers off when libvirt asks through it.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -28,13 +28,21 @@ agent() {
       *'"guest-fsfreeze-thaw"'*) rm -f /frozen; printf '{"return": 1}\n' >&3 ;;
       *'"guest-fsfreeze-status"'*) if [ -e /frozen ]; then printf '{"return": "frozen"}\n'; else printf '{"return": "thawed"}\n'; fi >&3 ;;
       *'"guest-shutdown"'*'"reboot"'*) echo "PMC-GUEST reboot by the agent"; sync; reboot -f ;;
-      # Powering off needs ACPI, which this guest boots without (poweroff -f would only halt it):
-      # an error, so libvirt falls back to the ACPI button, which it ignores, as any such guest would.
-      *'"guest-shutdown"'*) printf '{"error": {"class": "GenericError", "desc": "the pmc lab guest boots without ACPI and cannot power off"}}\n' >&3 ;;
+      *'"guest-shutdown"'*) echo "PMC-GUEST power off by the agent"; sync; /bin/pmc-poweroff ;;
       *'"execute"'*) printf '{"error": {"class": "CommandNotFound", "desc": "the pmc lab guest does not do this"}}\n' >&3 ;;
     esac
   done
 }
+# The kernel boots with acpi=off (fast) and so cannot power off (poweroff -f only halts). The
+# agent does what ACPI's S5 would: it writes SLP_EN with sleep type 0 (QEMU's \_S5) into PM1a_CNT
+# of the 'pc' machine's PIIX4 power management, port 0x604 (the domain needs <acpi/>, or QEMU has
+# no such device). The kernel has no /dev/port, hence this 164-byte static x86-64 program:
+# ioperm(0x604, 2, 1); outw(0x2000, 0x604); exit(1) if still alive. Its code (offset 0x78):
+#   b8 ad 00 00 00 / bf 04 06 00 00 / be 02 00 00 00 / ba 01 00 00 00 / 0f 05   ioperm
+#   66 ba 04 06 / 66 b8 00 20 / 66 ef                                       out %ax,(%dx)
+#   b8 3c 00 00 00 / bf 01 00 00 00 / 0f 05                                  exit(1)
+printf '\177\105\114\106\002\001\001\000\000\000\000\000\000\000\000\000\002\000\076\000\001\000\000\000\170\000\100\000\000\000\000\000\100\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\100\000\070\000\001\000\000\000\000\000\000\000\001\000\000\000\005\000\000\000\000\000\000\000\000\000\000\000\000\000\100\000\000\000\000\000\000\000\100\000\000\000\000\000\244\000\000\000\000\000\000\000\244\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\270\255\000\000\000\277\004\006\000\000\276\002\000\000\000\272\001\000\000\000\017\005\146\272\004\006\146\270\000\040\146\357\270\074\000\000\000\277\001\000\000\000\017\005' > /bin/pmc-poweroff
+chmod 755 /bin/pmc-poweroff
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
   { exec 3<>"/dev/${p##*/}"; echo "PMC-GUEST agent on /dev/${p##*/}"; agent <&3; } &
