@@ -100,7 +100,7 @@ export interface DiscoverResult {
 export interface NodeDiscovery {
   /** Every address of its interfaces: the node is known under each of them. */
   addresses: string[];
-  mdns: { status: 'read' | 'not-installed' | 'failed'; services: MdnsService[]; problem?: string };
+  mdns: { status: Exclude<MdnsStatus, 'unreachable'>; services: MdnsService[]; problem?: string };
   problems: string[];
 }
 
