@@ -455,8 +455,8 @@ export interface FirstContact {
  * yet. A key the known_hosts files already hold is `known`; a key that contradicts them is
  * refused as a connection would refuse it (PMC_E_HOSTKEY_CHANGED).
  */
-export async function fetchHostKey(target: SshTarget, options: Pick<ConnectOptions, 'log'> = {}): Promise<FirstContact> {
-  const knownHosts = await new KnownHostsStore().load(target.knownHostsFiles);
+export async function fetchHostKey(target: SshTarget, options: Pick<ConnectOptions, 'log' | 'knownHosts'> = {}): Promise<FirstContact> {
+  const knownHosts = await (options.knownHosts ?? new KnownHostsStore()).load(target.knownHostsFiles);
   const unreadable = unreadableFiles(knownHosts)[0];
   if (unreadable) throw unreadableKnownHostsFailure(target, unreadable.file, unreadable.error!);
   const hostKeys = knownHosts.index.lookup([...new Set([target.host, target.name].map((h) => hostLookupName(h, target.port)))]);

@@ -236,7 +236,10 @@ async function demo(): Promise<void> {
   // What an unattended heal (systemd timer) would do now: on a healthy lab, that it is healthy.
   pmc(["help", "cluster", "heal"]);
   pmc(["cluster", "heal", "--dry-run"]);
-  // Nodes come and go: adding one confirms its host key first; removing one is refused while it holds a VM's copy.
+  // Nodes come and go: discover lists machines that could join (read-only; the lab's nodes are all in its
+  // pmc.yaml, so only other hosts on their network could show), adding one confirms its host key first;
+  // removing one is refused while it holds a VM's copy.
+  pmc(["pm", "discover"]);
   pmc(["help", "pm", "add"]);
   pmc(["pm", "rm", "--dry-run", "pm-3"]);
   console.log("\nThe lab stays up; `npm run lab:down` stops it.");

@@ -10,6 +10,8 @@ import type { EvacuateReport } from '../../ops/pm/evacuate.js';
 import { MAX_PARALLEL, parseEvacuateArgs } from '../../ops/pm/evacuate-args.js';
 import { DEFAULT_MIGRATE_TIMEOUT_S } from '../../ops/vm/defaults.js';
 import type { PmAddResult } from '../../ops/pm/add.js';
+import type { DiscoverResult } from '../../ops/pm/discover.js';
+import { MAX_SCAN_ADDRESSES, parseSubnetOption } from '../../ops/pm/discover-args.js';
 import { isHostAddress } from '../../util/validate.js';
 import { isNodeName } from '../../util/names.js';
 import { PmcError } from '../../util/errors.js';
@@ -156,6 +158,27 @@ const add = defineCommand<{ node: string; address?: string; fingerprint?: string
   view: async () => (await import('../../render/views/pm-add.js')).pmAddView,
 });
 
+const discover = defineCommand<{ subnet?: string }, DiscoverResult>({
+  command: 'discover',
+  describe: 'list machines that could become nodes: DRBD peers and mDNS hosts the nodes know, and hosts on their subnet that answer SSH, each with its host key',
+  builder: (y) => y
+    .option('subnet', { type: 'string', requiresArg: true, describe: `the IPv4 subnet to scan for SSH (at most a /${32 - Math.log2(MAX_SCAN_ADDRESSES)}; default: the /24 of each node's address)` })
+    .epilogue('Nothing changes anywhere: no node, no pmc.yaml, no known_hosts is written. The scan runs from this machine to pmc.yaml\'s SSH port, '
+      + '32 addresses at a time, 2 s each, and ends every connection at the host key: no credential is sent. The nodes\' own addresses are left out.\n'
+      + 'Being found trusts nothing: compare a candidate\'s fingerprint with ssh-keygen -lf on its console before pmc pm add.'),
+  examples: [
+    ['pmc pm discover', 'candidates from the nodes\' DRBD resources, their mDNS, and the /24 around each node'],
+    ['pmc pm discover --subnet 10.0.1.0/24', 'scan another subnet'],
+    ['pmc pm discover --json', 'everything, as JSON'],
+  ],
+  check: (args) => { if (args.subnet !== undefined) parseSubnetOption(args.subnet); },
+  run: async (ctx, args) => (await import('../../ops/pm/discover.js')).discoverNodes(ctx, {
+    subnet: args.subnet === undefined ? undefined : parseSubnetOption(args.subnet),
+    configArg: args.config,
+  }),
+  view: async () => (await import('../../render/views/pm-discover.js')).pmDiscoverView,
+});
+
 const rm = defineCommand<{ node: string; force: boolean; dryRun: boolean }, ApplyResult>({
   command: 'rm <node>',
   aliases: ['remove'],
@@ -175,4 +198,4 @@ const rm = defineCommand<{ node: string; force: boolean; dryRun: boolean }, Appl
   view: applyView,
 });
 
-export const pmCommands = [ls, add, rm, init, drbdUp, evacuate, failover, rejoin];
+export const pmCommands = [ls, discover, add, rm, init, drbdUp, evacuate, failover, rejoin];

@@ -114,6 +114,12 @@ const pmAddRmCases: BadInput[] = [
   ...[['pm', 'rm', 'pm-9'], ['pm', 'rm', '--dry-run', 'x;id'], ['pm', 'rm', '-f', 'PM-1']].map((argv) => ({ argv, code: 'PMC_E_NODE_UNKNOWN' as const, exit: 1 })),
 ];
 
+/** pm discover's --subnet: refused from the command line alone, before any node is asked or any address scanned. */
+const discoverCases: BadInput[] = [
+  usage('pm', 'discover', 'pm-1'), usage('pm', 'discover', '--subnet'), usage('pm', 'discover', '--bogus'),
+  ...['10.0.0.0/21', '0.0.0.0/0', 'abc', '-x', '10.0.0.0/33', 'fd00::/64', '10.0.0.0/24;id', ''].map((s) => usage('pm', 'discover', `--subnet=${s}`)),
+];
+
 /** cluster rebalance's flags: each refused from the command line alone. */
 const rebalanceCases: BadInput[] = [
   usage('cluster', 'rebalance', 'pm-1'), usage('cluster', 'rebalance', '--max-moves'), usage('cluster', 'rebalance', '--bogus'),
@@ -224,5 +230,5 @@ const configCases: BadInput[] = [
 
 export const BAD_INPUTS: BadInput[] = [
   ...vmNameCases, ...dashNameCases, ...timeoutCases, ...waitCases, ...cpuCases, ...sizeCases, ...addressCases, ...isoCases,
-  ...nodeCases, ...evacuateCases, ...pmAddRmCases, ...rebalanceCases, ...healCases, ...commandLineCases, ...configFileCases, ...configCases,
+  ...nodeCases, ...evacuateCases, ...pmAddRmCases, ...discoverCases, ...rebalanceCases, ...healCases, ...commandLineCases, ...configFileCases, ...configCases,
 ];
