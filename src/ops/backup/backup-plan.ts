@@ -19,7 +19,7 @@ import { formatBytes } from '../../util/units.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { managedVm } from '../vm/lifecycle.js';
 import {
-  backupDir, backupFile, isoOfStamp, manifestFile, newestFull, type BackupEntry, type BackupKind, type BackupManifest, type Compression,
+  backupDir, backupFile, isoOfStamp, manifestFile, newestFull, sha256Command, type BackupEntry, type BackupKind, type BackupManifest, type Compression,
 } from './catalog.js';
 
 export interface BackupRequest {
@@ -304,7 +304,7 @@ export function captureCommand(spec: CaptureSpec): string {
     // The old tool's lock: exclusive while a full image is written, shared for increments.
     `exec 9>>${q(`${spec.dir}/.lock`)} && flock ${spec.base ? '-s' : '-x'} -w 600 9 || fail 'another backup holds ${spec.dir}/.lock'`,
     `[ ! -e ${q(spec.file)} ] || fail ${q(`${spec.file} exists already`)}`,
-    `mkfifo "$work/data" && { sha256sum < "$work/data" > "$work/data.sum" & }`,
+    `mkfifo "$work/data" && { ${sha256Command('"$work/data"')} > "$work/data.sum" & }`,
     zstdBase ? `{ ${commandLine(['zstd', '-q', '-dc', '--', zstdBase])}; echo $? > "$work/base.rc"; } | { ${pipeline}; } 3<&0` : pipeline,
     'wait',
     `[ ! -e "$work/failed" ] || fail 'reading the snapshot or writing the backup failed'`,
@@ -314,17 +314,15 @@ export function captureCommand(spec: CaptureSpec): string {
     `attr=$(lvs --noheadings -o lv_attr ${q(spec.snapshot.vgLv)} | tr -d ' ') && pct=$(lvs --noheadings -o snap_percent ${q(spec.snapshot.vgLv)} | tr -d ' ') || fail 'the snapshot vanished while it was read'`,
     `case "$attr" in ????I*) fail 'the snapshot filled up while it was read (invalid): the image is not kept';; esac`,
     `case "$pct" in 100*) fail 'the snapshot filled up while it was read: the image is not kept';; esac`,
-    `dsum=$(cut -d' ' -f1 "$work/data.sum") && [ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
+    `dsum=$(cat "$work/data.sum") && [ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
     ...(spec.base ? [
-      'fsum=$(sha256sum < "$tmp" | cut -d" " -f1)',
+      `fsum=$(${sha256Command('"$tmp"')})`,
     ] : spec.compression ? [
-      // The compressed file must give back exactly the data read, byte count and sha256: a full
-      // disk or a killed zstd leaves a short or broken frame, which is not kept.
-      `mkfifo "$work/check" && { sha256sum < "$work/check" > "$work/check.sum" & }`,
-      `n=$({ ${commandLine(['zstd', '-q', '-dc'])} < "$tmp" || touch "$work/failed"; } | tee "$work/check" | wc -c)`,
-      'wait',
-      `[ ! -e "$work/failed" ] && [ "$n" = ${spec.dataBytes} ] && [ "$(cut -c1-64 "$work/check.sum")" = "$dsum" ] || fail 'the compressed image does not decompress to the data read (disk full?): it is not kept'`,
-      'fsum=$(sha256sum < "$tmp" | cut -d" " -f1)',
+      // The compressed file must give back exactly the data read (the same sha256, so the same
+      // bytes): a full disk or a killed zstd leaves a short or broken frame, which is not kept.
+      `csum=$({ ${commandLine(['zstd', '-q', '-dc'])} < "$tmp" || touch "$work/failed"; } | ${sha256Command()})`,
+      `[ ! -e "$work/failed" ] && [ "$csum" = "$dsum" ] || fail 'the compressed image does not decompress to the data read (disk full?): it is not kept'`,
+      `fsum=$(${sha256Command('"$tmp"')})`,
     ] : [
       `[ "$(stat -c %s "$tmp")" = ${spec.dataBytes} ] || fail 'the image is shorter than the data (disk full?)'`,
       'fsum=$dsum',

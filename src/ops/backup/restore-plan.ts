@@ -18,7 +18,7 @@ import type { Plan, Step } from '../engine/plan.js';
 import { managedVm } from '../vm/lifecycle.js';
 import { drbdadmCommand } from '../vm/lifecycle.js';
 import { checkVmAdd, planVmAdd, type VmAddFacts, type VmAddRequest } from '../vm/add-plan.js';
-import type { Chain } from './catalog.js';
+import { sha256Command, type Chain } from './catalog.js';
 import { requireZstd, SOURCE_WINDOW_BYTES } from './backup-plan.js';
 
 /** What the restore writes: the rebuilt disk's size and, when a manifest says it, its sha256. */
@@ -76,7 +76,7 @@ export function writeStep(state: ClusterState, target: string, device: string, s
     // sh has no pipefail: the producing side notes its failure (xdelta3's checksums, a lost node).
     `{ { ${produce}; } 2>"$work/err" || touch "$work/failed"; } | ${commandLine(['dd', `of=${device}`, 'bs=16M', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=progress'])} || exit 1`,
     `if [ -e "$work/failed" ]; then echo "rebuilding the disk from the backup failed: $(tail -n 3 "$work/err")" >&2; exit 1; fi`,
-    `sum=$(${readBack} | sha256sum | cut -c1-64) || exit 1`,
+    `sum=$(${readBack} | ${sha256Command()}) || exit 1`,
     compare,
     'echo "PMC-RESTORED $sum"',
   ].join('\n');

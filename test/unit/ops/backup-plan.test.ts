@@ -6,7 +6,7 @@ import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
 import { decodeCommand, planRestoreInPlace, restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { planVerify, judge } from '../../../src/ops/backup/verify.js';
-import type { BackupEntry } from '../../../src/ops/backup/catalog.js';
+import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog.js';
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
@@ -206,7 +206,7 @@ describe('backup verify', () => {
     const base = full('pm-2', '2026-12-01-00-00-00');
     const inc: BackupEntry = { ...base, stamp: '2026-12-01-06-00-00', kind: 'incremental', path: '/pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3', base: base.stamp };
     const [fullCheck, incCheck, orphanCheck] = planVerify([base, inc, { ...inc, node: 'pm-3' }]);
-    assert.equal(fullCheck!.command, 'sha256sum < /pmc-vm-backup/web/2026-12-01-00-00-00.base | cut -c1-64');
+    assert.equal(fullCheck!.command, sha256Command('/pmc-vm-backup/web/2026-12-01-00-00-00.base'));
     assert.match(incCheck!.command!, /xdelta3 -d -c -s \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base \/pmc-vm-backup\/web\/2026-12-01-06-00-00\.xdelta3/);
     const a = 'a'.repeat(64);
     assert.equal(judge(fullCheck!, 0, `${a}\n`, '').status, 'read');
