@@ -284,15 +284,39 @@ interface CaptureSpec {
 export function captureCommand(spec: CaptureSpec): string {
   const q = quote;
   const read = commandLine(['dd', `if=${spec.snapshot.device}`, 'bs=16M', 'iflag=count_bytes', `count=${spec.dataBytes}`, 'status=progress']);
-  // A compressed full image reaches xdelta3 decompressed on fd 3: a pipe, not a FIFO, so nothing
-  // waits forever for a reader when xdelta3 fails before it opens its source. xdelta3 reads such
-  // a source forward only, which is all it needs with the same window (-B) when decoding.
-  const zstdBase = spec.base?.compression === 'zstd' ? spec.base.path : undefined;
-  const write = spec.base
-    ? `${commandLine(['xdelta3', '-e', '-S', 'djw', '-B', spec.window!, '-c', '-s', zstdBase ? '/dev/fd/3' : spec.base.path])} > "$tmp"`
-    : spec.compression ? `${commandLine(['zstd', '-q', '-T0', '-3', '-c'])} > "$tmp"` : 'cat > "$tmp"';
-  // sh has no pipefail: each side of the pipe notes its own failure.
-  const pipeline = `{ ${read} || touch "$work/failed"; } | { tee "$work/data" | { ${write} || touch "$work/failed"; }; }`;
+  const failed = 'reading the snapshot or writing the backup failed';
+  let capture: string[];
+  if (spec.base || spec.compression) {
+    // A compressed full image reaches xdelta3 decompressed on fd 3: a pipe, not a FIFO, so nothing
+    // waits forever for a reader when xdelta3 fails before it opens its source. xdelta3 reads such
+    // a source forward only, which is all it needs with the same window (-B) when decoding.
+    const zstdBase = spec.base?.compression === 'zstd' ? spec.base.path : undefined;
+    const write = spec.base
+      ? `${commandLine(['xdelta3', '-e', '-S', 'djw', '-B', spec.window!, '-c', '-s', zstdBase ? '/dev/fd/3' : spec.base.path])} > "$tmp"`
+      : `${commandLine(['zstd', '-q', '-T0', '-3', '-c'])} > "$tmp"`;
+    // sh has no pipefail: each side of the pipe notes its own failure. The sha256 is taken of the
+    // data as it passes, on its way into the encoder.
+    const pipeline = `{ ${read} || touch "$work/failed"; } | tee "$work/data" | { ${write} || touch "$work/failed"; }`;
+    capture = [
+      `mkfifo "$work/data" && { ${sha256Command('"$work/data"')} > "$work/data.sum" & }`,
+      zstdBase ? `{ ${commandLine(['zstd', '-q', '-dc', '--', zstdBase])}; echo $? > "$work/base.rc"; } | { ${pipeline}; } 3<&0` : pipeline,
+      'wait',
+      `[ ! -e "$work/failed" ] || fail '${failed}'`,
+      // 141: xdelta3 stopped reading before the end of the full image (SIGPIPE), which it may.
+      ...(zstdBase ? [`case "$(cat "$work/base.rc")" in 0|141) ;; *) fail ${q(`the full image ${zstdBase} does not decompress: no increment against it`)};; esac`] : []),
+      'dsum=$(cat "$work/data.sum")',
+    ];
+  } else {
+    // The image is the data: dd copies it as a plain dd would, and its sha256 (the data's and the
+    // file's) is read back from the page cache while the file is flushed to disk, instead of
+    // passing every byte through two more pipes.
+    capture = [
+      `${read} of="$tmp" || fail '${failed}'`,
+      'sync "$tmp" & flushing=$!',
+      `dsum=$(${sha256Command('"$tmp"')})`,
+      `wait "$flushing" || fail 'cannot flush the backup to disk'`,
+    ];
+  }
   return [
     'set -u',
     `tmp=${q(`${spec.file}.tmp`)}; mtmp=${q(`${spec.manifest}.tmp`)}; work=$(mktemp -d) || exit 1`,
@@ -304,17 +328,12 @@ export function captureCommand(spec: CaptureSpec): string {
     // The old tool's lock: exclusive while a full image is written, shared for increments.
     `exec 9>>${q(`${spec.dir}/.lock`)} && flock ${spec.base ? '-s' : '-x'} -w 600 9 || fail 'another backup holds ${spec.dir}/.lock'`,
     `[ ! -e ${q(spec.file)} ] || fail ${q(`${spec.file} exists already`)}`,
-    `mkfifo "$work/data" && { ${sha256Command('"$work/data"')} > "$work/data.sum" & }`,
-    zstdBase ? `{ ${commandLine(['zstd', '-q', '-dc', '--', zstdBase])}; echo $? > "$work/base.rc"; } | { ${pipeline}; } 3<&0` : pipeline,
-    'wait',
-    `[ ! -e "$work/failed" ] || fail 'reading the snapshot or writing the backup failed'`,
-    // 141: xdelta3 stopped reading before the end of the full image (SIGPIPE), which it may.
-    ...(zstdBase ? [`case "$(cat "$work/base.rc")" in 0|141) ;; *) fail ${q(`the full image ${zstdBase} does not decompress: no increment against it`)};; esac`] : []),
+    ...capture,
     // A snapshot that ran out of room is invalid: its data is not the disk's any more.
     `attr=$(lvs --noheadings -o lv_attr ${q(spec.snapshot.vgLv)} | tr -d ' ') && pct=$(lvs --noheadings -o snap_percent ${q(spec.snapshot.vgLv)} | tr -d ' ') || fail 'the snapshot vanished while it was read'`,
     `case "$attr" in ????I*) fail 'the snapshot filled up while it was read (invalid): the image is not kept';; esac`,
     `case "$pct" in 100*) fail 'the snapshot filled up while it was read: the image is not kept';; esac`,
-    `dsum=$(cat "$work/data.sum") && [ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
+    `[ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
     ...(spec.base ? [
       `fsum=$(${sha256Command('"$tmp"')})`,
     ] : spec.compression ? [
