@@ -19,7 +19,14 @@ import { managedVm } from '../vm/lifecycle.js';
 import { drbdadmCommand } from '../vm/lifecycle.js';
 import { checkVmAdd, planVmAdd, type VmAddFacts, type VmAddRequest } from '../vm/add-plan.js';
 import { sha256Command, type Chain } from './catalog.js';
-import { requireZstd, SOURCE_WINDOW_BYTES } from './backup-plan.js';
+import { requireZstd } from './backup-plan.js';
+
+/**
+ * The source window of pmc's first increments (64 MiB; now SOURCE_WINDOW_BYTES, recorded in each
+ * manifest), for an increment whose manifest cannot be read: a decoder given a larger window than
+ * the encoder's only holds more of the source in memory.
+ */
+const LARGEST_SOURCE_WINDOW_BYTES = 64 * 1024 ** 2;
 
 /** What the restore writes: the rebuilt disk's size and, when a manifest says it, its sha256. */
 export interface RestoreSource {
@@ -49,7 +56,7 @@ export function decodeCommand(chain: Chain): string {
   // A piped source is read forward only: with the encoder's window (-B) every copy it refers to is
   // still in xdelta3's buffer. The exit status is xdelta3's: a broken full image fails its window
   // checksums, and the sha256 of what was decoded is compared afterwards anyway.
-  const window = increment.manifest?.xdelta3SourceWindow ?? SOURCE_WINDOW_BYTES;
+  const window = increment.manifest?.xdelta3SourceWindow ?? LARGEST_SOURCE_WINDOW_BYTES;
   return `${decompress} | ${commandLine(['xdelta3', '-d', '-B', window, '-c', '-s', '/dev/stdin', increment.path])}`;
 }
 

@@ -66,7 +66,7 @@ describe('vm backup planner', () => {
     refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, FACTS));
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
-    assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 67108864 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
     assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
   });
 
@@ -99,7 +99,7 @@ describe('vm backup planner', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
     const entries = [{ ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd' as const, path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst' }];
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries });
-    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S djw -B 67108864 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S djw -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
     assert.ok(plan.notes.some((n) => /against \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst, decompressed as it is read/.test(n)));
   });
 
@@ -178,8 +178,13 @@ describe('restoring and verifying a .base.zst', () => {
 
   test('decompressed as it is read; an increment gets it on stdin with the window it was made with', () => {
     assert.equal(decodeCommand({ target: zst, full: zst, increment: undefined }), 'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst');
-    assert.equal(decodeCommand({ target: inc, full: zst, increment: inc }),
-      'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst | xdelta3 -d -B 67108864 -c -s /dev/stdin /pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3');
+    const made = (window: number): BackupEntry => ({ ...inc, manifest: { xdelta3SourceWindow: window } as BackupEntry['manifest'] });
+    for (const window of [16 * 1024 ** 2, 64 * 1024 ** 2]) {
+      assert.equal(decodeCommand({ target: made(window), full: zst, increment: made(window) }),
+        `zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst | xdelta3 -d -B ${window} -c -s /dev/stdin /pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3`);
+    }
+    // Without a readable manifest: the largest window pmc made increments with.
+    assert.match(decodeCommand({ target: inc, full: zst, increment: inc }), / xdelta3 -d -B 67108864 -c -s \/dev\/stdin /);
   });
 
   test('refused on a node without zstd, and without a manifest (the size of its data is unknown)', () => {
