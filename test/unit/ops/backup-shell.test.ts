@@ -65,7 +65,7 @@ function capture(disk: Buffer, stamp: string, kind: BackupKind, zstd: boolean, p
   const plan = planBackup(state, config, { vm: 'web', kind, compression: zstd ? 'zstd' : undefined, node: undefined },
     { entries: listing(), stamp, agent: false, pmcVersion: 'test' });
   const step = plan.steps.at(-1)!;
-  const r = sh(step.command.replace(`if=${SNAPSHOT}`, `if=${image}`), (step.input as { text: string }).text, path);
+  const r = sh(step.command.replaceAll(`if=${SNAPSHOT}`, `if=${image}`), (step.input as { text: string }).text, path);
   rmSync(image);
   return r;
 }
