@@ -314,8 +314,9 @@ export function captureCommand(spec: CaptureSpec): string {
     const pipeline = `{ ${read} || touch "$work/failed"; } | { ${write} || touch "$work/failed"; }`;
     capture = [
       // The data's sha256 is taken by a second reader of the snapshot beside the encoder's: they
-      // read the same blocks, one of them from the page cache while they are near each other,
-      // which costs less CPU than passing every byte through tee and a FIFO to both.
+      // read the same blocks, one of them from the page cache while they are near each other
+      // (the faster may get further ahead on a disk larger than the memory free for it, which is
+      // then read twice), which costs less CPU than passing every byte through tee and a FIFO.
       `{ { ${commandLine([...dd, 'status=none'])} || touch "$work/failed"; } | ${sha256Command()} > "$work/data.sum"; } &`,
       zstdBase ? `{ ${commandLine(['zstd', '-q', '-dc', '--', zstdBase])}; echo $? > "$work/base.rc"; } | { ${pipeline}; } 3<&0` : pipeline,
       'wait',
@@ -326,8 +327,9 @@ export function captureCommand(spec: CaptureSpec): string {
     ];
   } else {
     // The image is the data: dd copies it as a plain dd would, and its sha256 (the data's and the
-    // file's) is read back from the page cache while the file is flushed to disk, instead of
-    // passing every byte through two more pipes.
+    // file's) is read back while the file is flushed to disk, from the page cache (from the disk
+    // for the part of an image larger than the memory free for it), instead of passing every
+    // byte through two more pipes.
     capture = [
       `${read} of="$tmp" || fail '${failed}'`,
       'sync "$tmp" & flushing=$!',

@@ -43,7 +43,10 @@ describe('vm backup planner', () => {
     assert.match(plan.steps[0]!.command, /drbdadm cstate web.*lvcreate -q -s -L 268435456b -n web_pmcsnap vg-pmc\/web$/s);
     assert.equal(plan.steps[0]!.undo?.command, 'if lvs vg-pmc/web_pmcsnap >/dev/null 2>&1; then lvremove -q -f vg-pmc/web_pmcsnap; fi');
     for (const step of plan.steps) assert.doesNotMatch(step.command, /drbdadm (primary|secondary)|--allow-two-primaries/);
-    assert.match(plan.steps[1]!.command, /dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=progress/);
+    // dd writes the image itself, as a plain dd would; its sha256 is read back from it.
+    assert.match(plan.steps[1]!.command, /dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=progress of="\$tmp" \|\| fail/);
+    assert.match(plan.steps[1]!.command, /dsum=\$\(\{ if command -v openssl .* < "\$tmp" \| cut -c1-64/);
+    assert.doesNotMatch(plan.steps[1]!.command, /tee|mkfifo/);
     assert.match(plan.steps[1]!.command, /flock -x -w 600 9/);
     assert.match(plan.title, /^full backup of web on pm-2: \/pmc-vm-backup\/web\/2026-12-02-08-00-00\.base$/);
     assert.ok(plan.notes.some((n) => /no guest agent answered: the backup is crash-consistent/.test(n)));
@@ -67,6 +70,8 @@ describe('vm backup planner', () => {
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
     assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    // The data's sha256 by a second reader of the snapshot, beside the one xdelta3 reads from.
+    assert.match(plan.steps[1]!.command, /\{ \{ dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=none \|\| touch "\$work\/failed"; \} \| \{ if command -v openssl .* > "\$work\/data\.sum"; \} &/);
     assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
   });
 
