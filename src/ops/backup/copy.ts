@@ -14,7 +14,7 @@ import { formatBytes } from '../../util/units.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { mutate } from '../engine/mutate.js';
-import { backupDir, manifestFile, parseAt, selectBackup, type BackupEntry } from './catalog.js';
+import { backupDir, manifestFile, parseAt, selectBackup, sha256Command, type BackupEntry } from './catalog.js';
 import { readBackups } from './read.js';
 
 export interface CopyArgs {
@@ -38,8 +38,8 @@ export function planCopy(state: ClusterState, directory: string, files: readonly
     }
     const dir = backupDir(directory, e.vm);
     const manifest = e.manifest ? manifestFile(directory, e.vm, e.stamp) : undefined;
-    const expected = e.manifest ? quote(e.manifest.file.sha256) : '"$(sha256sum < ' + quote(e.path) + ' | cut -c1-64)"';
-    const remoteSum = ssh(`sha256sum < ${quote(e.path)} | cut -c1-64`);
+    const expected = e.manifest ? quote(e.manifest.file.sha256) : `"$(${sha256Command(quote(e.path))})"`;
+    const remoteSum = ssh(sha256Command(quote(e.path)));
     const removeThere = ssh(commandLine(['rm', '-f', '--', e.path, ...(manifest ? [manifest] : [])]));
     // -s: paths reach the remote side as data, never as shell words. The manifest goes first:
     // alone, it is not listed; a data file is only there once rsync renamed it complete.

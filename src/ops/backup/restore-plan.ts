@@ -18,8 +18,15 @@ import type { Plan, Step } from '../engine/plan.js';
 import { managedVm } from '../vm/lifecycle.js';
 import { drbdadmCommand } from '../vm/lifecycle.js';
 import { checkVmAdd, planVmAdd, type VmAddFacts, type VmAddRequest } from '../vm/add-plan.js';
-import type { Chain } from './catalog.js';
-import { requireZstd, SOURCE_WINDOW_BYTES } from './backup-plan.js';
+import { sha256Command, type Chain } from './catalog.js';
+import { requireZstd } from './backup-plan.js';
+
+/**
+ * The source window of pmc's first increments (64 MiB; now SOURCE_WINDOW_BYTES, recorded in each
+ * manifest), for an increment whose manifest cannot be read: a decoder given a larger window than
+ * the encoder's only holds more of the source in memory.
+ */
+const LARGEST_SOURCE_WINDOW_BYTES = 64 * 1024 ** 2;
 
 /** What the restore writes: the rebuilt disk's size and, when a manifest says it, its sha256. */
 export interface RestoreSource {
@@ -49,7 +56,7 @@ export function decodeCommand(chain: Chain): string {
   // A piped source is read forward only: with the encoder's window (-B) every copy it refers to is
   // still in xdelta3's buffer. The exit status is xdelta3's: a broken full image fails its window
   // checksums, and the sha256 of what was decoded is compared afterwards anyway.
-  const window = increment.manifest?.xdelta3SourceWindow ?? SOURCE_WINDOW_BYTES;
+  const window = increment.manifest?.xdelta3SourceWindow ?? LARGEST_SOURCE_WINDOW_BYTES;
   return `${decompress} | ${commandLine(['xdelta3', '-d', '-B', window, '-c', '-s', '/dev/stdin', increment.path])}`;
 }
 
@@ -76,7 +83,7 @@ export function writeStep(state: ClusterState, target: string, device: string, s
     // sh has no pipefail: the producing side notes its failure (xdelta3's checksums, a lost node).
     `{ { ${produce}; } 2>"$work/err" || touch "$work/failed"; } | ${commandLine(['dd', `of=${device}`, 'bs=16M', 'iflag=fullblock', 'oflag=direct', 'conv=fsync', 'status=progress'])} || exit 1`,
     `if [ -e "$work/failed" ]; then echo "rebuilding the disk from the backup failed: $(tail -n 3 "$work/err")" >&2; exit 1; fi`,
-    `sum=$(${readBack} | sha256sum | cut -c1-64) || exit 1`,
+    `sum=$(${readBack} | ${sha256Command()}) || exit 1`,
     compare,
     'echo "PMC-RESTORED $sum"',
   ].join('\n');

@@ -8,7 +8,7 @@ import type { OpContext, Report } from '../engine/context.js';
 import { readCluster } from '../../model/read.js';
 import { assertVmName } from '../../util/names.js';
 import { quote } from '../../util/shell.js';
-import type { BackupEntry } from './catalog.js';
+import { sha256Command, type BackupEntry } from './catalog.js';
 import { decodeCommand } from './restore-plan.js';
 import { readBackups } from './read.js';
 
@@ -36,14 +36,14 @@ export function planVerify(entries: readonly BackupEntry[]): VerifyCheck[] {
       ? entries.find((f) => f.vm === entry.vm && f.node === entry.node && f.kind === 'full' && f.stamp === entry.base)
       : undefined;
     if (entry.kind === 'incremental' && !base) return { entry, base, command: undefined };
-    const fileSum = `sha256sum < ${quote(entry.path)} | cut -c1-64`;
+    const fileSum = sha256Command(quote(entry.path));
     if (!base && !entry.compression) return { entry, base, command: fileSum };
     // The disk data's sha256; xdelta3 and zstd check their own checksums while decoding.
     const decode = decodeCommand({ target: entry, full: base ?? entry, increment: base ? entry : undefined });
     return {
       entry,
       base,
-      command: `${fileSum} && f=$(mktemp) && trap 'rm -f "$f"' EXIT && { { ${decode}; } 2>"$f.err" || echo failed > "$f"; } | sha256sum | cut -c1-64 && if [ -s "$f" ]; then echo "$(tail -n1 "$f.err")"; rm -f "$f.err"; exit 1; fi; rm -f "$f.err"`,
+      command: `${fileSum} && f=$(mktemp) && trap 'rm -f "$f"' EXIT && { { ${decode}; } 2>"$f.err" || echo failed > "$f"; } | ${sha256Command()} && if [ -s "$f" ]; then echo "$(tail -n1 "$f.err")"; rm -f "$f.err"; exit 1; fi; rm -f "$f.err"`,
     };
   });
 }

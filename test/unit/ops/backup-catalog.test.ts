@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import {
-  chainOf, isoOfStamp, listingCommand, newestFull, parseAt, parseListing, planPrune, selectBackup, stampOf, type BackupEntry,
+  chainOf, isoOfStamp, listingCommand, newestFull, parseAt, parseListing, planPrune, selectBackup, sha256Command, stampOf, type BackupEntry,
 } from '../../../src/ops/backup/catalog.js';
 import { buildCluster } from '../../../src/model/cluster.js';
 import { planCopy } from '../../../src/ops/backup/copy.js';
 import { prunePlan } from '../../../src/ops/backup/prune.js';
 import { PmcError } from '../../../src/util/errors.js';
+import { quote } from '../../../src/util/shell.js';
 import { CONFIG, probes } from '../model/factory.js';
 
 const DIR = '/pmc-vm-backup';
@@ -199,6 +200,7 @@ describe('compressed full images (.base.zst)', () => {
     const state = buildCluster(CONFIG, probes(['pm-1', 'pm-2', 'pm-3']));
     const command = planCopy(state, DIR, [entries[0]!], new Set(), 'pm-3').steps[0]!.command;
     assert.ok(command.indexOf(`rsync -s -t -- ${DIR}/web/${stamp}.json`) < command.indexOf(`rsync -s -t -- ${DIR}/web/${stamp}.base.zst`), command);
-    assert.match(command, new RegExp(`want=${'f'.repeat(64)} .*sha256sum < ${DIR}/web/${stamp}\\.base\\.zst`));
+    assert.match(command, new RegExp(`want=${'f'.repeat(64)} `));
+    assert.ok(command.includes(`got=$(ssh -o BatchMode=yes -- pm-3 ${quote(sha256Command(`${DIR}/web/${stamp}.base.zst`))})`), command);
   });
 });

@@ -6,7 +6,7 @@ import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
 import { decodeCommand, planRestoreInPlace, restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { planVerify, judge } from '../../../src/ops/backup/verify.js';
-import type { BackupEntry } from '../../../src/ops/backup/catalog.js';
+import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog.js';
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
@@ -43,7 +43,10 @@ describe('vm backup planner', () => {
     assert.match(plan.steps[0]!.command, /drbdadm cstate web.*lvcreate -q -s -L 268435456b -n web_pmcsnap vg-pmc\/web$/s);
     assert.equal(plan.steps[0]!.undo?.command, 'if lvs vg-pmc/web_pmcsnap >/dev/null 2>&1; then lvremove -q -f vg-pmc/web_pmcsnap; fi');
     for (const step of plan.steps) assert.doesNotMatch(step.command, /drbdadm (primary|secondary)|--allow-two-primaries/);
-    assert.match(plan.steps[1]!.command, /dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=progress/);
+    // dd writes the image itself, as a plain dd would; its sha256 is read back from it.
+    assert.match(plan.steps[1]!.command, /dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=progress of="\$tmp" \|\| fail/);
+    assert.match(plan.steps[1]!.command, /dsum=\$\(\{ if command -v openssl .* < "\$tmp" \| cut -c1-64/);
+    assert.doesNotMatch(plan.steps[1]!.command, /tee|mkfifo/);
     assert.match(plan.steps[1]!.command, /flock -x -w 600 9/);
     assert.match(plan.title, /^full backup of web on pm-2: \/pmc-vm-backup\/web\/2026-12-02-08-00-00\.base$/);
     assert.ok(plan.notes.some((n) => /no guest agent answered: the backup is crash-consistent/.test(n)));
@@ -66,7 +69,9 @@ describe('vm backup planner', () => {
     refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, FACTS));
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
-    assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 67108864 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    assert.match(plan.steps[1]!.command, /xdelta3 -e -S djw -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    // The data's sha256 by a second reader of the snapshot, beside the one xdelta3 reads from.
+    assert.match(plan.steps[1]!.command, /\{ \{ dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=none \|\| touch "\$work\/failed"; \} \| \{ if command -v openssl .* > "\$work\/data\.sum"; \} &/);
     assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
   });
 
@@ -99,7 +104,7 @@ describe('vm backup planner', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
     const entries = [{ ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd' as const, path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst' }];
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries });
-    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S djw -B 67108864 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S djw -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
     assert.ok(plan.notes.some((n) => /against \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst, decompressed as it is read/.test(n)));
   });
 
@@ -178,8 +183,13 @@ describe('restoring and verifying a .base.zst', () => {
 
   test('decompressed as it is read; an increment gets it on stdin with the window it was made with', () => {
     assert.equal(decodeCommand({ target: zst, full: zst, increment: undefined }), 'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst');
-    assert.equal(decodeCommand({ target: inc, full: zst, increment: inc }),
-      'zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst | xdelta3 -d -B 67108864 -c -s /dev/stdin /pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3');
+    const made = (window: number): BackupEntry => ({ ...inc, manifest: { xdelta3SourceWindow: window } as BackupEntry['manifest'] });
+    for (const window of [16 * 1024 ** 2, 64 * 1024 ** 2]) {
+      assert.equal(decodeCommand({ target: made(window), full: zst, increment: made(window) }),
+        `zstd -q -dc -- /pmc-vm-backup/web/2026-12-01-00-00-00.base.zst | xdelta3 -d -B ${window} -c -s /dev/stdin /pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3`);
+    }
+    // Without a readable manifest: the largest window pmc made increments with.
+    assert.match(decodeCommand({ target: inc, full: zst, increment: inc }), / xdelta3 -d -B 67108864 -c -s \/dev\/stdin /);
   });
 
   test('refused on a node without zstd, and without a manifest (the size of its data is unknown)', () => {
@@ -206,7 +216,7 @@ describe('backup verify', () => {
     const base = full('pm-2', '2026-12-01-00-00-00');
     const inc: BackupEntry = { ...base, stamp: '2026-12-01-06-00-00', kind: 'incremental', path: '/pmc-vm-backup/web/2026-12-01-06-00-00.xdelta3', base: base.stamp };
     const [fullCheck, incCheck, orphanCheck] = planVerify([base, inc, { ...inc, node: 'pm-3' }]);
-    assert.equal(fullCheck!.command, 'sha256sum < /pmc-vm-backup/web/2026-12-01-00-00-00.base | cut -c1-64');
+    assert.equal(fullCheck!.command, sha256Command('/pmc-vm-backup/web/2026-12-01-00-00-00.base'));
     assert.match(incCheck!.command!, /xdelta3 -d -c -s \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base \/pmc-vm-backup\/web\/2026-12-01-06-00-00\.xdelta3/);
     const a = 'a'.repeat(64);
     assert.equal(judge(fullCheck!, 0, `${a}\n`, '').status, 'read');
