@@ -18,6 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // collection used as a key, go to console.warn instead of process.emitWarning).
 const YAML_ESM = './node_modules/yaml/browser/index.js';
 const external = ['ssh2', '@xmldom/xmldom', 'execa'];
+const alias = { assert: './scripts/lazy-assert.mjs', 'escalade/sync': './scripts/yargs-find-up.mjs', yaml: YAML_ESM };
 
 // esbuild puts each module in a chunk by the set of entry points (pmc.js and every dynamic
 // import) that reach it, so the modules --help runs were spread over 17 small chunks beside
@@ -54,7 +55,7 @@ const result = await build({
   platform: 'node',
   target: 'node20.19',
   external,
-  alias: { assert: './scripts/lazy-assert.mjs', yaml: YAML_ESM },
+  alias,
   plugins: [oneStartupChunk],
   sourcemap: true,
   metafile: true,
