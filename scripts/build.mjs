@@ -71,6 +71,23 @@ const builtinsWithoutFacade = {
   },
 };
 
+// zod bundles its messages in 60-odd languages (`z.locales`, 370 KB, half its chunk), which every
+// command that reads pmc.yaml parsed; pmc's messages are English, and zod sets English itself
+// (from locales/en.js, which stays). `z.locales` holds only `en` in the bundle.
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => args.importer.includes('/node_modules/zod/')
+      ? { path: join(args.resolveDir, '../locales/en-only.js'), namespace: 'zod-locales', pluginData: args.resolveDir }
+      : undefined);
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: "export { default as en } from '../locales/en.js';\n",
+      resolveDir: args.pluginData,
+      loader: 'js',
+    }));
+  },
+};
+
 await rm(join(root, 'dist'), { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
@@ -84,7 +101,7 @@ const result = await build({
   target: 'node20.19',
   external,
   alias,
-  plugins: [oneStartupChunk, builtinsWithoutFacade],
+  plugins: [oneStartupChunk, builtinsWithoutFacade, zodEnglishOnly],
   sourcemap: true,
   metafile: true,
   logLevel: 'warning',
