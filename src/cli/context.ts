@@ -30,15 +30,18 @@ export interface Context extends OpContext {
 /**
  * Reads pmc.yaml, checks that the nodes named on the command line are in it, and prepares the
  * SSH pool (which connects on first use). The config loader and SSH are loaded only here, so
- * --help and usage errors never load them, and a config error never loads SSH.
+ * --help and usage errors never load them, and a config error never loads SSH (a missing
+ * pmc.yaml not even the YAML parser and zod).
  */
 export async function openContext(opts: GlobalOptions, style: Style, streams: Streams, argv: readonly string[], stop: StopToken, nodeNames: readonly string[] = []): Promise<Context> {
   const waitLock = opts.waitLock ?? DEFAULT_WAIT_LOCK_S;
   if (!Number.isInteger(waitLock) || waitLock < 0 || waitLock > MAX_WAIT_LOCK_S) {
     throw new PmcError('PMC_E_USAGE', `--wait-lock ${String(waitLock)}: give whole seconds from 0 to ${MAX_WAIT_LOCK_S}`, 'e.g. --wait-lock 600');
   }
+  const { findConfig } = await import('../config/find.js');
+  const file = findConfig(opts.config);
   const { loadConfig } = await import('../config/load.js');
-  const config = loadConfig(opts.config);
+  const config = loadConfig(file);
   if (nodeNames.length > 0) selectNodes(config, nodeNames);
   const { SshPool } = await import('../ssh/pool.js');
   const log = (line: string) => streams.err(`${style.dim(line)}\n`);

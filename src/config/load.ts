@@ -1,10 +1,11 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { core } from 'zod';
 import { PmcError } from '../util/errors.js';
 import { INSTALL_DIR } from '../util/install.js';
+import { findConfig } from './find.js';
 import { configSchema, type ParsedConfig } from './schema.js';
 
 type ParsedNode = ParsedConfig['nodes'][number];
@@ -24,29 +25,6 @@ export interface Config extends Omit<ParsedConfig, 'ssh' | 'nodes' | 'isoStore' 
   /** Absolute path of the ISO store on the manager. */
   isoStore: string;
   imageStore: string;
-}
-
-/** Where pmc looks for its configuration, in order. */
-export function configCandidates(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (explicit !== undefined) return [resolve(explicit)];
-  if (env.PMC_CONFIG) return [resolve(env.PMC_CONFIG)];
-  return [
-    resolve('pmc.yaml'),
-    join(env.HOME ?? homedir(), '.config', 'pmc', 'pmc.yaml'),
-    '/etc/pmc/pmc.yaml',
-  ];
-}
-
-export function findConfig(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const candidates = configCandidates(explicit, env);
-  const found = candidates.find((f) => existsSync(f));
-  if (!found) {
-    const source = explicit !== undefined ? '--config' : env.PMC_CONFIG ? '$PMC_CONFIG' : undefined;
-    throw new PmcError('PMC_E_CONFIG_NOT_FOUND',
-      source ? `config file ${candidates[0]} (from ${source}) does not exist` : `no pmc.yaml found (looked at ${candidates.join(', ')})`,
-      `copy ${join(INSTALL_DIR, 'etc', 'pmc.yaml')} to one of those places and list your nodes in it`);
-  }
-  return found;
 }
 
 /**
