@@ -436,7 +436,9 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   // Each node's LV, resource file, metadata and `up` run at the same time as the other node's.
   const steps: Step[] = [];
   for (const node of target.nodes) {
-    steps.push({ ...lvCreateStep(node, name, vg, target.lvBytes), id: `lv@${node}`, after: [] });
+    const create = lvCreateStep(node, name, vg, target.lvBytes);
+    const blankPair = target.drbd && peer && !target.clone;
+    steps.push({ ...(blankPair ? zeroedLvStep(create, lv, target.lvBytes) : create), id: `lv@${node}`, after: [] });
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }
   const nodeSetup = steps.map((s) => s.id!).filter((id) => id.startsWith(target.drbd ? 'up@' : 'lv@'));
@@ -542,6 +544,29 @@ export function lvCreateStep(node: string, name: string, vg: string, bytes: numb
     command: commandLine(['lvcreate', '-q', '-y', '-W', 'y', '-Z', 'y', '-L', `${bytes}b`, '-n', name, '--', vg]),
     why: `create the LV ${lv} (${formatBytes(bytes)}) on ${node}`,
     undo: { command: commandLine(['lvremove', '-q', '-y', '--', `${vg}/${name}`]), why: `remove the LV ${lv} on ${node}` },
+  };
+}
+
+/**
+ * The LV step, then zeroes in the whole LV. The two disks of a new pair start UpToDate without a
+ * sync (drbdStartSteps), which is true only if they hold the same bytes, and a new LV holds
+ * whatever its extents last held on its node: blocks the guest never wrote would differ after a
+ * migration or a failover, and a backup taken on the standby would not be the primary's disk.
+ * blkdiscard -z lets the device write the zeroes where it can (-f: newer util-linux refuses a
+ * device with an old signature without it, older ones do not know it); dd where it cannot.
+ */
+function zeroedLvStep(create: Step, lv: string, bytes: number): Step {
+  const zero = [
+    `${commandLine(['blkdiscard', '-f', '-z', lv])} 2>/dev/null`,
+    `${commandLine(['blkdiscard', '-z', lv])} 2>/dev/null`,
+    commandLine(['dd', 'if=/dev/zero', `of=${lv}`, 'bs=16M', 'iflag=count_bytes', `count=${bytes}`, 'oflag=direct', 'conv=fsync', 'status=none']),
+  ].join(' || ');
+  return {
+    ...create,
+    // A failed step is not undone: the LV it created goes with it.
+    command: `${create.command} && { ${zero} || { rc=$?; ${create.undo!.command}; exit $rc; }; }`,
+    why: `${create.why}, zeroed so that both copies start with the same bytes`,
+    timeoutMs: copyTimeoutMs(bytes),
   };
 }
 

@@ -207,7 +207,7 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
     assert.deepEqual(deps[wait], [at('pm-1', 'drbdadm up'), at('pm-2', 'drbdadm up')]);
     assert.deepEqual(deps[wait + 1], [...Array(wait + 1).keys()]);
     const view = describePlan(p);
-    assert.match(view, /  5\. \[pm-2\] create the LV \/dev\/vg-pmc\/web \(1 GiB\) on pm-2 \(after nothing\)/);
+    assert.match(view, /  5\. \[pm-2\] create the LV \/dev\/vg-pmc\/web \(1 GiB\) on pm-2, zeroed so that both copies start with the same bytes \(after nothing\)/);
     assert.match(view, /  9\. \[pm-1\] wait until pm-1 and pm-2 connect for web \(after 4, 8\)/);
     assert.match(view, / 10\. \[pm-1\] .* \(after every step above\)/);
   });
@@ -229,6 +229,11 @@ describe('vm add: the plan for a new blank disk on two nodes', () => {
       `[pm-2] f=$(mktemp) && trap 'rm -f "$f"' EXIT && cat > "$f" && virsh define "$f"`,
       `[pm-1] virsh start ${UUID}`,
     ];
+    // Both start UpToDate without a sync: both LVs are zeroed first, or they would differ wherever the guest never wrote.
+    for (const node of ['pm-1', 'pm-2']) {
+      const lv = p.steps.find((s) => s.node === node && s.command.startsWith('lvcreate'))!;
+      assert.ok(lv.command.includes(' && { blkdiscard -f -z /dev/vg-pmc/web 2>/dev/null || blkdiscard -z /dev/vg-pmc/web 2>/dev/null || dd if=/dev/zero of=/dev/vg-pmc/web bs=16M iflag=count_bytes count=1073741824 oflag=direct conv=fsync status=none || { rc=$?; lvremove -q -y -- vg-pmc/web; exit $rc; }; }'), lv.command);
+    }
     const actual = commands(p);
     assert.equal(actual.length, expected.length, actual.join('\n'));
     expected.forEach((start, i) => assert.ok(actual[i]!.startsWith(start), `step ${i + 1}: ${actual[i]}`));
