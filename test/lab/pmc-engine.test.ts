@@ -122,7 +122,7 @@ describe("pmc engine on the lab", { timeout: 20 * 60_000 }, () => {
     const [addRun, rmRun] = runs.map((id) => log.data.filter((e) => e.run === id));
     for (const node of PAIR) {
       assert.ok(addRun!.some((e) => e.node === node && /^start \(pid \d+, nodes pm-1,pm-3\): pmc vm add .* lk-a$/.test(e.text)), `${node}: start of vm add`);
-      assert.ok(addRun!.some((e) => e.node === node && /^step \d+\/\d+ exit 0: \$ lvcreate .* -n lk-a (-- )?vg-pmc$/.test(e.text)), `${node}: lvcreate`);
+      assert.ok(addRun!.some((e) => e.node === node && /^step \d+\/\d+ exit 0: \$ lvcreate .* -n lk-a (-- )?vg-pmc( && \{ blkdiscard .*)?$/.test(e.text)), `${node}: lvcreate`);
       assert.ok(addRun!.some((e) => e.node === node && /^end: applied: add lk-a /.test(e.text)), `${node}: end of vm add`);
       assert.ok(rmRun!.some((e) => e.node === node && /^step \d+\/\d+ exit 0: \$ lvremove -y \/dev\/vg-pmc\/lk-a$/.test(e.text)), `${node}: lvremove`);
       assert.ok(rmRun!.some((e) => e.node === node && /^end: applied: remove lk-a /.test(e.text)), `${node}: end of vm rm`);

@@ -300,7 +300,7 @@ describe("pmc vm add on the lab", { timeout: 60 * 60_000 }, () => {
       const r = await pmcTimed(["vm", "add", "--force", "-p", "pm-1", "-p", "pm-2", "-s", "3", "-m", "64M", "add-fail"]);
       assert.equal(r.exitCode, 1, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /failed: add add-fail on pm-1 \(primary\) and pm-2/);
-      assert.match(r.stdout, /step 5 on pm-2: create the LV \/dev\/vg-pmc\/add-fail \(3 GiB\) on pm-2\n.*\n.*insufficient free space/);
+      assert.match(r.stdout, /step 5 on pm-2: create the LV \/dev\/vg-pmc\/add-fail \(3 GiB\) on pm-2, zeroed so that both copies start with the same bytes\n.*\n.*insufficient free space/);
       // Both nodes are prepared at once: what pm-1 had done when pm-2's LV failed is undone, newest first, the LV last.
       assert.match(r.stdout, /undone:\n( {4}ok pm-1: [^\n]+\n)* {4}ok pm-1: remove the LV \/dev\/vg-pmc\/add-fail on pm-1\n/);
       assert.doesNotMatch(r.stdout, /undone:[\s\S]* {4}(?!ok )\S+ pm-1:/, "every undo on pm-1 worked");
