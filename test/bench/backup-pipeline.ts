@@ -89,7 +89,7 @@ closeSync(w);
 const readTwice = timed(`dd if=${disk} of=/dev/null bs=16M status=none && dd if=${join(backups, 'web', '2026-12-03-08-00-00.base')} of=/dev/null bs=16M status=none`);
 const incremental = pmcCapture('2026-12-03-09-00-00', 'incremental');
 const delta = statSync(join(backups, 'web', '2026-12-03-09-00-00.xdelta3')).size;
-line('incremental after 1% changed: pmc (xdelta3 -e -S djw)', incremental, `${(delta / MiB).toFixed(1)} MiB file, ${(incremental / readTwice).toFixed(2)}x reading the disk and the full image`);
+line('incremental after 1% changed: pmc (xdelta3 -e -S none)', incremental, `${(delta / MiB).toFixed(1)} MiB file, ${(incremental / readTwice).toFixed(2)}x reading the disk and the full image`);
 line('reading the disk and the full image: dd bs=16M, twice', readTwice, '');
 
 const device = join(dir, 'device');

@@ -86,6 +86,14 @@ export const SOURCE_WINDOW_BYTES = 16 * MiB;
 const XDELTA3_MATCHING = ['-W', MiB, '-C', '32,512,4,4,1,18,35'];
 
 /**
+ * No secondary compression (-S none, where the old tool gave djw): measured on 512 MiB of a
+ * tar of /usr with 1% of its 4 KiB blocks rewritten, djw made the delta 7% smaller (3.09
+ * against 3.33 MB) for 60% more of xdelta3's CPU time (1.45 s against 0.91 s), and an increment
+ * is taken while the node runs its VMs. Decoding reads whichever a delta says it used.
+ */
+const XDELTA3_SECONDARY = ['-S', 'none'];
+
+/**
  * The copy-on-write room of the snapshot: what the VM may write while its disk is read. A tenth
  * of the disk, at least 256 MiB, at most the disk itself (a snapshot as large as its origin never fills).
  */
@@ -308,7 +316,7 @@ export function captureCommand(spec: CaptureSpec): string {
     // a source forward only, which is all it needs with the same window (-B) when decoding.
     const zstdBase = spec.base?.compression === 'zstd' ? spec.base.path : undefined;
     const write = spec.base
-      ? `${commandLine(['xdelta3', '-e', '-S', 'djw', '-B', spec.window!, ...XDELTA3_MATCHING, '-c', '-s', zstdBase ? '/dev/fd/3' : spec.base.path])} > "$tmp"`
+      ? `${commandLine(['xdelta3', '-e', ...XDELTA3_SECONDARY, '-B', spec.window!, ...XDELTA3_MATCHING, '-c', '-s', zstdBase ? '/dev/fd/3' : spec.base.path])} > "$tmp"`
       : `${commandLine(['zstd', '-q', '-T0', '-3', '-c'])} > "$tmp"`;
     // sh has no pipefail: each side of a pipe notes its own failure.
     const pipeline = `{ ${read} || touch "$work/failed"; } | { ${write} || touch "$work/failed"; }`;
