@@ -69,7 +69,9 @@ describe('vm backup planner', () => {
     refuses('PMC_E_STATE', /no full image of web on pm-2/, () => planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, FACTS));
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
-    assert.match(plan.steps[1]!.command, /xdelta3 -e -S none -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
+    // The newest full image on that node, read forward in 16 MiB blocks and given to xdelta3 on fd 3.
+    assert.match(plan.steps[1]!.command, /\{ dd if=\/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base bs=16M status=none; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S none -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.match(plan.steps[1]!.command, /the full image \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base cannot be read: no increment against it/);
     // The data's sha256 by a second reader of the snapshot, beside the one xdelta3 reads from.
     assert.match(plan.steps[1]!.command, /\{ \{ dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=none \|\| touch "\$work\/failed"; \} \| \{ if command -v openssl .* > "\$work\/data\.sum"; \} &/);
     assert.match(plan.steps[1]!.command, /flock -s -w 600 9/);
