@@ -148,6 +148,10 @@ export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRec
     notes.push(`the copy on ${t.newPeer} is rebuilt from scratch (new DRBD metadata${hasLv ? ' on the existing LV' : ' on a new LV'}) and resynced in full from ${t.primary}`);
   } else {
     const backup = `${file}.pmc-before-peer-recreate`;
+    // The domain is defined first: libvirt on the new node judges the primary's definition
+    // (domain type, machine, emulator) before a byte is copied, and a node that cannot run the
+    // VM (no KVM there, for one) stops the move at once instead of after a full resync.
+    steps.push(definePeerStep(t.primary, t.newPeer, t.vm, t.uuid));
     steps.push(lvCreateStep(t.newPeer, t.resource, vg, t.lvBytes), ...inSequence(drbdNodeSteps(t.newPeer, t.resource, newFile)));
     steps.push({
       node: t.primary,
@@ -162,7 +166,6 @@ export function planPeerRecreate(state: ClusterState, config: Config, t: PeerRec
     { ...resyncWaitStep(t.primary, t.resource, t.lvBytes), why: `wait until the new copy on ${t.newPeer} has resynced in full from ${t.primary}` },
   );
   if (t.newPeer !== t.oldPeer) {
-    steps.push(definePeerStep(t.primary, t.newPeer, t.vm, t.uuid));
     steps.push({ node: t.primary, command: commandLine(['rm', '-f', `${file}.pmc-before-peer-recreate`]), why: `drop the kept copy of ${t.primary}'s old resource file` });
     if (t.oldPeerReachable) {
       const domain = oldPeerReplica?.domain;

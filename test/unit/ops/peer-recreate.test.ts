@@ -13,11 +13,12 @@ function commands(plan: ReturnType<typeof planPeerRecreate>) {
   return plan.steps.map((s) => [s.node, s.command.startsWith('stalled=0') ? 'wait for the resync' : s.command.split(' && ')[0]]);
 }
 
-test('peer-recreate onto pm-3: new LV + metadata there, primary repointed, full resync, then the domain, then the old copy goes', () => {
+test('peer-recreate onto pm-3: the domain first (libvirt there judges it), new LV + metadata, primary repointed, full resync, then the old copy goes', () => {
   const state = cluster(CFG, pairedVm('web', 'pm-1', 'pm-2', 10));
   const t = checkPeerRecreate(state, CFG, 'web', 'pm-3');
   const plan = planPeerRecreate(state, CFG, t, ADDRESSES);
   assert.deepEqual(commands(plan), [
+    ['pm-3', "f=$(mktemp)"],
     ['pm-3', 'lvcreate -q -y -W y -Z y -L 1073741824b -n web -- vg-pmc'],
     ['pm-3', "cat > /etc/drbd.d/web.res.tmp"],
     ['pm-3', 'drbdadm -- --force create-md web'],
@@ -26,20 +27,20 @@ test('peer-recreate onto pm-3: new LV + metadata there, primary repointed, full 
     ['pm-1', "cat > /etc/drbd.d/web.res.tmp"],
     ['pm-1', 'drbdadm adjust web'],
     ['pm-1', 'wait for the resync'],
-    ['pm-3', "f=$(mktemp)"],
     ['pm-1', 'rm -f /etc/drbd.d/web.res.pmc-before-peer-recreate'],
     ['pm-2', 'virsh undefine --nvram uuid-of-web'],
     ['pm-2', 'drbdadm down web'],
     ['pm-2', 'lvremove -q -y -- vg-pmc/web'],
     ['pm-2', 'rm -f /etc/drbd.d/web.res'],
   ]);
-  const text = plan.steps[1]!.input as { text: string };
+  assert.equal(plan.steps[0]!.undo?.command, 'virsh undefine uuid-of-web');
+  const text = plan.steps[2]!.input as { text: string };
   assert.match(text.text, /on pm-1 \{\n    address 10.99.0.11:7788;[\s\S]*on pm-3 \{\n    address 10.99.0.13:7788;/);
   assert.doesNotMatch(text.text, /pm-2/);
   // Before the resync ends, a failure undoes the new side and puts the primary's old file back.
-  const beforeUpToDate = plan.steps.slice(0, 7).filter((s) => s.undo).map((s) => [s.node, s.undo!.command]);
+  const beforeUpToDate = plan.steps.slice(0, 8).filter((s) => s.undo).map((s) => [s.node, s.undo!.command]);
   assert.deepEqual(beforeUpToDate.at(-1), ['pm-1', 'mv -f /etc/drbd.d/web.res.pmc-before-peer-recreate /etc/drbd.d/web.res && drbdadm adjust web']);
-  assert.ok(plan.steps.slice(7).every((s) => s.node !== 'pm-2' || !s.undo), 'the old copy goes only after the resync');
+  assert.ok(plan.steps.slice(8).every((s) => s.node !== 'pm-2' || !s.undo), 'the old copy goes only after the resync');
 });
 
 test('peer-recreate without NEWPM rebuilds the copy on the same node, keeping its resource file and domain', () => {
