@@ -93,6 +93,8 @@ interface Candidate {
   minor: number | undefined;
   port: number | undefined;
   moved: boolean;
+  /** Candidates of one group take the same bytes from the same node: their best target is the same unless they may not go there. */
+  group: number;
 }
 
 export function planCopyMoves(state: ClusterState, config: ModelConfig, opts: CopyOptions): CopyPlan {
@@ -129,8 +131,14 @@ export function planCopyMoves(state: ClusterState, config: ModelConfig, opts: Co
     candidates.push({
       vm: vm.name, primary: index.get(primary)!, from: index.get(peer!)!,
       own: new Set(vm.nodes.flatMap((n) => (index.has(n) ? [index.get(n)!] : []))),
-      lvBytes, oldLvBytes: peerReplica.lv?.sizeBytes ?? 0, memoryBytes: vm.memoryBytes ?? 0, minor: res.minor, port: res.port, moved: false,
+      lvBytes, oldLvBytes: peerReplica.lv?.sizeBytes ?? 0, memoryBytes: vm.memoryBytes ?? 0, minor: res.minor, port: res.port, moved: false, group: 0,
     });
+  }
+  const groups = new Map<string, number>();
+  for (const c of candidates) {
+    const key = `${c.from} ${c.lvBytes} ${c.oldLvBytes} ${c.memoryBytes}`;
+    c.group = groups.get(key) ?? groups.size;
+    groups.set(key, c.group);
   }
 
   const share = Float64Array.from(loads, (l) => l.usedBytes / l.vgBytes);
@@ -142,26 +150,46 @@ export function planCopyMoves(state: ClusterState, config: ModelConfig, opts: Co
   const spread = (total: number, sumOfSquares: number) => sumOfSquares - (total * total) / n;
   const scoreBefore = score();
   const moves: CopyMove[] = [];
+  /** May `c` go to t, beside room: nothing of it there, neither its minor nor its port in use. */
+  const allowed = (c: Candidate, t: number) => !c.own.has(t) && !minors[t]!.has(c.minor) && !ports[t]!.has(c.port);
+  /** The best target of `c` (-1: none below `bound`) and the spread after moving it there; `check`: only where it is allowed (checked for the best so far alone). */
+  const bestTarget = (c: Candidate, bound: number, check: boolean): [number, number] => {
+    const f = c.from;
+    const sf = share[f]!;
+    const sf2 = sf - c.oldLvBytes * perByte[f]!;
+    const partSum = sum - sf + sf2;
+    const partSquares = squares - sf * sf + sf2 * sf2;
+    let to = -1;
+    let lowest = bound;
+    for (let t = 0; t < n; t++) {
+      if (free[t]! < c.lvBytes || memory[t]! < c.memoryBytes) continue;
+      const st = share[t]!;
+      const st2 = st + c.lvBytes * perByte[t]!;
+      const after = spread(partSum - st + st2, partSquares - st * st + st2 * st2);
+      if (after < lowest && (!check || allowed(c, t))) {
+        to = t;
+        lowest = after;
+      }
+    }
+    return [to, lowest];
+  };
+  const groupTarget = new Int32Array(groups.size);
+  const groupSpread = new Float64Array(groups.size);
   while (moves.length < opts.maxMoves) {
     let best: { c: Candidate; to: number } | undefined;
     let bestSpread = spread(sum, squares) - DISK_MIN_GAIN;
+    // Each group's best target once per move, ignoring what its members may not do; a member
+    // that may not go there is weighed on its own: 2000 VMs times 100 nodes per move otherwise.
+    groupTarget.fill(-2);
     for (const c of candidates) {
       if (c.moved) continue;
-      const f = c.from;
-      const sf = share[f]!;
-      const sf2 = sf - c.oldLvBytes * perByte[f]!;
-      const partSum = sum - sf + sf2;
-      const partSquares = squares - sf * sf + sf2 * sf2;
-      for (let t = 0; t < n; t++) {
-        if (free[t]! < c.lvBytes || memory[t]! < c.memoryBytes) continue;
-        const st = share[t]!;
-        const st2 = st + c.lvBytes * perByte[t]!;
-        const after = spread(partSum - st + st2, partSquares - st * st + st2 * st2);
-        // The set lookups only for a move that would be the best so far: most are not (2000 VMs times 100 nodes per move).
-        if (after < bestSpread && !c.own.has(t) && !minors[t]!.has(c.minor) && !ports[t]!.has(c.port)) {
-          best = { c, to: t };
-          bestSpread = after;
-        }
+      if (groupTarget[c.group] === -2) [groupTarget[c.group], groupSpread[c.group]] = bestTarget(c, Infinity, false);
+      const t = groupTarget[c.group]!;
+      if (t < 0 || groupSpread[c.group]! >= bestSpread) continue;
+      const [to, after] = allowed(c, t) ? [t, groupSpread[c.group]!] : bestTarget(c, bestSpread, true);
+      if (to >= 0 && after < bestSpread) {
+        best = { c, to };
+        bestSpread = after;
       }
     }
     if (!best) break;
