@@ -77,15 +77,24 @@ describe('cluster rebalance --secondaries: the plan', () => {
     assert.equal(plan.copies!.scoreBefore, 0);
   });
 
-  test('a node whose VG has no room for the LV, or without the memory to start the VM, gets no copy', () => {
+  test('a node whose VG has no room for the LV never gets it, even where the score would want it', () => {
     const four = config('', [...NODES, 'pm-4']);
-    // pm-3: a 512 MiB VG, empty (the lowest share, but no room for a 1 GiB LV); pm-4 has room.
-    const smallVg = { 'pm-3': { vg: { name: 'vg-pmc', sizeBytes: 512 * MiB, freeBytes: 512 * MiB, extentSizeBytes: 4 * MiB } } };
-    assert.deepEqual(copies(secondaries(build(NEW_NODE, four, smallVg), { cfg: four })), ['a pm-2 -> pm-4']);
-    // pm-4 with 768 MiB of memory: less 512 MiB for itself, a 512 MiB VM could not start there after a failover.
-    const noMemory = { 'pm-4': { memory: { totalBytes: 768 * MiB, availableBytes: 700 * MiB } } };
-    assert.deepEqual(copies(secondaries(build(NEW_NODE, four, noMemory), { cfg: four })), ['a pm-2 -> pm-3']);
-    assert.deepEqual(copies(secondaries(build(NEW_NODE, four, smallVg, noMemory), { cfg: four })), []);
+    const vg = (sizeBytes: number, freeBytes: number) => ({ vg: { name: 'vg-pmc', sizeBytes, freeBytes, extentSizeBytes: 4 * MiB } });
+    // pm-2 full (x's 1 GiB copy half of it); pm-3 a 0.9 GiB VG, empty; pm-4 half full but using x's minor.
+    // Moving x's copy to pm-3 would lower the spread (shares .5 1 0 .5 -> .5 .5 1.11 .5), but 1 GiB does not fit in 0.9.
+    const vgs = { 'pm-1': vg(2 * GiB, GiB), 'pm-2': vg(2 * GiB, 0), 'pm-3': vg(0.9 * GiB, 0.9 * GiB), 'pm-4': vg(2 * GiB, GiB) };
+    const clash = { 'pm-4': { drbdResources: [{ ...pairedVm('other', 'pm-4', 'pm-2', 10)['pm-4']!.drbdResources![0]!, hosts: [], peers: [] }] } };
+    assert.deepEqual(copies(secondaries(build({ x: ['pm-1', 'pm-2'] }, four, vgs, clash), { cfg: four })), []);
+    const roomy = { 'pm-3': vg(1.1 * GiB, 1.1 * GiB) };
+    assert.deepEqual(copies(secondaries(build({ x: ['pm-1', 'pm-2'] }, four, vgs, clash, roomy), { cfg: four })), ['x pm-2 -> pm-3'], 'with room for it, it goes');
+  });
+
+  test('a node without the memory to start the VM after a failover gets no copy of it', () => {
+    const four = config('', [...NODES, 'pm-4']);
+    assert.deepEqual(copies(secondaries(build(NEW_NODE, four), { cfg: four })), ['a pm-2 -> pm-3'], 'the first of the two empty nodes');
+    // pm-3 with 768 MiB of memory: less 512 MiB for itself, a 512 MiB VM could not start there.
+    const noMemory = { 'pm-3': { memory: { totalBytes: 768 * MiB, availableBytes: 700 * MiB } } };
+    assert.deepEqual(copies(secondaries(build(NEW_NODE, four, noMemory), { cfg: four })), ['a pm-2 -> pm-4']);
   });
 
   test('a node using the VM\'s DRBD minor or port for another resource gets no copy of it', () => {
