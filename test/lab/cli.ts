@@ -223,6 +223,8 @@ async function demo(): Promise<void> {
   // How evenly the running VMs load the nodes, and which migrations would spread them (or that the cluster is balanced); changes nothing.
   pmc(["help", "cluster", "rebalance"]);
   pmc(["cluster", "rebalance", "--dry-run"]);
+  // With standby copies moved first to emptier nodes, then the migrations on the new pairs; changes nothing.
+  pmc(["cluster", "rebalance", "--dry-run", "--secondaries"]);
   pmc(["backup", "ls"]);
   pmc(["help", "vm", "backup"]);
   pmc(["help", "vm", "restore"]);

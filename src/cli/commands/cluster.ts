@@ -39,21 +39,25 @@ const startCommand = defineCommand<{ only: string[]; wait: number; dryRun: boole
   view: async () => (await import('../../render/views/cluster-start.js')).clusterStartView,
 });
 
-const rebalanceCommand = defineCommand<{ maxMoves?: string; parallel: string; timeout: string; dryRun: boolean }, RebalanceReport>({
+const rebalanceCommand = defineCommand<{ maxMoves?: string; parallel: string; timeout: string; dryRun: boolean; secondaries: boolean }, RebalanceReport>({
   command: 'rebalance',
   describe: 'spread the running VMs over the nodes (memory first, then vCPUs) by live-migrating some to their DRBD peers',
   builder: (y) => dryRunOption(y)
-    .option('max-moves', { type: 'string', requiresArg: true, describe: `at most this many migrations (1 to ${MAX_MOVES}; default: every one that lowers the score)` })
+    .option('max-moves', { type: 'string', requiresArg: true, describe: `at most this many moves, copies and migrations together (1 to ${MAX_MOVES}; default: every one that lowers the score)` })
+    .option('secondaries', { type: 'boolean', default: false, describe: 'first move standby copies to emptier nodes (as pmc vm peer-recreate NEWPM VM), so a new node takes its share' })
     .option('parallel', { type: 'string', requiresArg: true, default: '1', describe: `how many migrations run at once (1 to ${MAX_PARALLEL})` })
     .option('timeout', { alias: 't', type: 'string', requiresArg: true, default: String(DEFAULT_MIGRATE_TIMEOUT_S), describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
     .epilogue('Score: the standard deviation of the share of each node\'s memory used by running VMs, plus a quarter of that of its CPUs\' share in vCPUs (0: every node carries the same share).\n'
       + 'Moves, best first: a running, replicated VM (not ignored) live-migrates to its DRBD peer when the peer has the memory for it beside every VM that would run there;\n'
       + 'each VM moves at most once. Each migration is checked and run as pmc vm mv runs it; a VM vm mv refuses stays where it is and the plan is made without it.\n'
+      + 'With --secondaries, standby copies move first, one at a time, to spread the replicated disks (disk score: the standard deviation of each\n'
+      + 'node\'s share of its volume group in use); the migrations are then planned on the pairs as they will be, so a VM may move to a new node.\n'
       + 'The first failure stops the run; the output says what moved, and running it again plans again.'),
   examples: [
     ['pmc cluster rebalance --dry-run', 'the score, each move with its reason, and every command; nothing changes'],
     ['pmc cluster rebalance --max-moves 2', 'only the two moves that lower the score most'],
     ['pmc cluster rebalance --parallel 2', 'two migrations at a time'],
+    ['pmc cluster rebalance --secondaries --dry-run', 'also the standby copies that move to emptier nodes (a node just added), then the migrations'],
   ],
   check: (args) => { parseRebalanceArgs(args); },
   run: async (ctx, args) => (await import('../../ops/cluster/rebalance.js')).rebalanceCluster(ctx, parseRebalanceArgs(args)),

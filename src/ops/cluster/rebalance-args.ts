@@ -15,16 +15,19 @@ export interface RebalanceArgs {
   parallel: number | string;
   timeout: number | string;
   dryRun: boolean;
+  secondaries?: boolean | undefined;
 }
 
 export interface RebalanceRequest {
-  /** At most this many migrations; undefined: every one that lowers the score. */
+  /** At most this many moves (copies and migrations); undefined: every one that lowers its score. */
   maxMoves: number | undefined;
   /** Migrations at once. */
   parallel: number;
   /** Seconds after which a migration is aborted. */
   timeoutSeconds: number;
   dryRun: boolean;
+  /** Move standby copies too, before the migrations (absent: migrations only). */
+  secondaries?: true;
 }
 
 export function parseRebalanceArgs(args: RebalanceArgs): RebalanceRequest {
@@ -33,5 +36,6 @@ export function parseRebalanceArgs(args: RebalanceArgs): RebalanceRequest {
     parallel: parseParallel(args.parallel),
     timeoutSeconds: parseSeconds(args.timeout, '--timeout'),
     dryRun: args.dryRun,
+    ...(args.secondaries ? { secondaries: true as const } : {}),
   };
 }

@@ -16,9 +16,14 @@
  * much (CPU_WEIGHT). Every domain running on a node counts, pmc's or not, ignored or not: all of them
  * use the node. Only running, replicated, not ignored VMs move, each at most once, so the plan
  * stays short; a later run plans again from where the VMs run then.
+ *
+ * With --secondaries, standby copies move first (rebalance-copies.ts says why and how) and the
+ * migrations are planned on the cluster as those moves leave it; --max-moves bounds both
+ * together. Without it the plan is the migrations alone, as if copies could not move.
  */
-import { healthy, isActive, type ClusterState, type NodeState, type Vm } from '../../model/cluster.js';
+import { healthy, isActive, type ClusterState, type ModelConfig, type NodeState, type Vm } from '../../model/cluster.js';
 import { freeMemory } from '../vm/add-plan.js';
+import { deviation, planCopyMoves, type CopyPlan } from './rebalance-copies.js';
 
 /** How much the vCPU term weighs beside the memory term. */
 export const CPU_WEIGHT = 0.25;
@@ -43,6 +48,7 @@ export interface NodeLoad {
 }
 
 export interface RebalanceMove {
+  kind: 'migrate';
   vm: string;
   from: string;
   /** The VM's DRBD peer. */
@@ -71,6 +77,8 @@ export interface RebalancePlan {
   /** The nodes in the score, before and after the moves. */
   before: NodeLoad[];
   after: NodeLoad[];
+  /** --secondaries: the standby copies moved first, with the disk score (its held VMs are in `held` too). */
+  copies: CopyPlan | undefined;
 }
 
 export interface RebalanceOptions {
@@ -78,6 +86,10 @@ export interface RebalanceOptions {
   maxMoves?: number | undefined;
   /** VMs whose migration vm mv's checks refused, with why: held, never moved. */
   refused?: ReadonlyMap<string, Omit<HeldVm, 'vm'>>;
+  /** Move standby copies too (--secondaries), on the nodes of this configuration. */
+  secondaries?: ModelConfig | undefined;
+  /** VMs whose copy move vm peer-recreate's checks refused, with why: their copies stay. */
+  refusedCopies?: ReadonlyMap<string, Omit<HeldVm, 'vm'>>;
 }
 
 /** A VM that may move: indexes into the loads, and the shares it takes from one node and adds to the other. */
@@ -94,7 +106,10 @@ interface Candidate {
   cpuTo: number;
 }
 
-export function planRebalance(state: ClusterState, opts: RebalanceOptions = {}): RebalancePlan {
+export function planRebalance(live: ClusterState, opts: RebalanceOptions = {}): RebalancePlan {
+  const maxMoves = opts.maxMoves ?? Infinity;
+  const copies = opts.secondaries ? planCopyMoves(live, opts.secondaries, { maxMoves, refused: opts.refusedCopies ?? new Map() }) : undefined;
+  const state = copies?.projected ?? live;
   const scored = state.nodes.filter((n) => n.reachable && n.facts?.memory && n.facts.cpus);
   const loads = scored.map(loadOf);
   const before = loads.map((l) => ({ ...l }));
@@ -110,9 +125,8 @@ export function planRebalance(state: ClusterState, opts: RebalanceOptions = {}):
   const score = new Score(loads);
   const scoreBefore = score.value;
   const moves: RebalanceMove[] = [];
-  const maxMoves = opts.maxMoves ?? Infinity;
   const runningVms = loads.reduce((sum, l) => sum + l.vms, 0);
-  while (moves.length < maxMoves) {
+  while (moves.length + (copies?.moves.length ?? 0) < maxMoves) {
     let best: Candidate | undefined;
     let bestScore = score.value - MIN_GAIN;
     for (const c of candidates) {
@@ -131,11 +145,11 @@ export function planRebalance(state: ClusterState, opts: RebalanceOptions = {}):
     score.recompute();
     best.moved = true;
     moves.push({
-      vm: best.vm, from: loads[best.from]!.node, to: loads[best.to]!.node, memoryBytes: best.memoryBytes, vcpus: best.vcpus,
+      kind: 'migrate', vm: best.vm, from: loads[best.from]!.node, to: loads[best.to]!.node, memoryBytes: best.memoryBytes, vcpus: best.vcpus,
       reason, scoreBefore: previous, scoreAfter: score.value,
     });
   }
-  return { scoreBefore, scoreAfter: score.value, moves, held, before, after: loads };
+  return { scoreBefore, scoreAfter: score.value, moves, held: [...(copies?.held ?? []), ...held], before, after: loads, copies };
 }
 
 /** The score of the nodes' loads as they are (scoreOf(plan.after) is plan.scoreAfter). */
@@ -255,9 +269,4 @@ class Score {
     const n = this.loads.length;
     return n === 0 ? 0 : deviation(memSum, memSquares, n) + CPU_WEIGHT * deviation(cpuSum, cpuSquares, n);
   }
-}
-
-/** The standard deviation of n values from their sum and the sum of their squares. */
-function deviation(sum: number, squares: number, n: number): number {
-  return Math.sqrt(Math.max(0, squares / n - (sum / n) ** 2));
 }

@@ -2,6 +2,8 @@
  * Generated clusters for the rebalance planner's tests and its benchmark (test/bench/): nodes of
  * different sizes, most VMs running on the first nodes, each with its DRBD peer on another
  * node; a few one-node, shut off, ignored or resyncing. The same seed gives the same cluster.
+ * `emptyNodes`: the last that many nodes hold nothing (just added). Every node's volume group
+ * (256 GiB) has as much free as its LVs (1 GiB each) leave.
  */
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import { HOST_RESERVED_MEMORY } from '../../../src/ops/vm/add-plan.js';
@@ -28,10 +30,11 @@ export interface GeneratedCluster {
   rebuild(moved: ReadonlyMap<string, string>): ClusterState;
 }
 
-export function generatedCluster(nodeCount: number, vmCount: number, seed = 1): GeneratedCluster {
+export function generatedCluster(nodeCount: number, vmCount: number, seed = 1, emptyNodes = 0): GeneratedCluster {
   const next = random(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   const names = Array.from({ length: nodeCount }, (_, i) => `pm-${i + 1}`);
+  const holding = names.slice(0, nodeCount - emptyNodes);
   const total = new Map(names.map((n) => [n, pick([128, 256, 512]) * GiB]));
   const cpus = new Map(names.map((n) => [n, pick([16, 32, 64])]));
   const running = new Map(names.map((n) => [n, 0]));
@@ -40,11 +43,11 @@ export function generatedCluster(nodeCount: number, vmCount: number, seed = 1): 
   for (let i = 0; i < vmCount; i++) {
     const memoryBytes = pick([1, 2, 2, 4, 8]) * GiB;
     // Skewed toward the first nodes; the next node that has the memory when the chosen one has not.
-    let h = Math.floor(nodeCount * next() ** 2);
-    while (running.get(names[h]!)! + memoryBytes > total.get(names[h]!)! - HOST_RESERVED_MEMORY) h = (h + 1) % nodeCount;
+    let h = Math.floor(holding.length * next() ** 2);
+    while (running.get(names[h]!)! + memoryBytes > total.get(names[h]!)! - HOST_RESERVED_MEMORY) h = (h + 1) % holding.length;
     const home = names[h]!;
-    let other = pick(names);
-    while (other === home) other = pick(names);
+    let other = pick(holding);
+    while (other === home) other = pick(holding);
     const roll = next();
     const spec: Spec = {
       name: `${i % 50 === 0 ? 'ignore' : 'vm'}-${i}`, home, peer: other, memoryBytes, vcpus: pick([1, 2, 4, 8]),
@@ -72,9 +75,12 @@ export function generatedCluster(nodeCount: number, vmCount: number, seed = 1): 
       const node = moved.get(s.name) ?? s.home;
       load.set(node, load.get(node)! + s.memoryBytes);
     }
+    const lvs = new Map(names.map((n) => [n, 0]));
+    for (const part of parts) for (const [node, f] of Object.entries(part)) lvs.set(node, lvs.get(node)! + (f.lvs?.length ?? 0));
     // What the node's kernel would say: its memory less what it keeps and what its VMs use.
     const nodes = Object.fromEntries(names.map((n) => [n, {
       memory: { totalBytes: total.get(n)!, availableBytes: Math.max(0, total.get(n)! - HOST_RESERVED_MEMORY - load.get(n)!) }, cpus: cpus.get(n)!,
+      vg: { name: 'vg-pmc', sizeBytes: 256 * GiB, freeBytes: (256 - lvs.get(n)!) * GiB, extentSizeBytes: 4 * 1024 ** 2 },
     }]));
     return buildCluster({ nodes: names.map((name) => ({ name })), ignorePrefix: 'ignore' }, probes(names, ...parts, nodes));
   };
