@@ -22,7 +22,7 @@ import { underLock, type LockedRun } from '../engine/mutate.js';
 import type { Plan } from '../engine/plan.js';
 import { replicationAddresses } from '../vm/add.js';
 import { migrationAsPlan, planMigrations, type MigrateFacts, type VmMigration } from '../vm/migrate-plan.js';
-import { executeMigration, gatherMigrateFacts, type MigrationOutcome } from '../vm/mv.js';
+import { gatherMigrateFacts, moveRunner, type MigrationOutcome } from '../vm/mv.js';
 import { checkPeerRecreate, planPeerRecreate, type PeerRecreateTarget } from '../vm/peer-recreate.js';
 import type { RebalanceRequest } from './rebalance-args.js';
 import type { CopyMove, DiskLoad } from './rebalance-copies.js';
@@ -143,20 +143,7 @@ async function planAndRebalance(ctx: OpContext, req: RebalanceRequest, run: Lock
     return { data, status: partial, warnings };
   }
 
-  let stopped = false;
-  const apply = async (item: Item): Promise<RebalanceOutcome> => {
-    if (stopped || ctx.stop.level !== 'none') return outcome(item, 'not started');
-    if (item.migration) {
-      const migrated = await executeMigration(ctx, item.migration);
-      const ok = migrated.status === 'migrated';
-      stopped ||= !ok;
-      return { ...outcome(item, ok ? 'done' : 'failed'), migration: migrated };
-    }
-    const result = await run.apply(item.plan);
-    const ok = result.status === 'applied';
-    stopped ||= !ok;
-    return { ...outcome(item, ok ? 'done' : 'failed'), result };
-  };
+  const apply = moveRunner(ctx, run, outcome);
   // Copies one by one (each a full resync), all of them before any migration: a migration may go to a copy's new node.
   data.outcomes = [...await inParallel(copyItems, 1, apply), ...await inParallel(migrationItems, req.parallel, apply)];
   return { data, status: data.outcomes.every((o) => o.status === 'done') ? partial : 'failed', warnings };

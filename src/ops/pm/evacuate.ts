@@ -27,7 +27,7 @@ import { replicationAddresses } from '../vm/add.js';
 import { demoteStep } from '../vm/lifecycle.js';
 import { findVm } from '../vm/list.js';
 import { migrationAsPlan, planMigrations, type MigrateFacts, type VmMigration } from '../vm/migrate-plan.js';
-import { executeMigration, gatherMigrateFacts, type MigrationOutcome } from '../vm/mv.js';
+import { gatherMigrateFacts, moveRunner, type MigrationOutcome } from '../vm/mv.js';
 import {
   checkRecreateSource, checkRecreateTarget, planPeerRecreate, type PeerRecreateTarget, type RecreateSource,
 } from '../vm/peer-recreate.js';
@@ -255,21 +255,7 @@ async function planAndEvacuate(ctx: OpContext, req: EvacuateRequest, run: Locked
     return { data, status: 'ok', warnings: [] };
   }
 
-  let stopped = false;
-  const halted = () => stopped || ctx.stop.level !== 'none';
-  const apply = async (item: EvacuationItem): Promise<EvacuationOutcome> => {
-    if (halted()) return outcome(item, 'not started');
-    if (item.migration) {
-      const migrated = await executeMigration(ctx, item.migration);
-      const ok = migrated.status === 'migrated';
-      stopped ||= !ok;
-      return { ...outcome(item, ok ? 'done' : 'failed'), migration: migrated };
-    }
-    const result = await run.apply(item.plan);
-    const ok = result.status === 'applied';
-    stopped ||= !ok;
-    return { ...outcome(item, ok ? 'done' : 'failed'), result };
-  };
+  const apply = moveRunner(ctx, run, outcome);
   const phase = (action: EvacuationAction) => items.filter((i) => i.action === action);
   data.outcomes = [
     ...await inParallel(phase('migrate'), req.parallel, apply),

@@ -16,7 +16,7 @@ import { applyPlan, describeFailure, type ApplyResult, type StepRecord } from '.
 import type { Plan } from '../engine/plan.js';
 import { assertNotIgnored } from '../engine/run-plan.js';
 import { mutateVm } from './lifecycle.js';
-import { underLock } from '../engine/mutate.js';
+import { underLock, type LockedRun } from '../engine/mutate.js';
 import { planVmCleanup } from './migrate-cleanup.js';
 import {
   assertTimeout, attachedFiles, migrationAsPlan, planMigrations, PROGRESS_PREFIX, type MigrateFacts, type VmMigration,
@@ -167,6 +167,40 @@ export async function gatherMigrateFacts(ctx: OpContext, state: ClusterState, vm
     facts[o.node] = nodeFacts;
   }
   return facts;
+}
+
+/** A move of pm evacuate or cluster rebalance: a live migration, or another plan (a demotion, a copy moved). */
+export interface MoveItem {
+  plan: Plan;
+  migration: VmMigration | undefined;
+}
+
+/** What running a move gave: vm mv's report of a migration, or the applied plan's result. */
+export interface MoveRun {
+  migration?: MigrationOutcome | undefined;
+  result?: ApplyResult | undefined;
+}
+
+/**
+ * Runs moves, one call per move: a migration through vm mv's executor, any other plan through
+ * the locked run. The first failure, or Ctrl-C, leaves every move not yet begun 'not started',
+ * so a run stops where something went wrong instead of moving more VMs around it.
+ */
+export function moveRunner<I extends MoveItem, O extends MoveRun>(ctx: OpContext, run: LockedRun, outcome: (item: I, status: 'done' | 'failed' | 'not started') => O): (item: I) => Promise<O> {
+  let stopped = false;
+  return async (item) => {
+    if (stopped || ctx.stop.level !== 'none') return outcome(item, 'not started');
+    if (item.migration) {
+      const migration = await executeMigration(ctx, item.migration);
+      const ok = migration.status === 'migrated';
+      stopped ||= !ok;
+      return { ...outcome(item, ok ? 'done' : 'failed'), migration };
+    }
+    const result = await run.apply(item.plan);
+    const ok = result.status === 'applied';
+    stopped ||= !ok;
+    return { ...outcome(item, ok ? 'done' : 'failed'), result };
+  };
 }
 
 /**
