@@ -46,7 +46,17 @@ async function cleanUpAndCheck(what: string): Promise<string> {
   const mine = data.findings.filter((f) => f.vm === VM || f.message.includes(VM));
   assert.deepEqual(mine, [], "pmc cluster verify reports nothing about it");
   const c = (await readCounter(where[0]!, LV))!;
-  await waitFor("the counter to rise", async () => (((await readCounter(where[0]!, LV)) ?? 0) > c ? true : undefined), 120_000, 2000);
+  try {
+    await waitFor("the counter to rise", async () => (((await readCounter(where[0]!, LV)) ?? 0) > c ? true : undefined), 120_000, 2000);
+  } catch (err) {
+    // What the guest is doing, for the one who reads the failure: libvirt's and QEMU's view, and whether its CPU moves.
+    for (let i = 0; i < 2; i++) {
+      const r = await labExec(where[0]!, `virsh domstate --reason ${VM}; virsh qemu-monitor-command --hmp ${VM} 'info status'; virsh qemu-monitor-command --hmp ${VM} 'info registers' | grep -E 'RIP|HLT'`);
+      console.log(`# the counter stayed at ${c} on ${where[0]}: ${r.stdout.replace(/\s*\n\s*/g, " | ")}`);
+      await sleep(2000);
+    }
+    throw err;
+  }
   return where[0]!;
 }
 
