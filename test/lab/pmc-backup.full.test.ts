@@ -293,7 +293,10 @@ describe("pmc backups on the lab", { timeout: 20 * 60_000 }, () => {
       await waitFor("pm-2 to remove the snapshot and the .tmp file", async () =>
         ((await snapshots()).length === 0 && !(await files("pm-2")).some((f) => f.endsWith(".tmp"))) || undefined, 120_000, 2000);
     } finally {
-      await labExec("pm-2", `umount ${dd}; pkill -f '_pmcsnap' ; true`);
+      // The wrapper first: a bind mount whose file a shell still reads cannot be unmounted, and a
+      // dd left wrapped would hold every later backup on pm-2 forever.
+      await labExec("pm-2", `pkill -f '[_]pmcsnap'; sleep 2`);
+      await labExecOk("pm-2", `umount ${dd}`);
     }
     assert.deepEqual(await files("pm-2"), before);
     assert.deepEqual(await drbdRoles("pm-1", vm), ["Primary", "Secondary"]);
