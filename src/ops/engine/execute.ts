@@ -269,9 +269,23 @@ function fileSize(file: string): number | undefined {
   }
 }
 
+/** dd's statistics and progress: what a tool copied, never why it failed. */
+const COPY_STATISTICS = /^\d+\+\d+ records (in|out)$|^\d+ bytes .* copied|^\d+ bytes \(.*\) copied/;
+/** A line that says why: kept even when later lines (statistics, a script's own summary) follow it. */
+const ERROR_LINE = /error|fail|cannot|can't|no space|denied|not found|no such|invalid|refused|unable|read-only/i;
+
+/**
+ * Why a command failed, in one line: its exit, then the lines of its output that say why (a
+ * tool's error before its statistics, e.g. dd's "No space left on device" before "records
+ * out") and its last lines, at most five in all.
+ */
 export function describeFailure(result: RemoteResult): string {
   const why = result.timedOut ? `timed out after ${Math.round(result.durationMs / 1000)} s`
     : result.exitCode === null ? `killed by ${result.signal ?? 'a signal'}` : `exit ${result.exitCode}`;
-  const detail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-3).join(' / ');
+  const lines = (result.stderr.trim() || result.stdout.trim()).split(/[\r\n]+/).map((l) => l.trim())
+    .filter((l) => l !== '' && !COPY_STATISTICS.test(l));
+  const last = lines.slice(-3);
+  const errors = lines.slice(0, -3).filter((l) => ERROR_LINE.test(l)).slice(-2);
+  const detail = [...new Set([...errors, ...last])].join(' / ');
   return detail ? `${why}: ${detail}` : why;
 }
