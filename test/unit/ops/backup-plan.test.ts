@@ -70,7 +70,7 @@ describe('vm backup planner', () => {
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined },
       { ...FACTS, entries: [full('pm-2', '2026-12-01-00-00-00'), full('pm-2', '2026-12-01-12-00-00'), full('pm-1', '2026-12-02-00-00-00')] });
     // The newest full image on that node, read forward in 16 MiB blocks and given to xdelta3 on fd 3.
-    assert.match(plan.steps[1]!.command, /\{ dd if=\/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base bs=16M status=none; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S none -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.match(plan.steps[1]!.command, /\{ dd if=\/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base bs=16M of=\/dev\/null status=none; echo \$\? > "\$work\/base\.rc"; \} & \{ dd .*\| \{ xdelta3 -e -S none -B 16777216 -W 8388608 -N -C 32,512,4,4,1,18,35 -c -s \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base > "\$tmp"/);
     assert.match(plan.steps[1]!.command, /the full image \/pmc-vm-backup\/web\/2026-12-01-12-00-00\.base cannot be read: no increment against it/);
     // The data's sha256 by a second reader of the snapshot, beside the one xdelta3 reads from.
     assert.match(plan.steps[1]!.command, /\{ \{ dd if=\/dev\/vg-pmc\/web_pmcsnap bs=16M iflag=count_bytes count=1073741824 status=none \|\| touch "\$work\/failed"; \} \| \{ if command -v openssl .* > "\$work\/data\.sum"; \} &/);
@@ -106,7 +106,7 @@ describe('vm backup planner', () => {
     const state = cluster(pairedVm('web', 'pm-1', 'pm-2', 10));
     const entries = [{ ...full('pm-2', '2026-12-01-00-00-00'), compression: 'zstd' as const, path: '/pmc-vm-backup/web/2026-12-01-00-00-00.base.zst' }];
     const plan = planBackup(state, PLANNER_CONFIG, { vm: 'web', kind: 'incremental', compression: undefined, node: undefined }, { ...FACTS, entries });
-    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S none -B 16777216 -W 1048576 -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
+    assert.match(plan.steps[1]!.command, /\{ zstd -q -dc -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst; echo \$\? > "\$work\/base\.rc"; \} \| \{ .*xdelta3 -e -S none -B 16777216 -W 8388608 -N -C 32,512,4,4,1,18,35 -c -s \/dev\/fd\/3 > "\$tmp".*; \} 3<&0/);
     assert.ok(plan.notes.some((n) => /against \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base\.zst, decompressed as it is read/.test(n)));
   });
 
