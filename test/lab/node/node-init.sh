@@ -95,6 +95,7 @@ touch /var/lib/systemd/linger/root
 # lab's subnet, and every node, pm-1 too, mounts it at /var/lib/pmc-shared (the image's fstab).
 # Both are queued, not waited for: they come after this unit (network-online.target), and the
 # mount may wait for pm-1. If it fails (pm-1 is down), the automount tries again at each access.
+# The server tells NFSv4 clients apart by their hostname: set above, before anything mounts.
 if [ "$name" = pm-1 ]; then
   subnet=$(ip -4 -o route show dev br0 proto kernel scope link | awk '{ print $1; exit }')
   : "${subnet:?no subnet route on br0}"
