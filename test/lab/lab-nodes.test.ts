@@ -1,11 +1,13 @@
 // The lab's nodes are what the issue promises: Debian 12, DRBD 8.4, LVM, libvirt, br0,
-// distinct identities, node-to-node SSH with verified host keys, no way out.
+// distinct identities, node-to-node SSH with verified host keys, one shared NFS file system, no way out.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { before, describe, it } from "node:test";
 import {
   BACKUP_DIR,
   HOST_ADDRESS,
+  SHARED_DIR,
+  SHARED_EXPORT,
   VOLUME_GROUP,
   ensureLabUp,
   identityPath,
@@ -16,6 +18,7 @@ import {
   pmcConfigPath,
   run,
   sshConfigPath,
+  waitSharedMount,
   type LabNode,
 } from "./lab.ts";
 
@@ -73,6 +76,30 @@ describe("lab nodes", { timeout: 20 * 60_000 }, () => {
       const [size, pv] = out.trim().split(/\s+/);
       assert.ok(Number(size) >= 4 * 2 ** 30, `${n.name}: VG size ${size}`);
       assert.match(pv!, /^\/dev\/vd[b-z]$/);
+    }
+  });
+
+  it(`share one file system: pm-1's NFS export at ${SHARED_DIR}, where what one node writes the others read`, async () => {
+    for (const n of nodes) {
+      const m = await waitSharedMount(n.name);
+      assert.equal(m.fstype, "nfs4", `${n.name}: ${m.fstype}`);
+      assert.ok(m.options.includes("vers=4.2") && m.options.includes("hard") && m.options.includes("rw"), `${n.name}: ${m.options.join(",")}`);
+    }
+    // Random bytes written on pm-2, hashed as they go out; the others read them back over NFS,
+    // and pm-1 also from the exported directory itself.
+    const writer = nodes.find((n) => n.name === "pm-2") ?? nodes[0]!;
+    const name = `lab-nodes-${process.pid}-${Date.now()}.bin`;
+    const file = `${SHARED_DIR}/${name}`;
+    const sha = (out: string) => out.trim().split(/\s+/)[0];
+    try {
+      const written = sha(await labExecOk(writer.name, `set -o pipefail; head -c 1048576 /dev/urandom | tee ${file} | sha256sum`));
+      assert.match(written!, /^[0-9a-f]{64}$/);
+      for (const n of nodes) {
+        const paths = n.name === "pm-1" ? [file, `${SHARED_EXPORT}/${name}`] : [file];
+        for (const p of paths) assert.equal(sha(await labExecOk(n.name, `sha256sum < ${p}`)), written, `${n.name}: ${p}`);
+      }
+    } finally {
+      await labExec(writer.name, `rm -f ${file}`);
     }
   });
 

@@ -66,6 +66,17 @@ export const HOST_ADDRESS = "10.99.0.1";
 export const PREFIX = 24;
 export const VOLUME_GROUP = "vg-pmc";
 export const BACKUP_DIR = "/pmc-vm-backup";
+/** The lab's shared file system, mounted here on every node (the image's fstab: an automount). */
+export const SHARED_DIR = "/var/lib/pmc-shared";
+/** The directory on pm-1's root disk that pm-1 exports over NFS (node-init.sh). */
+export const SHARED_EXPORT = "/srv/pmc-shared";
+/** What every node mounts at SHARED_DIR. */
+export const SHARED_SOURCE = `pm-1:${SHARED_EXPORT}`;
+/**
+ * Whether .lab/pmc.yaml names SHARED_DIR as pmc's shared storage (`storage.shared.directory`).
+ * Off while pmc's config schema, strict, refuses that key.
+ */
+const CONFIG_SHARED_STORAGE = false;
 export const DEFAULT_NODE_COUNT = 3;
 export const MAX_NODE_COUNT = 20;
 const BRIDGE = "labbr0";
@@ -560,6 +571,7 @@ function writeLabFiles(nodes: LabNode[]): void {
     // dropped connections in the middle of migrations.
     "  drbd:",
     "    pingTimeout: 3",
+    ...(CONFIG_SHARED_STORAGE ? ["  shared:", `    directory: ${SHARED_DIR}`] : []),
     "backups:",
     `  directory: ${BACKUP_DIR}`,
     `imageStore: ${imageStoreDir}`,
@@ -772,6 +784,35 @@ export async function waitForNode(name: string, timeoutMs = 600000): Promise<voi
   );
 }
 
+export interface SharedMount {
+  source: string;
+  fstype: string;
+  /** The mount's options as the kernel shows them, e.g. ["rw", "vers=4.2", "hard", ...]. */
+  options: string[];
+}
+
+/**
+ * Wait until the node has the shared file system (SHARED_SOURCE) mounted at SHARED_DIR, and
+ * return that mount. Each look goes into the directory, so it also mounts it (the automount)
+ * where pm-1 answers. Not part of nodeReady: a node counts as up while pm-1 is down.
+ */
+export async function waitSharedMount(name: string, timeoutMs = 300_000): Promise<SharedMount> {
+  return waitFor(
+    `${name} to mount ${SHARED_SOURCE} at ${SHARED_DIR}`,
+    async () => {
+      // A mount attempt while pm-1 does not answer takes up to systemd's mount timeout (90 s).
+      const r = await labExec(name, `stat -f ${SHARED_DIR}/ >/dev/null 2>&1; findmnt -rn -t nfs,nfs4 -M ${SHARED_DIR} -o SOURCE,FSTYPE,OPTIONS`, {
+        timeoutMs: 150_000,
+        sshOptions: ["ConnectTimeout=5"],
+      });
+      const [source, fstype, options] = (r.stdout.split("\n")[0] ?? "").split(" ");
+      return source === SHARED_SOURCE && fstype && options ? { source, fstype, options: options.split(",") } : undefined;
+    },
+    timeoutMs,
+    2000,
+  );
+}
+
 /** Cut a node's network link (its tap device in the namespace goes down): nobody reaches it, it reaches nobody. */
 export async function cutLink(name: string): Promise<void> {
   await runOk(["ip", "-n", NAMESPACE, "link", "set", labNode(name).tap, "down"]);
@@ -805,7 +846,8 @@ export interface UpResult {
 
 /**
  * Bring the lab up: build the image if needed, write .lab/, create the namespace, start
- * every node that does not run, wait until all answer SSH with libvirtd up. Harmless when
+ * every node that does not run, wait until all answer SSH with libvirtd up and have the
+ * shared file system mounted (waitSharedMount). Harmless when
  * the lab is already up. `nodes` (default 3, or as the running lab has) must match a
  * running lab's count.
  */
@@ -858,10 +900,11 @@ export async function labUp(opts: { nodes?: number; log?: (line: string) => void
     await startNode(n.name);
     started.push(n.name);
   }
-  if (started.length) log(`started ${started.join(", ")}; waiting for SSH and libvirtd`);
+  if (started.length) log(`started ${started.join(", ")}; waiting for SSH, libvirtd and the shared mount`);
   await Promise.all(
     nodes.map(async (n) => {
       await waitForNode(n.name);
+      await waitSharedMount(n.name);
       log(`  ${n.name} (${n.address}) ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }),
   );

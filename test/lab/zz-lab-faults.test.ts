@@ -14,6 +14,7 @@ import {
   restoreLink,
   startNode,
   waitForNode,
+  waitSharedMount,
 } from "./lab.ts";
 
 describe("lab fault helpers", { timeout: 20 * 60_000 }, () => {
@@ -57,5 +58,7 @@ describe("lab fault helpers", { timeout: 20 * 60_000 }, () => {
     const out = await labExecOk(victim, `echo boot=$(cat /proc/sys/kernel/random/boot_id); echo vg=$(vgs --noheadings -o vg_name ${VOLUME_GROUP} | tr -d ' ')`);
     assert.doesNotMatch(out, new RegExp(`^boot=${bootId}$`, "m"), "a new boot");
     assert.match(out, new RegExp(`^vg=${VOLUME_GROUP}$`, "m"), "the volume group survived");
+    // The shared file system comes back too (waitSharedMount times out if it does not).
+    await waitSharedMount(victim);
   });
 });

@@ -78,10 +78,15 @@ step "finish unconfigured packages"
 in_root apt-get --fix-broken install -y
 step "install the cloud kernel"
 in_root apt-get install -y --no-install-recommends linux-image-cloud-amd64 initramfs-tools
+# The lab's shared file system (NFS, served by pm-1: node-init.sh). Installed here, not by
+# debootstrap, so that policy-rc.d stops their maintainer scripts: nfs-kernel-server's init
+# script would otherwise modprobe, mount nfsd and run exportfs inside the chroot.
+step "install the NFS server and client"
+in_root apt-get install -y --no-install-recommends nfs-kernel-server nfs-common
 
 kver=$(basename "$(ls -d "$rootfs"/lib/modules/* | sort -V | tail -n1)")
 step "kernel $kver"
-for m in drbd dm-mod bridge virtio_blk virtio_net; do
+for m in drbd dm-mod bridge virtio_blk virtio_net nfsd nfsv4 autofs4; do
   in_root modinfo -k "$kver" -F filename "$m" >/dev/null \
     || { echo "kernel $kver lacks module $m" >&2; exit 1; }
 done
@@ -96,6 +101,10 @@ echo localhost > "$rootfs/etc/hostname"
 printf '127.0.0.1 localhost\n' > "$rootfs/etc/hosts"
 printf '# pmc lab: no DNS; names come from /etc/hosts\n' > "$rootfs/etc/resolv.conf"
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 0\n' > "$rootfs/etc/fstab"
+# The lab's shared file system, pm-1's NFS export (node-init.sh), on every node. An automount:
+# boot never waits for it (pm-1 may boot last, or be down), it mounts on first access (or when
+# node-init.sh asks), and while pm-1 is away nothing writes into the empty directory under it.
+printf 'pm-1:/srv/pmc-shared /var/lib/pmc-shared nfs4 vers=4.2,hard,_netdev,nofail,x-systemd.automount 0 0\n' >> "$rootfs/etc/fstab"
 printf 'auto lo\niface lo inet loopback\n' > "$rootfs/etc/network/interfaces"
 printf 'drbd\ndm_mod\nbridge\n' > "$rootfs/etc/modules-load.d/pmc-lab.conf"
 cat > "$rootfs/etc/ssh/sshd_config.d/pmc-lab.conf" <<'CONF'
@@ -113,12 +122,26 @@ grep -q 'global_filter = \[ "r|^/dev/drbd' "$rootfs/etc/lvm/lvm.conf"
 for t in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$t"
 done
+# NFS: version 4 only (the nodes mount 4.2), which needs neither rpcbind nor statd (NFSv3's
+# locking). Every node mounts the share (fstab, above); only pm-1 serves it, and its
+# node-init.sh starts the server, so no node starts it at boot. No pNFS block layouts (blkmapd).
+cat > "$rootfs/etc/nfs.conf.d/pmc-lab.conf" <<'CONF'
+[nfsd]
+vers3=n
+udp=n
+CONF
+in_root systemctl disable nfs-server.service nfs-blkmap.service
+# On pm-1 the server starts before its own mount of the share and stops after it: a clean
+# shutdown unmounts first instead of waiting on a server that is gone.
+mkdir -p "$rootfs/etc/systemd/system/nfs-server.service.d"
+printf '%s\n' '[Unit]' 'Before=var-lib-pmc\x2dshared.mount' > "$rootfs/etc/systemd/system/nfs-server.service.d/pmc-lab.conf"
+in_root systemctl mask rpcbind.service rpcbind.socket rpc-statd.service rpc-statd-notify.service
 install -m 755 "$here/pmc-lab-init.sh" "$rootfs/usr/local/sbin/pmc-lab-init"
 install -m 644 "$here/pmc-lab-init.service" "$rootfs/etc/systemd/system/pmc-lab-init.service"
 mkdir -p "$rootfs/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/pmc-lab-init.service \
   "$rootfs/etc/systemd/system/multi-user.target.wants/pmc-lab-init.service"
-mkdir -p "$rootfs/pmc-vm-backup" "$rootfs/var/lib/pmc-lab"
+mkdir -p "$rootfs/pmc-vm-backup" "$rootfs/var/lib/pmc-lab" "$rootfs/var/lib/pmc-shared"
 
 step "clean up"
 rm -f "$rootfs/usr/sbin/policy-rc.d"

@@ -91,6 +91,21 @@ sed -i '/pam_motd\.so/d' /etc/pam.d/sshd
 mkdir -p /var/lib/systemd/linger
 touch /var/lib/systemd/linger/root
 
+# The lab's shared file system: pm-1 serves a directory of its root disk over NFSv4 to the
+# lab's subnet, and every node, pm-1 too, mounts it at /var/lib/pmc-shared (the image's fstab).
+# Both are queued, not waited for: they come after this unit (network-online.target), and the
+# mount may wait for pm-1. If it fails (pm-1 is down), the automount tries again at each access.
+# The server tells NFSv4 clients apart by their hostname: set above, before anything mounts.
+if [ "$name" = pm-1 ]; then
+  subnet=$(ip -4 -o route show dev br0 proto kernel scope link | awk '{ print $1; exit }')
+  : "${subnet:?no subnet route on br0}"
+  mkdir -p /srv/pmc-shared /etc/exports.d
+  echo "/srv/pmc-shared $subnet(rw,sync,no_root_squash,no_subtree_check,fsid=1)" > /etc/exports.d/pmc-lab.exports
+  systemctl start --no-block nfs-server.service
+  log "NFS: /srv/pmc-shared exported to $subnet"
+fi
+systemctl start --no-block "$(systemd-escape --path --suffix=mount /var/lib/pmc-shared)"
+
 # One plain boot when a test asks for it (the marker goes with it): like a server with no
 # boot-time set-up for pmc, the drbd module not loaded and the volume group inactive, so that
 # `pmc pm drbd-up` has all of it to do.
