@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
-import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
+import { backupSource, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
 import { decodeCommand, planRestoreInPlace, restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { planVerify, judge } from '../../../src/ops/backup/verify.js';
 import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog.js';
@@ -116,6 +116,7 @@ describe('vm backup planner', () => {
     refuses('PMC_E_USAGE', /web has no disk on pm-3/, () => backupSource(paired, PLANNER_CONFIG, { vm: 'web', node: 'pm-3' }));
     const single = cluster({ 'pm-3': { domains: [domain('solo', 'running')], lvs: [lv('solo', 2 * GiB)] } });
     const source = backupSource(single, PLANNER_CONFIG, { vm: 'solo', node: undefined });
+    assert.ok(source.kind === 'lv');
     assert.deepEqual([source.node, source.lv, source.dataBytes, source.drbdDevice], ['pm-3', '/dev/vg-pmc/solo', 2 * GiB, undefined]);
   });
 
@@ -139,13 +140,12 @@ describe('vm backup planner', () => {
   });
 
   test('the capture script renames the manifest before the data and removes the snapshot on every exit', () => {
-    const script = captureCommand({
-      dir: '/b/web', file: '/b/web/s.base', manifest: '/b/web/s.json', snapshot: { vgLv: 'vg/web_pmcsnap', device: '/dev/vg/web_pmcsnap' },
-      dataBytes: 4096, base: undefined, window: undefined, compression: undefined,
-    });
-    assert.ok(script.indexOf('mv -f "$mtmp" /b/web/s.json') < script.indexOf('mv -f "$tmp" /b/web/s.base'));
+    const script = planBackup(cluster(pairedVm('web', 'pm-1', 'pm-2', 10)), PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, FACTS).steps.at(-1)!.command;
+    const [json, base] = ['/pmc-vm-backup/web/2026-12-02-08-00-00.json', '/pmc-vm-backup/web/2026-12-02-08-00-00.base'];
+    assert.ok(script.indexOf(`mv -f "$mtmp" ${json}`) < script.indexOf(`mv -f "$tmp" ${base}`));
     assert.match(script, /trap cleanup EXIT/);
-    assert.match(script, /cleanup\(\) \{[^}]*lvremove -q -f vg\/web_pmcsnap/);
+    assert.match(script, /release\(\) \{ if lvs vg-pmc\/web_pmcsnap >\/dev\/null 2>&1; then lvremove -q -f vg-pmc\/web_pmcsnap; fi >\/dev\/null 2>&1; \}/);
+    assert.match(script, /cleanup\(\) \{[^}]*\|\| release; \}/);
     assert.match(script, /\?\?\?\?I\*\) fail 'the snapshot filled up/);
   });
 });
