@@ -385,7 +385,7 @@ function sharedPoint(source: SharedSource, frozen: boolean, dataBytes: number): 
         why: `check ${vm.name} is shut off on ${node} and its file ${file} is there`,
       }],
       read: { path: file, what: file, checks, release: undefined },
-      note: `${vm.name} is shut off: its file ${file} is read directly on ${node}`,
+      note: `${vm.name}'s file ${file} is read directly on ${node}`,
     };
   }
   const overlay = overlayFile(file, vm.name);
@@ -394,7 +394,7 @@ function sharedPoint(source: SharedSource, frozen: boolean, dataBytes: number): 
     ...common,
     steps: [{
       node,
-      command: overlayCommand(domain, vm.name, source.disk, overlay, frozen, node),
+      command: `${overlayCommand(domain, vm.name, source.disk, overlay, frozen, node)} || { ${merge}; exit 1; }`,
       why: `check ${vm.name} runs on ${node}, then have it write into the overlay ${overlay}${frozen ? ' (its file systems frozen through the guest agent meanwhile)' : ''} so that ${file} holds still`,
       undo: { command: merge, why: `merge ${overlay} back into ${file} and remove it` },
       timeoutMs: 120_000,
@@ -423,6 +423,7 @@ function mergeCommand(domain: string, vm: string, target: string, file: string, 
     + `else ${rm}; fi )`;
 }
 
+/** Checks, then takes the overlay; its last command is libvirt's, whose failure the caller cleans up after (it may leave the overlay's file). */
 function overlayCommand(domain: string, vm: string, disk: { target: string; others: string[] }, overlay: string, frozen: boolean, node: string): string {
   // libvirt splits --diskspec at commas; a comma within the file name is written twice.
   const spec = (target: string, rest: string) => ['--diskspec', `${target},${rest}`];
@@ -576,7 +577,7 @@ function captureCommand(spec: CaptureSpec): string {
     ...capture,
     ...spec.read.checks,
     // Released once: its own failure message is enough, the exit trap does not try again.
-    ...(release?.early ? ['released=1', `release || fail ${q(`${release.why} failed: the backup is not kept`)}`] : []),
+    ...(release?.early ? ['released=1', `release || fail ${q(`${release.why}: failed, the backup is not kept`)}`] : []),
     `[ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
     ...(spec.base ? [
       `fsum=$(${sha256Command('"$tmp"')})`,
