@@ -24,12 +24,12 @@ export function backupConfig(directory: string) {
  * on pm-1, pm-2 and pm-3, running on `runningOn` or shut off everywhere.
  */
 export function sharedCluster(file: string, runningOn: string | undefined): ClusterState {
-  const disks = [
+  const disks = () => [
     { device: 'disk', type: 'file', source: file, target: 'vda', bus: 'virtio' },
     { device: 'cdrom', type: 'file', source: undefined, target: 'sda', bus: 'sata' },
   ];
   const nodes = ['pm-1', 'pm-2', 'pm-3'];
-  const parts = Object.fromEntries(nodes.map((n) => [n, { domains: [domain('files', n === runningOn ? 'running' : 'shut off', { disks })] }]));
+  const parts = Object.fromEntries(nodes.map((n) => [n, { domains: [domain('files', n === runningOn ? 'running' : 'shut off', { disks: disks() })] }]));
   const state = buildCluster(CONFIG, probes(nodes, parts));
   // The shared-storage branch's model marks it from the disk's place; here the test does.
   state.vms.find((v) => v.name === 'files')!.shared = { file };
