@@ -220,7 +220,8 @@ function sharedSource(state: ClusterState, vm: Vm, file: string, requested: stri
   return { kind: 'shared', vm, node, runningOn, file, disk: undefined };
 }
 
-function mergeRepair(node: string, domain: string, target: string, overlay: string): string {
+/** How an operator merges a backup overlay back that pmc could not (`on NODE: virsh blockcommit ...`). */
+export function mergeRepair(node: string, domain: string, target: string, overlay: string): string {
   return `on ${node}: ${commandLine(['virsh', 'blockcommit', domain, target, '--active', '--pivot', '--wait'])} && ${commandLine(['rm', '-f', '--', overlay])}`;
 }
 
