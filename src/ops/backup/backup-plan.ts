@@ -476,7 +476,7 @@ function snapshotCommand(vm: string, source: LvSource, snapshot: { vgLv: string;
 }
 
 /** What the capture script reads, and how the point in time it reads is checked and given back. */
-export interface CaptureRead {
+interface CaptureRead {
   /** The device or file read. */
   path: string;
   /** The same, for the plan's words (`the snapshot`). */
