@@ -81,6 +81,8 @@ export interface Vm {
   replication: Replication | undefined;
   /** Set after a failover: `node` holds the authoritative copy, `lostNode` a stale one (until `pmc pm rejoin`). */
   authority: { node: string; lostNode: string; at: string } | undefined;
+  /** Set when the VM's disk is a file on the shared file system (storage.shared): any node can run it. */
+  shared: { file: string } | undefined;
   flags: VmFlag[];
 }
 
@@ -222,6 +224,7 @@ function buildVm(
     port: resource?.port,
     replication,
     authority,
+    shared: undefined,
     flags,
   };
 }

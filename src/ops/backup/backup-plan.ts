@@ -9,6 +9,10 @@
  * with a guest agent the file systems are frozen around it), reads the snapshot's data area
  * (the first <DRBD device size> bytes: internal metadata sits at the end), and removes the
  * snapshot whatever happens.
+ *
+ * A shared-storage VM's disk is a file that every node reaches: it is read on the node that runs
+ * it, from a point in time libvirt holds as it does for file disks (an external overlay takes the
+ * guest's writes while the file is read, then is merged back), or, shut off, straight from the file.
  */
 import type { Config } from '../../config/load.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
@@ -39,21 +43,38 @@ export interface BackupFacts {
   stamp: string;
   /** The guest agent answered on the node the VM runs on: its file systems are frozen around the snapshot. */
   agent: boolean;
+  /** A shared VM's disk file's size, read on the chosen node (an LV's size is in the probe). */
+  sharedFileBytes?: number;
   pmcVersion: string;
 }
 
 /** Where the disk is read. */
-export interface BackupSource {
+export type BackupSource = LvSource | SharedSource;
+
+interface SourceBase {
   vm: Vm;
   node: string;
+  /** Where the VM runs, if it does (where a freeze would happen). */
+  runningOn: string | undefined;
+}
+
+/** An LV, read from an LVM snapshot. */
+export interface LvSource extends SourceBase {
+  kind: 'lv';
   /** The LV the snapshot is taken of (`/dev/vg-pmc/web-1`). */
   lv: string;
   lvBytes: number;
   /** Bytes of VM data at the start of the LV. */
   dataBytes: number;
   drbdDevice: string | undefined;
-  /** Where the VM runs, if it does (where a freeze would happen). */
-  runningOn: string | undefined;
+}
+
+/** A shared VM's disk file, read on the node that runs it (runningOn is node then), or anywhere when it is shut off. */
+export interface SharedSource extends SourceBase {
+  kind: 'shared';
+  file: string;
+  /** Running: the guest's name of the disk (`vda`), whose overlay is taken, and of its other disks, kept out of the snapshot. */
+  disk: { target: string; others: string[] } | undefined;
 }
 
 /** Snapshot LVs are named after the VM with a suffix no VM name can have ("_" is not allowed in VM names). */
@@ -110,6 +131,7 @@ export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePr
     throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${vm.runningOn.join(' and ')} at once`, 'pmc cluster verify says how to resolve it; no backup meanwhile');
   }
   const runningOn = vm.runningOn[0];
+  if (vm.shared) return sharedSource(state, vm, vm.shared.file, request.node);
   const withDisk = vm.replicas.filter((r) => r.resource || r.lv);
   const paired = withDisk.some((r) => r.resource);
   let replica: VmReplica | undefined;
@@ -135,7 +157,7 @@ export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePr
   if (!res) {
     if (paired) throw new PmcError('PMC_E_STATE', `${vm.name} has no DRBD resource on ${node}`, `pmc vm info ${vm.name}; pass its other node with -p`);
     if (!replica.lv) throw new PmcError('PMC_E_STATE', `${vm.name} has no disk on ${node}`, `pmc vm info ${vm.name}`);
-    return { vm, node, lv: replica.lv.path, lvBytes: replica.lv.sizeBytes, dataBytes: replica.lv.sizeBytes, drbdDevice: undefined, runningOn };
+    return { kind: 'lv', vm, node, lv: replica.lv.path, lvBytes: replica.lv.sizeBytes, dataBytes: replica.lv.sizeBytes, drbdDevice: undefined, runningOn };
   }
   if (!res.up || res.sizeBytes === undefined || !res.disk || !res.device) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource of ${vm.name} is not up on ${node}, so the size of its data is unknown`,
@@ -151,7 +173,56 @@ export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePr
   if (!lv || lv.path !== res.disk) {
     throw new PmcError('PMC_E_STATE', `${vm.name}'s DRBD disk ${res.disk} on ${node} is not an LV of ${config.storage.volumeGroup}`, 'pmc backs up LVM-backed disks only');
   }
-  return { vm, node, lv: lv.path, lvBytes: lv.sizeBytes, dataBytes: res.sizeBytes, drbdDevice: res.device, runningOn };
+  return { kind: 'lv', vm, node, lv: lv.path, lvBytes: lv.sizeBytes, dataBytes: res.sizeBytes, drbdDevice: res.device, runningOn };
+}
+
+/**
+ * The overlay that takes a running shared VM's writes while its file is read: beside the file on
+ * the shared file system (so the VM can still migrate meanwhile), hidden, named after the VM.
+ */
+export function overlayFile(file: string, vm: string): string {
+  return `${file.slice(0, file.lastIndexOf('/') + 1)}.${vm}.pmc-backup.qcow2`;
+}
+
+/**
+ * A shared VM is read where it runs (the overlay must be taken by the QEMU that writes the file);
+ * shut off, on the first node that defines it, or any node with -p, once every node has said it
+ * does not run it there.
+ */
+function sharedSource(state: ClusterState, vm: Vm, file: string, requested: string | undefined): SharedSource {
+  const runningOn = vm.runningOn[0];
+  const overlay = overlayFile(file, vm.name);
+  const stuck = vm.replicas.find((r) => r.domain?.disks.some((d) => d.source === overlay));
+  if (stuck) {
+    const target = stuck.domain!.disks.find((d) => d.source === overlay)!.target;
+    throw new PmcError('PMC_E_STATE', `${vm.name}'s disk on ${stuck.node} is still the backup overlay ${overlay}: merging it back into ${file} failed`,
+      `${runningOn ? '' : `start ${vm.name} (it runs on the overlay, which holds its newest writes), then `}${mergeRepair(stuck.node, vm.uuid ?? vm.name, target, overlay)}`);
+  }
+  if (runningOn !== undefined) {
+    if (requested !== undefined && requested !== runningOn) {
+      throw new PmcError('PMC_E_USAGE', `${vm.name} runs on ${runningOn}: a running shared VM is backed up where it runs (its disk's point in time is taken by its QEMU there)`,
+        `pmc vm backup ${vm.name} without -p, or stop it first`);
+    }
+    const domain = vm.replicas.find((r) => r.node === runningOn)!.domain!;
+    const disk = domain.disks.find((d) => d.source === file);
+    if (!disk) {
+      throw new PmcError('PMC_E_STATE', `the domain ${vm.name} running on ${runningOn} does not use ${file}`, `pmc vm info ${vm.name} shows its disks`);
+    }
+    return { kind: 'shared', vm, node: runningOn, runningOn, file, disk: { target: disk.target, others: domain.disks.filter((d) => d !== disk).map((d) => d.target) } };
+  }
+  const down = state.nodes.filter((n) => !n.reachable).map((n) => n.name);
+  if (down.length > 0) {
+    throw new PmcError('PMC_E_NODE_UNREACHABLE', `${down.join(', ')} could not be asked: ${vm.name} might run there, and its file would be read under it`,
+      'bring the node back first');
+  }
+  const node = requested ?? vm.replicas.find((r) => r.domain)?.node;
+  if (node === undefined) throw new PmcError('PMC_E_STATE', `no node defines ${vm.name}`, `pmc vm info ${vm.name} shows what is known; pass a node with -p`);
+  return { kind: 'shared', vm, node, runningOn, file, disk: undefined };
+}
+
+/** How an operator merges a backup overlay back that pmc could not (`on NODE: virsh blockcommit ...`). */
+export function mergeRepair(node: string, domain: string, target: string, overlay: string): string {
+  return `on ${node}: ${commandLine(['virsh', 'blockcommit', domain, target, '--active', '--pivot', '--wait'])} && ${commandLine(['rm', '-f', '--', overlay])}`;
 }
 
 /** Refuses, before anything changes, when the node lacks zstd for what `purpose` says. */
@@ -160,18 +231,25 @@ export function requireZstd(state: ClusterState, node: string, purpose: string, 
   throw new PmcError('PMC_E_STATE', `${node} has no zstd, which ${purpose} needs`, `on ${node}: apt-get install zstd${alternative ? `; ${alternative}` : ''}`);
 }
 
+/** How the disk's point in time is taken before the capture step, and what the capture reads. */
+interface PointInTime {
+  steps: Step[];
+  read: CaptureRead;
+  source: BackupManifest['source'];
+  /** Where and how it is read, for the plan's notes. */
+  note: string;
+  /** What is taken while the guest's file systems are frozen. */
+  taken: string;
+}
+
 /** The plan of one backup. */
 export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePrefix' | 'storage' | 'backups'>, request: BackupRequest, facts: BackupFacts): Plan {
   const source = backupSource(state, config, request);
   const { vm, node } = source;
-  const vgName = config.storage.volumeGroup;
-  const vg = state.nodes.find((n) => n.name === node)!.facts!.vg;
-  if (!vg) throw new PmcError('PMC_E_STATE', `${node} has no volume group ${vgName}`, 'pmc cluster verify');
-  const snapBytes = snapshotBytes(source.lvBytes, vg.extentSizeBytes ?? 4 * MiB);
-  if (snapBytes > vg.freeBytes) {
-    throw new PmcError('PMC_E_CAPACITY', `${node}'s volume group ${vgName} has ${formatBytes(vg.freeBytes)} free, the snapshot of ${vm.name} needs ${formatBytes(snapBytes)}`,
-      `free space in ${vgName} on ${node}, or back up on the other node with -p`);
-  }
+  const dataBytes = source.kind === 'lv' ? source.dataBytes : facts.sharedFileBytes;
+  if (dataBytes === undefined) throw new Error(`the size of ${vm.name}'s disk file was not read before planning`);
+  const frozen = facts.agent && source.runningOn !== undefined;
+  const point = source.kind === 'lv' ? lvSnapshot(state, config, source, frozen) : sharedPoint(source, frozen, dataBytes);
   const base = request.kind === 'incremental' ? newestFull(facts.entries, vm.name, node) : undefined;
   if (request.kind === 'incremental' && !base) {
     throw new PmcError('PMC_E_STATE', `no full image of ${vm.name} on ${node} to compute an increment against`,
@@ -185,9 +263,6 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
   if (facts.entries.some((e) => e.vm === vm.name && e.stamp === facts.stamp)) {
     throw new PmcError('PMC_E_STATE', `a backup of ${vm.name} of ${facts.stamp} exists on ${node} already`, 'wait a second and run it again');
   }
-  const snapName = `${source.lv.split('/').pop()}${SNAPSHOT_SUFFIX}`;
-  const snapshot = { vgLv: `${vgName}/${snapName}`, device: `/dev/${vgName}/${snapName}`, bytes: snapBytes };
-  const frozen = facts.agent && source.runningOn !== undefined;
   const window = base ? SOURCE_WINDOW_BYTES : undefined;
 
   const manifest: Omit<BackupManifest, 'data' | 'file'> = {
@@ -199,13 +274,57 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     type: request.kind,
     base: base?.stamp ?? null,
     consistency: frozen ? 'file-systems-frozen' : source.runningOn ? 'crash-consistent' : 'shut-off',
-    source: { lv: source.lv, drbdDevice: source.drbdDevice ?? null },
+    source: point.source,
     vmShape: { memoryBytes: vm.memoryBytes ?? null, vcpus: vm.vcpus ?? null },
     xdelta3SourceWindow: window ?? null,
     compression: request.compression ?? null,
     pmcVersion: facts.pmcVersion,
   };
 
+  const steps: Step[] = [...point.steps, {
+    node,
+    command: captureCommand({
+      dir: backupDir(dir, vm.name),
+      file,
+      manifest: manifestFile(dir, vm.name, facts.stamp),
+      read: point.read,
+      dataBytes,
+      base,
+      window,
+      compression: request.compression,
+    }),
+    input: { text: `${JSON.stringify({ ...manifest, data: { bytes: dataBytes, sha256: '@DATA_SHA256@' }, file: { name: file.split('/').pop(), bytes: '@FILE_BYTES@', sha256: '@FILE_SHA256@' } })}\n` },
+    why: `${request.kind === 'full'
+      ? `${request.compression ? 'compress' : 'copy'} ${formatBytes(dataBytes)} of ${vm.name}'s data from ${point.read.what} to ${file}${request.compression ? ' with zstd, check it decompresses to the data' : ''}, with its manifest`
+      : `write the xdelta3 delta of ${vm.name}'s ${formatBytes(dataBytes)} against ${base!.path} to ${file}, with its manifest`}${point.read.release ? `; ${point.read.release.why}` : ''}`,
+    progress: { totalBytes: dataBytes },
+    timeoutMs: Math.max(30 * 60_000, Math.ceil(dataBytes / 2e6) * 1000 * (request.kind === 'full' ? 1 : 3)),
+  }];
+
+  const notes = [
+    point.note,
+    frozen ? `its file systems are frozen through the guest agent while ${point.taken} is taken`
+      : source.runningOn ? `${vm.name} runs and no guest agent answered: the backup is crash-consistent (as after a power cut)`
+        : `${vm.name} is shut off: the backup is consistent`,
+  ];
+  if (base) notes.push(`the increment is computed against ${base.path}${base.compression ? ', decompressed as it is read' : ''} (xdelta3 source window ${formatBytes(window!)})`);
+  return { title: `${request.kind} backup of ${vm.name} on ${node}: ${file}`, steps, notes };
+}
+
+/** An LVM snapshot of the LV, taken on the node that reads it (with the guest frozen on the node that runs it, if it runs). */
+function lvSnapshot(state: ClusterState, config: Pick<Config, 'storage'>, source: LvSource, frozen: boolean): PointInTime {
+  const { vm, node } = source;
+  const vgName = config.storage.volumeGroup;
+  const vg = state.nodes.find((n) => n.name === node)!.facts!.vg;
+  if (!vg) throw new PmcError('PMC_E_STATE', `${node} has no volume group ${vgName}`, 'pmc cluster verify');
+  const snapBytes = snapshotBytes(source.lvBytes, vg.extentSizeBytes ?? 4 * MiB);
+  if (snapBytes > vg.freeBytes) {
+    throw new PmcError('PMC_E_CAPACITY', `${node}'s volume group ${vgName} has ${formatBytes(vg.freeBytes)} free, the snapshot of ${vm.name} needs ${formatBytes(snapBytes)}`,
+      `free space in ${vgName} on ${node}, or back up on the other node with -p`);
+  }
+  const snapName = `${source.lv.split('/').pop()}${SNAPSHOT_SUFFIX}`;
+  const snapshot = { vgLv: `${vgName}/${snapName}`, device: `/dev/${vgName}/${snapName}`, bytes: snapBytes };
+  const remove = removeSnapshotCommand(snapshot.vgLv);
   const steps: Step[] = [];
   const domain = vm.uuid ?? vm.name;
   if (frozen) {
@@ -222,40 +341,110 @@ export function planBackup(state: ClusterState, config: Pick<Config, 'ignorePref
     node,
     command: snapshotCommand(vm.name, source, snapshot),
     why: `check ${vm.name} is ${source.drbdDevice ? 'Connected UpToDate/UpToDate' : 'there'} on ${node}, then snapshot ${source.lv} (${formatBytes(snapBytes)} for changes meanwhile)`,
-    undo: { command: removeSnapshotCommand(snapshot.vgLv), why: `remove the snapshot ${snapshot.device} on ${node}` },
+    undo: { command: remove, why: `remove the snapshot ${snapshot.device} on ${node}` },
     timeoutMs: 120_000,
   });
   if (frozen) {
     steps.push({ node: source.runningOn!, command: thawCommand(domain), why: `thaw ${vm.name}'s file systems`, timeoutMs: 60_000 });
   }
-  steps.push({
-    node,
-    command: captureCommand({
-      dir: backupDir(dir, vm.name),
-      file,
-      manifest: manifestFile(dir, vm.name, facts.stamp),
-      snapshot,
-      dataBytes: source.dataBytes,
-      base,
-      window,
-      compression: request.compression,
-    }),
-    input: { text: `${JSON.stringify({ ...manifest, data: { bytes: source.dataBytes, sha256: '@DATA_SHA256@' }, file: { name: file.split('/').pop(), bytes: '@FILE_BYTES@', sha256: '@FILE_SHA256@' } })}\n` },
-    why: request.kind === 'full'
-      ? `${request.compression ? 'compress' : 'copy'} ${formatBytes(source.dataBytes)} of ${vm.name}'s data from the snapshot to ${file}${request.compression ? ' with zstd, check it decompresses to the data' : ''}, with its manifest; remove the snapshot`
-      : `write the xdelta3 delta of ${vm.name}'s ${formatBytes(source.dataBytes)} against ${base!.path} to ${file}, with its manifest; remove the snapshot`,
-    progress: { totalBytes: source.dataBytes },
-    timeoutMs: Math.max(30 * 60_000, Math.ceil(source.dataBytes / 2e6) * 1000 * (request.kind === 'full' ? 1 : 3)),
-  });
+  return {
+    steps,
+    read: {
+      path: snapshot.device,
+      what: 'the snapshot',
+      checks: [
+        // A snapshot that ran out of room is invalid: its data is not the disk's any more.
+        `attr=$(lvs --noheadings -o lv_attr ${quote(snapshot.vgLv)} | tr -d ' ') && pct=$(lvs --noheadings -o snap_percent ${quote(snapshot.vgLv)} | tr -d ' ') || fail 'the snapshot vanished while it was read'`,
+        `case "$attr" in ????I*) fail 'the snapshot filled up while it was read (invalid): the image is not kept';; esac`,
+        `case "$pct" in 100*) fail 'the snapshot filled up while it was read: the image is not kept';; esac`,
+      ],
+      release: { command: `${remove} >/dev/null 2>&1`, early: false, why: 'remove the snapshot' },
+    },
+    source: { lv: source.lv, drbdDevice: source.drbdDevice ?? null },
+    note: `${vm.name}'s data is read from an LVM snapshot on ${node}${source.runningOn === node ? ', the node it runs on' : ''}; no DRBD role changes`,
+    taken: 'the snapshot',
+  };
+}
 
-  const notes = [
-    `${vm.name}'s data is read from an LVM snapshot on ${node}${source.runningOn === node ? ', the node it runs on' : ''}; no DRBD role changes`,
-    frozen ? `its file systems are frozen through the guest agent while the snapshot is taken`
-      : source.runningOn ? `${vm.name} runs and no guest agent answered: the backup is crash-consistent (as after a power cut)`
-        : `${vm.name} is shut off: the backup is consistent`,
-  ];
-  if (base) notes.push(`the increment is computed against ${base.path}${base.compression ? ', decompressed as it is read' : ''} (xdelta3 source window ${formatBytes(window!)})`);
-  return { title: `${request.kind} backup of ${vm.name} on ${node}: ${file}`, steps, notes };
+/**
+ * A shared VM's file. Running: libvirt's external disk-only snapshot makes its QEMU write into a
+ * new qcow2 overlay, so the file holds still while it is read; then the overlay is merged back
+ * (blockcommit, pivoting the VM onto its file again) and removed. Shut off: the file itself.
+ */
+function sharedPoint(source: SharedSource, frozen: boolean, dataBytes: number): PointInTime {
+  const { vm, node, file } = source;
+  // The file's size was read while planning: one that changed since would be read cut short.
+  const checks = [`[ "$(stat -c %s ${quote(file)})" = ${dataBytes} ] || fail ${quote(`${file} changed size while it was read: no backup`)}`];
+  const common = { source: { file }, taken: 'the overlay' };
+  const domain = vm.uuid ?? vm.name;
+  if (!source.disk) {
+    return {
+      ...common,
+      steps: [{
+        node,
+        command: sharedShutOffCommand(domain, vm.name, file),
+        why: `check ${vm.name} is shut off on ${node} and its file ${file} is there`,
+      }],
+      read: { path: file, what: file, checks, release: undefined },
+      note: `${vm.name}'s file ${file} is read directly on ${node}`,
+    };
+  }
+  const overlay = overlayFile(file, vm.name);
+  const merge = mergeCommand(domain, vm.name, source.disk.target, file, overlay, node);
+  return {
+    ...common,
+    steps: [{
+      node,
+      command: `${overlayCommand(domain, vm.name, source.disk, overlay, frozen, node)} || { ${merge}; exit 1; }`,
+      why: `check ${vm.name} runs on ${node}, then have it write into the overlay ${overlay}${frozen ? ' (its file systems frozen through the guest agent meanwhile)' : ''} so that ${file} holds still`,
+      undo: { command: merge, why: `merge ${overlay} back into ${file} and remove it` },
+      timeoutMs: 120_000,
+    }],
+    read: { path: file, what: file, checks, release: { command: merge, early: true, why: `merge the overlay ${overlay} back and remove it` } },
+    note: `${vm.name}'s file ${file} is read on ${node}, where it runs, while a libvirt overlay takes its writes; the overlay is merged back and removed after the read, also when the backup fails`,
+  };
+}
+
+/** A shell condition: true when the domain's disk is the overlay now; exits the script when libvirt cannot be asked. */
+function onOverlay(domain: string, overlay: string, unknown: string): string {
+  // The overlay's path is compared as the end of a line of domblklist, spaces and all, from the environment (awk -v would read backslashes as escapes).
+  return `{ blk=$(${commandLine(['virsh', 'domblklist', domain])}) || { echo ${quote(unknown)} >&2; exit 1; }; printf '%s\\n' "$blk" | o=${quote(overlay)} awk 'NR > 2 { sub(/[ \\t]+$/, ""); if (length($0) >= length(ENVIRON["o"]) && substr($0, length($0) - length(ENVIRON["o"]) + 1) == ENVIRON["o"]) f = 1 } END { exit !f }'; }`;
+}
+
+/**
+ * Merges the overlay back when the domain runs on it, then removes it; an overlay it does not use
+ * (a backup cut off before or after) is only removed. A failed merge leaves the overlay, which
+ * holds the VM's newest writes, and says how to repair.
+ */
+function mergeCommand(domain: string, vm: string, target: string, file: string, overlay: string, node: string): string {
+  const rm = commandLine(['rm', '-f', '--', overlay]);
+  const stuck = `PMC: ${vm} still runs on the backup overlay ${overlay}: merging it back into ${file} failed. Repair ${mergeRepair(node, domain, target, overlay)}`;
+  return `( if ${onOverlay(domain, overlay, `PMC: cannot ask libvirt for ${vm}'s disks: if it still runs on ${overlay}, repair ${mergeRepair(node, domain, target, overlay)}`)}; then `
+    + `${commandLine(['virsh', 'blockcommit', domain, target, '--active', '--pivot', '--wait'])} >/dev/null && ${rm} || { echo ${quote(stuck)} >&2; exit 1; }; `
+    + `else ${rm}; fi )`;
+}
+
+/** Checks, then takes the overlay; its last command is libvirt's, whose failure the caller cleans up after (it may leave the overlay's file). */
+function overlayCommand(domain: string, vm: string, disk: { target: string; others: string[] }, overlay: string, frozen: boolean, node: string): string {
+  // libvirt splits --diskspec at commas; a comma within the file name is written twice.
+  const spec = (target: string, rest: string) => ['--diskspec', `${target},${rest}`];
+  return [
+    `st=$(${commandLine(['virsh', 'domstate', domain])}) || exit 1`,
+    `[ "$st" = running ] || { echo "${vm} is $st here, not running: no overlay is taken" >&2; exit 1; }`,
+    `if ${onOverlay(domain, overlay, `cannot ask libvirt for ${vm}'s disks`)}; then echo ${quote(`${vm} runs on ${overlay} already, left by a backup whose merge failed: repair ${mergeRepair(node, domain, disk.target, overlay)}`)} >&2; exit 1; fi`,
+    // Not in use (just checked): the leftover of a backup cut off before its overlay was taken; libvirt will not write over it.
+    commandLine(['rm', '-f', '--', overlay]),
+    commandLine(['virsh', 'snapshot-create-as', domain, '--name', 'pmc-backup', '--disk-only', '--atomic', '--no-metadata', ...(frozen ? ['--quiesce'] : []),
+      ...spec(disk.target, `snapshot=external,file=${overlay.replace(/,/g, ',,')}`), ...disk.others.flatMap((t) => spec(t, 'snapshot=no'))]),
+  ].join('\n');
+}
+
+function sharedShutOffCommand(domain: string, vm: string, file: string): string {
+  return [
+    // Where it is defined, libvirt says whether it runs here (every node said so while planning; this is the last word).
+    `if st=$(${commandLine(['virsh', 'domstate', domain])} 2>/dev/null); then [ "$st" = 'shut off' ] || { echo "${vm} is $st here: its file is not read under it" >&2; exit 1; }; fi`,
+    `[ -f ${quote(file)} ] || { echo ${quote(`${file} is not here: is the shared file system mounted?`)} >&2; exit 1; }`,
+  ].join('\n');
 }
 
 const FREEZE_LIMIT_S = 30;
@@ -268,7 +457,7 @@ function removeSnapshotCommand(vgLv: string): string {
   return `if lvs ${quote(vgLv)} >/dev/null 2>&1; then ${commandLine(['lvremove', '-q', '-f', vgLv])}; fi`;
 }
 
-function snapshotCommand(vm: string, source: BackupSource, snapshot: { vgLv: string; bytes: number }): string {
+function snapshotCommand(vm: string, source: LvSource, snapshot: { vgLv: string; bytes: number }): string {
   const checks: string[] = [];
   if (source.drbdDevice) {
     // The plan was made from a probe a moment ago: the state is checked again right where it matters.
@@ -286,11 +475,27 @@ function snapshotCommand(vm: string, source: BackupSource, snapshot: { vgLv: str
   ].join(' && ');
 }
 
+/** What the capture script reads, and how the point in time it reads is checked and given back. */
+interface CaptureRead {
+  /** The device or file read. */
+  path: string;
+  /** The same, for the plan's words (`the snapshot`). */
+  what: string;
+  /** Shell lines run after the read that `fail` when what was read is not the point in time any more. */
+  checks: string[];
+  /**
+   * Gives the point in time back (removes the snapshot, merges the overlay back); idempotent, it
+   * runs on every exit of the script. `early`: also right after the read, and a failure of it
+   * fails the backup (a VM should not write into an overlay longer than needed).
+   */
+  release: { command: string; early: boolean; why: string } | undefined;
+}
+
 interface CaptureSpec {
   dir: string;
   file: string;
   manifest: string;
-  snapshot: { vgLv: string; device: string };
+  read: CaptureRead;
   dataBytes: number;
   /** For an increment: the full image it is computed against. */
   base: Pick<BackupEntry, 'path' | 'compression'> | undefined;
@@ -301,15 +506,17 @@ interface CaptureSpec {
 
 /**
  * The script that writes one backup on the node. Everything goes to `.tmp` names; only when the
- * data, its sha256 and the snapshot's validity are checked are the manifest and then the file
- * renamed, so a cut-off run leaves nothing that looks complete. The snapshot goes on every exit,
- * also when pmc dies (the SSH session closes, the next write gets SIGPIPE).
+ * data, its sha256 and the point in time's validity are checked are the manifest and then the file
+ * renamed, so a cut-off run leaves nothing that looks complete. The point in time (a snapshot, an
+ * overlay) is given back on every exit, also when pmc dies (the SSH session closes, the next
+ * write gets SIGPIPE).
  */
-export function captureCommand(spec: CaptureSpec): string {
+function captureCommand(spec: CaptureSpec): string {
   const q = quote;
-  const dd = ['dd', `if=${spec.snapshot.device}`, 'bs=16M', 'iflag=count_bytes', `count=${spec.dataBytes}`];
+  const release = spec.read.release;
+  const dd = ['dd', `if=${spec.read.path}`, 'bs=16M', 'iflag=count_bytes', `count=${spec.dataBytes}`];
   const read = commandLine([...dd, 'status=progress']);
-  const failed = 'reading the snapshot or writing the backup failed';
+  const failed = `reading ${spec.read.what} or writing the backup failed`;
   let capture: string[];
   if (spec.base || spec.compression) {
     // A plain full image is xdelta3's source file, read ahead in 16 MiB blocks by a dd beside it
@@ -359,7 +566,8 @@ export function captureCommand(spec: CaptureSpec): string {
   return [
     'set -u',
     `tmp=${q(`${spec.file}.tmp`)}; mtmp=${q(`${spec.manifest}.tmp`)}; work=$(mktemp -d) || exit 1`,
-    `cleanup() { trap '' PIPE; rm -f "$tmp" "$mtmp"; rm -rf "$work"; ${removeSnapshotCommand(spec.snapshot.vgLv)} >/dev/null 2>&1; }`,
+    ...(release ? [`release() { ${release.command}; }`, 'released='] : []),
+    `cleanup() { trap '' PIPE; rm -f "$tmp" "$mtmp"; rm -rf "$work"; ${release ? '[ -n "$released" ] || release; ' : ''}}`,
     `trap cleanup EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
     'fail() { echo "$1" >&2; exit 1; }',
     `cat > "$work/manifest"`,
@@ -368,10 +576,9 @@ export function captureCommand(spec: CaptureSpec): string {
     `exec 9>>${q(`${spec.dir}/.lock`)} && flock ${spec.base ? '-s' : '-x'} -w 600 9 || fail 'another backup holds ${spec.dir}/.lock'`,
     `[ ! -e ${q(spec.file)} ] || fail ${q(`${spec.file} exists already`)}`,
     ...capture,
-    // A snapshot that ran out of room is invalid: its data is not the disk's any more.
-    `attr=$(lvs --noheadings -o lv_attr ${q(spec.snapshot.vgLv)} | tr -d ' ') && pct=$(lvs --noheadings -o snap_percent ${q(spec.snapshot.vgLv)} | tr -d ' ') || fail 'the snapshot vanished while it was read'`,
-    `case "$attr" in ????I*) fail 'the snapshot filled up while it was read (invalid): the image is not kept';; esac`,
-    `case "$pct" in 100*) fail 'the snapshot filled up while it was read: the image is not kept';; esac`,
+    ...spec.read.checks,
+    // Released once: its own failure message is enough, the exit trap does not try again.
+    ...(release?.early ? ['released=1', `release || fail ${q(`${release.why}: failed, the backup is not kept`)}`] : []),
     `[ \${#dsum} = 64 ] || fail 'no sha256 of the data'`,
     ...(spec.base ? [
       `fsum=$(${sha256Command('"$tmp"')})`,

@@ -52,8 +52,9 @@ export async function backupVms(ctx: OpContext, args: VmBackupArgs): Promise<Rep
         const inventory = await readBackups(ctx, state, [source.node]);
         warnings.push(...inventory.warnings);
         const agent = source.runningOn !== undefined && await agentAnswers(ctx, source.runningOn, source.vm.uuid ?? name);
+        const sharedFileBytes = source.kind === 'shared' ? await fileBytes(ctx, source.node, source.file) : undefined;
         return planBackup(state, ctx.config, { vm: name, kind, compression: args.zstd ? 'zstd' : undefined, node: args.pm }, {
-          entries: inventory.entries, stamp: stampOf(new Date()), agent, pmcVersion: pmcVersion(),
+          entries: inventory.entries, stamp: stampOf(new Date()), agent, sharedFileBytes, pmcVersion: pmcVersion(),
         });
       },
     });
@@ -69,6 +70,17 @@ async function agentAnswers(ctx: OpContext, node: string, domain: string): Promi
   const ping = commandLine(['virsh', 'qemu-agent-command', '--timeout', '5', domain, '{"execute":"guest-ping"}']);
   const result = await ctx.pool.run(node, ping, { timeoutMs: 30_000 });
   return result.exitCode === 0;
+}
+
+/** A shared VM's disk file's size, read on the node that will read it. */
+async function fileBytes(ctx: OpContext, node: string, file: string): Promise<number> {
+  const result = await ctx.pool.run(node, commandLine(['stat', '-c', '%s', '--', file]), { timeoutMs: 30_000 });
+  const out = result.stdout.trim();
+  if (result.exitCode !== 0 || !/^\d+$/.test(out)) {
+    throw new PmcError('PMC_E_STATE', `cannot read the size of ${file} on ${node}: ${result.stderr.trim() || out}`,
+      `is the shared file system mounted on ${node}? pmc cluster verify`);
+  }
+  return Number(out);
 }
 
 /** The capture step prints the manifest it renamed into place. */

@@ -50,8 +50,11 @@ export const manifestSchema = z.object({
   file: z.object({ name: z.string(), bytes: z.number().int().nonnegative(), sha256: digest }),
   /** shut-off: the VM was not running; file-systems-frozen: through its guest agent; else crash-consistent. */
   consistency: z.enum(['crash-consistent', 'file-systems-frozen', 'shut-off']),
-  /** Where the data was read (an LVM snapshot of this LV) and the DRBD device it backs, if any. */
-  source: z.object({ lv: z.string(), drbdDevice: z.string().nullable() }),
+  /**
+   * Where the data was read: an LVM snapshot of this LV and the DRBD device it backs, if any; or a
+   * shared VM's disk file (read while an overlay took the guest's writes, or shut off).
+   */
+  source: z.union([z.object({ lv: z.string(), drbdDevice: z.string().nullable() }), z.object({ file: z.string() })]),
   /** The VM as it was, so a restore into a new VM can give it the same shape. */
   vmShape: z.object({ memoryBytes: z.number().int().positive().nullable(), vcpus: z.number().int().positive().nullable() }),
   /** For an increment: xdelta3's source window (-B) in bytes. */

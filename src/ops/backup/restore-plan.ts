@@ -9,10 +9,10 @@
  * tool's backups have no manifest, so xdelta3's own checksums must pass.
  */
 import type { Config } from '../../config/load.js';
-import type { ClusterState, NodeState } from '../../model/cluster.js';
+import type { ClusterState, NodeState, Vm } from '../../model/cluster.js';
 import { healthy } from '../../model/cluster.js';
 import { PmcError } from '../../util/errors.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { managedVm } from '../vm/lifecycle.js';
@@ -111,6 +111,7 @@ function verifiedBy(source: RestoreSource): string {
 /** Restoring onto VM's own disk: the VM must be off everywhere and its DRBD pair Connected and UpToDate. */
 export function planRestoreInPlace(state: ClusterState, config: Pick<Config, 'ignorePrefix'>, vmName: string, source: RestoreSource): Plan {
   const vm = managedVm(state, vmName, config);
+  if (vm.shared) return planRestoreShared(state, vm, vm.shared.file, source);
   const down = vm.replicas.filter((r) => !r.reachable).map((r) => r.node);
   if (down.length > 0) {
     throw new PmcError('PMC_E_NODE_UNREACHABLE', `${down.join(', ')} could not be asked: ${vm.name} might run there, and its copy would miss the restore`,
@@ -164,6 +165,66 @@ export function planRestoreInPlace(state: ClusterState, config: Pick<Config, 'ig
     steps,
     notes: [
       `${vm.name}'s current data is overwritten on ${withDrbd.length > 0 ? 'both nodes (through DRBD)' : target}`,
+      verifiedBy(source),
+    ],
+  };
+}
+
+/** The restore's new file beside a shared VM's disk, renamed over it once read back. */
+const RESTORE_SUFFIX = '.pmc-restore.tmp';
+
+/**
+ * Restoring onto a shared VM's own file, which any node may start it from: every node must say
+ * it does not run it. The disk is written as a new file beside it on the node holding the
+ * backup, read back, given the old file's owner and mode, then renamed over it: a restore cut
+ * off at any point leaves the VM's disk as it was (a rename is atomic on the file system),
+ * never half written, at the cost of room for a second copy while it runs. Writing into the
+ * file in place would need no room but leave a half-old, half-restored disk when cut off.
+ */
+function planRestoreShared(state: ClusterState, vm: Vm, file: string, source: RestoreSource): Plan {
+  const down = state.nodes.filter((n) => !n.reachable).map((n) => n.name);
+  if (down.length > 0) {
+    throw new PmcError('PMC_E_NODE_UNREACHABLE', `${down.join(', ')} could not be asked: ${vm.name} might run there, on the file the restore replaces`,
+      'bring the node back first');
+  }
+  if (vm.runningOn.length > 0) {
+    throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${vm.runningOn.join(', ')}: its disk cannot be restored under it`,
+      `stop it first (pmc vm stop ${vm.name})`);
+  }
+  const node = source.node;
+  const tmp = `${file}${RESTORE_SUFFIX}`;
+  const removeTmp = commandLine(['rm', '-f', '--', tmp]);
+  const domain = vm.uuid ?? vm.name;
+  return {
+    title: `restore ${vm.name}'s disk ${file} from its ${source.chain.target.kind} backup ${source.chain.target.stamp} (${node})`,
+    steps: [
+      {
+        node,
+        command: [
+          // Where it is defined, libvirt says again whether it runs here; the other nodes said so while planning, under the lock.
+          `if st=$(${commandLine(['virsh', 'domstate', domain])} 2>/dev/null); then [ "$st" = 'shut off' ] || { echo "${vm.name} is $st here: its disk is not restored under it" >&2; exit 1; }; fi`,
+          `[ -f ${quote(file)} ] || { echo ${quote(`${file} is not here: is the shared file system mounted?`)} >&2; exit 1; }`,
+          // A leftover of a restore that was cut off: never renamed, so never the VM's disk.
+          removeTmp,
+        ].join('\n'),
+        why: `check ${vm.name} is shut off on ${node} and its file ${file} is there`,
+        // Taken back when the write fails or is interrupted: the partial new file goes.
+        undo: { command: removeTmp, why: `remove the partly written ${tmp}` },
+      },
+      writeStep(state, node, tmp, source),
+      {
+        node,
+        command: [
+          commandLine(['chown', `--reference=${file}`, '--', tmp]),
+          commandLine(['chmod', `--reference=${file}`, '--', tmp]),
+          commandLine(['mv', '-f', '--', tmp, file]),
+          commandLine(['sync', '--', file.slice(0, file.lastIndexOf('/') + 1)]),
+        ].join(' && '),
+        why: `give the restored disk ${file}'s owner and mode and rename it over ${file}`,
+      },
+    ],
+    notes: [
+      `${vm.name}'s disk ${file} is replaced on the shared file system by a file that holds exactly the backup's data, written beside it first (room for a second copy is needed meanwhile)`,
       verifiedBy(source),
     ],
   };

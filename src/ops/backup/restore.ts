@@ -58,6 +58,12 @@ export async function restoreVm(ctx: OpContext, args: VmRestoreArgs): Promise<Re
       source = restoreSource(chain);
       if (args.to === undefined) return planRestoreInPlace(state, ctx.config, args.vm, source);
       const vm = state.vms.find((v) => v.name === args.vm);
+      const m = chain.target.manifest;
+      if (vm?.shared || (m && 'file' in m.source)) {
+        // vm add would make NEWVM a DRBD VM on LVs: not what a shared VM's owner asks for, so not guessed.
+        throw new PmcError('PMC_E_USAGE', `${args.vm} is a shared-storage VM: restoring its backup into a new VM is not supported yet`,
+          `restore onto ${args.vm}'s own disk (pmc vm restore ${args.vm} --at ${chain.target.stamp}, without --to)`);
+      }
       const memoryBytes = args.memory !== undefined ? parseSize(args.memory, 'memory (-m)')
         : chain.target.manifest?.vmShape.memoryBytes ?? vm?.memoryBytes;
       const vcpus = args.cpus ?? chain.target.manifest?.vmShape.vcpus ?? vm?.vcpus;

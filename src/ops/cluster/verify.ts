@@ -1,8 +1,9 @@
 import type { OpContext, Report } from '../engine/context.js';
-import type { ClusterState, NodeState, Vm } from '../../model/cluster.js';
+import { isActive, type ClusterState, type NodeState, type Vm } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
 import { formatBytes } from '../../util/units.js';
 import { quote } from '../../util/shell.js';
+import { mergeRepair, overlayFile } from '../backup/backup-plan.js';
 
 /**
  * `pmc cluster verify`, after `gnt-cluster verify`: every check has a stable code, a
@@ -15,7 +16,8 @@ export type CheckCode =
   | 'PMC_V_DRBD_DOWN' | 'PMC_V_DRBD_NOT_CONNECTED' | 'PMC_V_DRBD_NOT_UPTODATE' | 'PMC_V_DRBD_SPLIT_BRAIN'
   | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED' | 'PMC_V_DRBD_STALE_COPY'
   | 'PMC_V_MINOR_DUPLICATE' | 'PMC_V_PORT_DUPLICATE'
-  | 'PMC_V_ORPHAN_LV' | 'PMC_V_ORPHAN_RESOURCE_FILE' | 'PMC_V_ORPHAN_DOMAIN';
+  | 'PMC_V_ORPHAN_LV' | 'PMC_V_ORPHAN_RESOURCE_FILE' | 'PMC_V_ORPHAN_DOMAIN'
+  | 'PMC_V_VM_ON_BACKUP_OVERLAY';
 
 export interface Finding {
   code: CheckCode;
@@ -54,6 +56,7 @@ export function verifyCluster(state: ClusterState): Finding[] {
   for (const vm of state.vms) checkVm(vm, add);
   checkNumbering(state, add);
   checkOrphans(state, add);
+  checkBackupOverlays(state, add);
   checkNPlusOne(state, add);
   return findings;
 }
@@ -274,6 +277,26 @@ function checkOrphans(state: ClusterState, add: Add): void {
         node: node.name, vm: d.name, code: 'PMC_V_ORPHAN_DOMAIN', severity: 'warning',
         message: `${node.name}: domain ${d.name} uses ${missing.source}, which no DRBD resource on ${node.name} provides`,
         fix: `if the VM lives elsewhere: virsh undefine ${quote(d.name)} on ${node.name}; else recreate its resource`,
+      });
+    }
+  }
+}
+
+/**
+ * A shared VM's backup writes its guest into an overlay beside its file and merges it back; when
+ * that merge failed, the domain still runs on (or is defined with) the overlay: it grows with
+ * every write, and the next backup refuses until it is merged.
+ */
+function checkBackupOverlays(state: ClusterState, add: Add): void {
+  for (const node of state.nodes) {
+    for (const d of node.facts?.domains ?? []) {
+      // The overlay's name beside whatever file the disk is: the disk is the overlay when they are the same.
+      const disk = d.disks.find((x) => x.source !== undefined && x.source === overlayFile(x.source, d.name));
+      if (!disk) continue;
+      add({
+        node: node.name, vm: d.name, code: 'PMC_V_VM_ON_BACKUP_OVERLAY', severity: 'error',
+        message: `${node.name}: domain ${d.name}'s disk ${disk.target} is the backup overlay ${disk.source}: merging it back into its file after a backup failed`,
+        fix: `${isActive(d) ? '' : `start ${d.name} (it runs on the overlay, which holds its newest writes), then `}${mergeRepair(node.name, d.uuid, disk.target, disk.source!)}`,
       });
     }
   }

@@ -140,6 +140,21 @@ test('orphans: an LV, a resource file and a domain nobody else accounts for', ()
   ]);
 });
 
+test('a domain left on a backup overlay (its merge failed): an error with the repair; a domain on its file is fine', () => {
+  const onFile = { device: 'disk', type: 'file', source: '/shared/vms/files.img', target: 'vda', bus: 'virtio' };
+  const onOverlay = { ...onFile, source: '/shared/vms/.files.pmc-backup.qcow2' };
+  const found = findings({
+    'pm-2': { domains: [domain('files', 'running', { disks: [onOverlay] })] },
+    'pm-3': { domains: [domain('files', 'shut off', { disks: [onFile] }), domain('other', 'shut off', { disks: [onOverlay] })] },
+  }).filter((f) => f.code === 'PMC_V_VM_ON_BACKUP_OVERLAY');
+  assert.deepEqual(found.map((f) => [f.node, f.vm, f.severity, f.fix]), [
+    ['pm-2', 'files', 'error', 'on pm-2: virsh blockcommit uuid-of-files vda --active --pivot --wait && rm -f -- /shared/vms/.files.pmc-backup.qcow2'],
+  ]);
+  assert.match(found[0]!.message, /domain files's disk vda is the backup overlay \/shared\/vms\/\.files\.pmc-backup\.qcow2/);
+  const off = findings({ 'pm-1': { domains: [domain('files', 'shut off', { disks: [onOverlay] })] } }).find((f) => f.code === 'PMC_V_VM_ON_BACKUP_OVERLAY')!;
+  assert.match(off.fix, /^start files \(it runs on the overlay, which holds its newest writes\), then on pm-1: virsh blockcommit/);
+});
+
 test('N+1: a node whose VMs do not fit on their peer', () => {
   const big = pairedVm('big', 'pm-1', 'pm-2', 10, 1024 * MiB);
   const bigger = pairedVm('bigger', 'pm-1', 'pm-2', 11, 1024 * MiB);

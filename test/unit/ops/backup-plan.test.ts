@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
-import { backupSource, captureCommand, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
+import { backupSource, planBackup, snapshotBytes, type BackupFacts } from '../../../src/ops/backup/backup-plan.js';
 import { decodeCommand, planRestoreInPlace, restoreSource, writeStep } from '../../../src/ops/backup/restore-plan.js';
 import { planVerify, judge } from '../../../src/ops/backup/verify.js';
 import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog.js';
@@ -11,6 +11,7 @@ import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
+import { sharedCluster } from './backup-web.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const GiB = 1024 ** 3;
@@ -116,6 +117,7 @@ describe('vm backup planner', () => {
     refuses('PMC_E_USAGE', /web has no disk on pm-3/, () => backupSource(paired, PLANNER_CONFIG, { vm: 'web', node: 'pm-3' }));
     const single = cluster({ 'pm-3': { domains: [domain('solo', 'running')], lvs: [lv('solo', 2 * GiB)] } });
     const source = backupSource(single, PLANNER_CONFIG, { vm: 'solo', node: undefined });
+    assert.ok(source.kind === 'lv');
     assert.deepEqual([source.node, source.lv, source.dataBytes, source.drbdDevice], ['pm-3', '/dev/vg-pmc/solo', 2 * GiB, undefined]);
   });
 
@@ -139,14 +141,73 @@ describe('vm backup planner', () => {
   });
 
   test('the capture script renames the manifest before the data and removes the snapshot on every exit', () => {
-    const script = captureCommand({
-      dir: '/b/web', file: '/b/web/s.base', manifest: '/b/web/s.json', snapshot: { vgLv: 'vg/web_pmcsnap', device: '/dev/vg/web_pmcsnap' },
-      dataBytes: 4096, base: undefined, window: undefined, compression: undefined,
-    });
-    assert.ok(script.indexOf('mv -f "$mtmp" /b/web/s.json') < script.indexOf('mv -f "$tmp" /b/web/s.base'));
+    const script = planBackup(cluster(pairedVm('web', 'pm-1', 'pm-2', 10)), PLANNER_CONFIG, { vm: 'web', kind: 'full', compression: undefined, node: undefined }, FACTS).steps.at(-1)!.command;
+    const [json, base] = ['/pmc-vm-backup/web/2026-12-02-08-00-00.json', '/pmc-vm-backup/web/2026-12-02-08-00-00.base'];
+    assert.ok(script.indexOf(`mv -f "$mtmp" ${json}`) < script.indexOf(`mv -f "$tmp" ${base}`));
     assert.match(script, /trap cleanup EXIT/);
-    assert.match(script, /cleanup\(\) \{[^}]*lvremove -q -f vg\/web_pmcsnap/);
+    assert.match(script, /release\(\) \{ if lvs vg-pmc\/web_pmcsnap >\/dev\/null 2>&1; then lvremove -q -f vg-pmc\/web_pmcsnap; fi >\/dev\/null 2>&1; \}/);
+    assert.match(script, /cleanup\(\) \{[^}]*\|\| release; \}/);
     assert.match(script, /\?\?\?\?I\*\) fail 'the snapshot filled up/);
+  });
+});
+
+describe('vm backup planner, shared-storage VMs', () => {
+  const FILE = '/shared/vms/files.img';
+  const OVERLAY = '/shared/vms/.files.pmc-backup.qcow2';
+  const request = (node?: string) => ({ vm: 'files', kind: 'full' as const, compression: undefined, node });
+  const facts = { ...FACTS, sharedFileBytes: 2 * GiB };
+
+  test('running: read where it runs, while a libvirt overlay beside the file takes the writes; no LV, no DRBD', () => {
+    const state = sharedCluster(FILE, 'pm-3');
+    // The node's volume group is full: a shared VM needs no snapshot room.
+    state.nodes[2]!.facts!.vg = { name: 'vg-pmc', sizeBytes: 8 * GiB, freeBytes: 0, extentSizeBytes: 4 * MiB };
+    const plan = planBackup(state, PLANNER_CONFIG, request(), facts);
+    assert.deepEqual(plan.steps.map((s) => s.node), ['pm-3', 'pm-3']);
+    const [take, capture] = plan.steps;
+    assert.match(take!.command, /\nvirsh snapshot-create-as uuid-of-files --name pmc-backup --disk-only --atomic --no-metadata --diskspec vda,snapshot=external,file=\/shared\/vms\/\.files\.pmc-backup\.qcow2 --diskspec sda,snapshot=no \|\| \{ \(/);
+    assert.match(take!.undo!.command, /virsh blockcommit uuid-of-files vda --active --pivot --wait >\/dev\/null && rm -f -- \/shared\/vms\/\.files\.pmc-backup\.qcow2/);
+    assert.match(capture!.command, /dd if=\/shared\/vms\/files\.img bs=16M iflag=count_bytes count=2147483648 status=progress of="\$tmp"/);
+    assert.match(capture!.command, /release\(\) \{ \( if .*virsh blockcommit uuid-of-files vda --active --pivot --wait/);
+    for (const step of plan.steps) assert.doesNotMatch(step.command, /lvcreate|lvs |drbdadm/);
+    const manifest = JSON.parse((capture!.input as { text: string }).text);
+    assert.deepEqual([manifest.source, manifest.data.bytes, manifest.consistency, manifest.node], [{ file: FILE }, 2 * GiB, 'crash-consistent', 'pm-3']);
+    assert.equal(plan.title, 'full backup of files on pm-3: /pmc-vm-backup/files/2026-12-02-08-00-00.base');
+  });
+
+  test('running with a guest agent: the overlay is taken with the file systems quiesced', () => {
+    const plan = planBackup(sharedCluster(FILE, 'pm-3'), PLANNER_CONFIG, request(), { ...facts, agent: true });
+    assert.equal(plan.steps.length, 2);
+    assert.match(plan.steps[0]!.command, /--no-metadata --quiesce --diskspec vda,/);
+    assert.equal(JSON.parse((plan.steps[1]!.input as { text: string }).text).consistency, 'file-systems-frozen');
+  });
+
+  test('running: -p another node is refused; an increment needs a full image on the node it runs on', () => {
+    const state = sharedCluster(FILE, 'pm-3');
+    refuses('PMC_E_USAGE', /^files runs on pm-3: a running shared VM is backed up where it runs/, () => planBackup(state, PLANNER_CONFIG, request('pm-1'), facts));
+    const onPm1 = { ...full('pm-1', '2026-12-01-00-00-00'), vm: 'files', path: '/pmc-vm-backup/files/2026-12-01-00-00-00.base' };
+    refuses('PMC_E_STATE', /no full image of files on pm-3/, () => planBackup(state, PLANNER_CONFIG, { ...request(), kind: 'incremental' }, { ...facts, entries: [onPm1] }));
+    const plan = planBackup(state, PLANNER_CONFIG, { ...request(), kind: 'incremental' }, { ...facts, entries: [onPm1, { ...onPm1, node: 'pm-3' }] });
+    assert.match(plan.steps[1]!.command, /xdelta3 -e .* -s \/pmc-vm-backup\/files\/2026-12-01-00-00-00\.base > "\$tmp"/);
+  });
+
+  test('shut off: read from the file on the first node that defines it, or any with -p, once every node has answered', () => {
+    const state = sharedCluster(FILE, undefined);
+    const plan = planBackup(state, PLANNER_CONFIG, request(), facts);
+    assert.deepEqual(plan.steps.map((s) => s.node), ['pm-1', 'pm-1']);
+    assert.match(plan.steps[0]!.command, /virsh domstate uuid-of-files.*\n\[ -f \/shared\/vms\/files\.img \]/s);
+    for (const step of plan.steps) assert.doesNotMatch(step.command, /snapshot-create-as|blockcommit/);
+    assert.equal(JSON.parse((plan.steps[1]!.input as { text: string }).text).consistency, 'shut-off');
+    assert.equal(planBackup(state, PLANNER_CONFIG, request('pm-3'), facts).steps[1]!.node, 'pm-3');
+    state.nodes[1]!.reachable = false;
+    refuses('PMC_E_NODE_UNREACHABLE', /^pm-2 could not be asked: files might run there/, () => planBackup(state, PLANNER_CONFIG, request(), facts));
+  });
+
+  test('a domain still on the overlay (a merge that failed): refused, with the repair', () => {
+    const state = sharedCluster(FILE, 'pm-2');
+    state.vms[0]!.replicas[1]!.domain!.disks[0]!.source = OVERLAY;
+    assert.throws(() => planBackup(state, PLANNER_CONFIG, request(), facts), (err: unknown) => err instanceof PmcError && err.code === 'PMC_E_STATE'
+      && /files's disk on pm-2 is still the backup overlay \/shared\/vms\/\.files\.pmc-backup\.qcow2: merging it back into \/shared\/vms\/files\.img failed/.test(err.message)
+      && err.hint === `on pm-2: virsh blockcommit uuid-of-files vda --active --pivot --wait && rm -f -- ${OVERLAY}`);
   });
 });
 
@@ -176,6 +237,31 @@ describe('restore planner', () => {
     ]);
     assert.match(plan.steps[1]!.command, /cat -- \/pmc-vm-backup\/web\/2026-12-01-00-00-00\.base; \} 2>"\$work\/err" \|\| touch "\$work\/failed"; \} \| dd of=\/dev\/drbd10 /);
     assert.ok(plan.notes.some((n) => /old-tool full image without manifest: there is no checksum/.test(n)));
+  });
+});
+
+describe('restore planner, shared-storage VMs', () => {
+  const FILE = '/shared/vms/files.img';
+  const backup = { ...full('pm-2', '2026-12-01-00-00-00'), vm: 'files', path: '/pmc-vm-backup/files/2026-12-01-00-00-00.base' };
+  const source = restoreSource({ target: backup, full: backup, increment: undefined });
+
+  test('refused while it runs anywhere, or while a node cannot say', () => {
+    refuses('PMC_E_STATE', /^files runs on pm-3: its disk cannot be restored under it$/, () => planRestoreInPlace(sharedCluster(FILE, 'pm-3'), PLANNER_CONFIG, 'files', source));
+    const state = sharedCluster(FILE, undefined);
+    state.nodes[2]!.reachable = false;
+    refuses('PMC_E_NODE_UNREACHABLE', /^pm-3 could not be asked: files might run there/, () => planRestoreInPlace(state, PLANNER_CONFIG, 'files', source));
+  });
+
+  test('shut off: written as a new file beside the disk where the backup is, read back, then renamed over it', () => {
+    const plan = planRestoreInPlace(sharedCluster(FILE, undefined), PLANNER_CONFIG, 'files', source);
+    assert.deepEqual(plan.steps.map((s) => s.node), ['pm-2', 'pm-2', 'pm-2']);
+    const [check, write, rename] = plan.steps;
+    assert.equal(check!.undo!.command, 'rm -f -- /shared/vms/files.img.pmc-restore.tmp');
+    assert.match(write!.command, /\| dd of=\/shared\/vms\/files\.img\.pmc-restore\.tmp bs=16M /);
+    assert.match(write!.command, /dd if=\/shared\/vms\/files\.img\.pmc-restore\.tmp bs=16M iflag=count_bytes,direct/);
+    assert.equal(rename!.command, 'chown --reference=/shared/vms/files.img -- /shared/vms/files.img.pmc-restore.tmp && chmod --reference=/shared/vms/files.img -- /shared/vms/files.img.pmc-restore.tmp'
+      + ' && mv -f -- /shared/vms/files.img.pmc-restore.tmp /shared/vms/files.img && sync -- /shared/vms/');
+    for (const step of plan.steps) assert.doesNotMatch(step.command, /drbdadm/);
   });
 });
 
