@@ -142,7 +142,7 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   view: async () => (await import('../../render/views/console.js')).consoleView,
 });
 
-const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; shared: boolean; dryRun: boolean }, ApplyResult>({
   command: 'add <vm>',
   aliases: ['create'],
   describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
@@ -160,12 +160,14 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     .option('image', { type: 'string', requiresArg: true, describe: 'write this raw or qcow2 disk image of the image store onto the disk, and boot from it' })
     .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
-    .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
+    .option('shared', { type: 'boolean', default: false, describe: 'keep the disk as a raw file on storage.shared (pmc.yaml) and define the VM on every node; one -p at most' })
+    .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nA shared-storage VM (--shared) runs on any node, never on two: it starts only when every node answers and none runs it.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
   examples: [
     ['pmc vm add -p pm-1 -p pm-2 -s 20 -m 2 web-1', '20 GiB disk, 2 GiB memory, on pm-1 with pm-2 as standby'],
     ['pmc vm add -s 10 -m 512M -i debian-12 db-1', 'pmc picks the nodes; boots the Debian installer from the ISO store'],
     ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
     ['pmc vm add -s 10 -m 1 --image debian-12.qcow2 web-3', 'boots from a copy of that image (imageStore in pmc.yaml)'],
+    ['pmc vm add --shared -s 10 -m 1 --image debian-12.qcow2 web-4', 'its disk a file on the shared file system; it can run on any node'],
     ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
   ],
   check: (args) => { parseVmAddArgs(vmAddArgs(args)); },

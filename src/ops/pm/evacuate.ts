@@ -308,7 +308,7 @@ function assertCopyCurrent(vm: Vm, node: string, peer: string, config: Config): 
 function placeCopy(state: ClusterState, config: Config, source: RecreateSource, node: string): { target: PeerRecreateTarget; why: string } {
   const vm = findVm(state, source.vm);
   const need = { sizeBytes: source.lvBytes, memoryBytes: vm.memoryBytes ?? 0, vcpus: vm.vcpus ?? 1, force: false };
-  const { ranked, rejected } = rankNodes(state, config, need, true, [node, ...vm.nodes]);
+  const { ranked, rejected } = rankNodes(state, config, need, 'pair', [node, ...vm.nodes]);
   const refused = [...rejected];
   for (const candidate of ranked) {
     try {
