@@ -230,29 +230,32 @@ function vmAddArgs<T extends { pm?: string | string[] }>(args: T): T & { pm?: st
 /** `vm mv` prints the migrations' outcomes, `vm mv --cleanup` the cleanup plan's result. */
 type MoveData = ({ kind: 'move' } & MoveReport) | { kind: 'cleanup'; result: ApplyResult };
 
-const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
+const mv = defineCommand<{ vms: string[]; pm?: string; to?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
   command: 'mv [vms..]',
   aliases: ['migrate'],
   describe: 'live-migrate running VMs to their DRBD peer; --cleanup repairs after an interrupted migration',
   builder: (y) => dryRunOption(y)
     .positional('vms', { type: 'string', array: true, default: [], describe: 'the VMs to migrate' })
     .option('pm', { alias: 'p', type: 'string', describe: 'migrate every VM running on this node' })
+    .option('to', { type: 'string', requiresArg: true, describe: 'the node to migrate to: any node for a shared-storage VM (default: the most free memory); a DRBD VM\'s peer only' })
     .option('cleanup', { type: 'boolean', default: false, describe: 'after an interrupted migration: make the node that runs the VM its only Primary, resume it if paused, two primaries off' })
     .option('parallel', { type: 'number', default: 1, describe: 'how many migrations run at once' })
     .option('keep-going', { type: 'boolean', default: false, describe: 'go on with the next VMs after a failure (and after a refused check)' })
     .option('timeout', { alias: 't', type: 'number', default: DEFAULT_MIGRATE_TIMEOUT_S, describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
     .epilogue('Checked on both nodes before anything changes: runs on exactly one node; Connected and UpToDate/UpToDate; same UUID, disks, NICs and CPU model;\n'
       + 'memory for every VM defined on the target; its bridges; attached ISOs with the same sha256. Two primaries are allowed only while it migrates.\n'
-      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.'),
+      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.\n'
+      + 'A shared-storage VM (vm add --shared) migrates to any node, without DRBD: defined there first if it is not, then checked to run there only.'),
   examples: [
     ['pmc vm mv web-1', 'to its DRBD peer, with progress'],
     ['pmc vm mv -p pm-1', 'every VM running on pm-1, one after another'],
     ['pmc vm mv --parallel 2 --keep-going a b c', 'two at a time, past failures'],
+    ['pmc vm mv web-4 --to pm-3', 'a shared-storage VM, to pm-3'],
     ['pmc vm mv --dry-run web-1', 'the checks run, then every command it would run'],
     ['pmc vm mv --cleanup web-1', 'after a migration was interrupted'],
   ],
   check: (args) => { for (const vm of args.vms) assertVmReference(vm); },
-  nodes: (args) => [args.pm],
+  nodes: (args) => [args.pm, args.to],
   run: async (ctx, args): Promise<Report<MoveData>> => {
     const { cleanupVm, moveVms } = await import('../../ops/vm/mv.js');
     if (args.cleanup) {
@@ -262,7 +265,7 @@ const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; paralle
       const report = await cleanupVm(ctx, args.vms[0]!, args);
       return { ...report, data: { kind: 'cleanup', result: report.data } };
     }
-    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
+    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, to: args.to, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
     return { ...report, data: { kind: 'move', ...report.data } };
   },
   view: async () => {

@@ -344,7 +344,8 @@ function memoryShortfall(state: ClusterState, node: string, memoryBytes: number)
 
 interface RoleChange {
   vm: string;
-  resource: string;
+  /** undefined: a shared-storage VM, which has no DRBD role to change. */
+  resource: string | undefined;
   /** Where the domain runs afterwards (undefined: nowhere). */
   runsOn: string | undefined;
   /** The DRBD Primary afterwards (undefined: none). */

@@ -295,7 +295,7 @@ function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBy
  * free memory first, then the most free disk, then in pmc.yaml's order; and why each other
  * node cannot. `exclude` names nodes that are out of the question whatever they hold.
  */
-export function rankNodes(state: ClusterState, config: Config, need: PlacementNeed, kind: DiskKind, exclude: readonly string[] = []): { ranked: NodeState[]; rejected: string[] } {
+export function rankNodes(state: ClusterState, config: Pick<Config, 'nodes'>, need: PlacementNeed, kind: DiskKind, exclude: readonly string[] = []): { ranked: NodeState[]; rejected: string[] } {
   const rejected: string[] = [];
   const candidates = state.nodes.filter(asked).filter((node) => !exclude.includes(node.name)).filter((node) => {
     const setup = setupProblems(node, kind);
