@@ -252,13 +252,16 @@ export interface PlannedMigration {
  * it counts against it. A refusal is returned, not thrown, so the caller decides whether one
  * refuses all.
  */
-export function planMigrations(state: ClusterState, names: readonly string[], config: PlannerConfig, opts: Omit<MigrateOptions, 'incomingBytes'>): PlannedMigration[] {
+export function planMigrations(state: ClusterState, names: readonly string[], config: PlannerConfig,
+  opts: Omit<MigrateOptions, 'incomingBytes'> & { targets?: ReadonlyMap<string, string> }): PlannedMigration[] {
   const incoming = new Map<string, number>();
   return names.map((name) => {
     try {
-      const first = planVmMigrate(state, name, config, opts);
+      // `targets` names each VM's own target (cluster rebalance); `to` one for all (vm mv --to).
+      const vmOpts = { ...opts, to: opts.targets?.get(name) ?? opts.to };
+      const first = planVmMigrate(state, name, config, vmOpts);
       const before = incoming.get(first.target) ?? 0;
-      const migration = before === 0 ? first : planVmMigrate(state, name, config, { ...opts, incomingBytes: before });
+      const migration = before === 0 ? first : planVmMigrate(state, name, config, { ...vmOpts, incomingBytes: before });
       incoming.set(migration.target, before + migration.memoryBytes);
       return { name, migration };
     } catch (err) {
