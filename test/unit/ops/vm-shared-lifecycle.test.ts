@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import type { Plan } from '../../../src/ops/engine/plan.js';
+import { planClusterStart } from '../../../src/ops/cluster/start.js';
 import { planVmStart } from '../../../src/ops/vm/power.js';
 import { planVmRm } from '../../../src/ops/vm/rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
@@ -76,5 +77,17 @@ describe('vm rm of a shared VM', () => {
     const other = sharedVm('web', NODES, []);
     other['pm-1']!.domains!.push({ ...other['pm-1']!.domains![0]!, name: 'web-old', uuid: 'uuid-of-web-old' });
     refuses('PMC_E_STATE', /pm-1: the domain web-old uses \/var\/lib\/pmc-shared\/web\.img, which belongs to web/, () => planVmRm(cluster(other), 'web', SHARED_CONFIG));
+  });
+});
+
+describe('cluster start with a shared VM', () => {
+  test('after a power loss it starts where it is defined first, once every node answered; with a node silent it is refused', () => {
+    const [decision] = planClusterStart(cluster(sharedVm('web', NODES, [])), [], true);
+    assert.equal(decision?.kind, 'start');
+    assert.equal(decision?.kind === 'start' && decision.node, 'pm-1');
+    const [silent] = planClusterStart(cluster(sharedVm('web', ['pm-1', 'pm-2'], []), 'pm-3'), [], true);
+    assert.equal(silent?.kind, 'refuse');
+    assert.match(silent!.reason, /pm-3 could not be asked whether it runs it there/);
+    assert.equal(planClusterStart(cluster(sharedVm('web', NODES, ['pm-2'])), [], true)[0]?.kind, 'skip');
   });
 });
