@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
+import { planVmCleanup } from '../../../src/ops/vm/migrate-cleanup.js';
 import { migrationAsPlan, planVmMigrate, type MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
@@ -70,5 +71,18 @@ describe('vm mv: a shared-storage VM', () => {
     const state = cluster(pairedVm('app', 'pm-1', 'pm-2', 10));
     assert.equal(planVmMigrate(state, 'app', SHARED_CONFIG, { ...OPTS, to: 'pm-2' }).target, 'pm-2');
     refuses('PMC_E_STATE', /its disk is mirrored to pm-2 only, not to pm-3/, () => planVmMigrate(state, 'app', SHARED_CONFIG, { ...OPTS, to: 'pm-3' }));
+  });
+});
+
+describe('vm mv --cleanup: a shared-storage VM', () => {
+  test('the copy an interrupted migration left paused on the target is powered off, and nothing about DRBD is planned', () => {
+    const parts = sharedVm('web', NODES, ['pm-1', 'pm-3']);
+    parts['pm-3']!.domains![0] = { ...parts['pm-3']!.domains![0]!, state: 'paused', stateReason: 'migration' };
+    const plan = planVmCleanup(cluster(parts), 'web', SHARED_CONFIG);
+    assert.equal(plan.title, 'clean up web: it runs on pm-1');
+    assert.deepEqual(plan.steps.map((s) => s.node), ['pm-3']);
+    assert.match(plan.steps[0]!.command, /virsh destroy uuid-of-web/);
+    assert.ok(!plan.steps.some((s) => /drbdadm/.test(s.command)));
+    assert.deepEqual(planVmCleanup(cluster(sharedVm('web', NODES, ['pm-2'])), 'web', SHARED_CONFIG).notes, ['nothing to clean up: web runs on pm-2']);
   });
 });
