@@ -133,6 +133,11 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
       skipped.push(vm.name);
       continue;
     }
+    // A shared-storage VM keeps no disk on the node, only a definition: it moves off if it runs there.
+    if (vm.shared) {
+      if (vm.runningOn.includes(node)) toMigrate.push(vm.name);
+      continue;
+    }
     try {
       const res = pairResource(vm);
       if (!res) {
@@ -171,6 +176,7 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
     if (p.refusal) block(p.name, p.refusal);
     else {
       migrations.push(p.migration!);
+      if (p.migration!.resource === undefined) continue;
       if (req.secondaries) toCopy.set(p.name, p.migration!.target);
       else standby.push(p.name);
     }

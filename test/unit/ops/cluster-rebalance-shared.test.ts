@@ -1,8 +1,10 @@
-// cluster rebalance with shared-storage VMs: every node in the score is a target for them, each
-// moves at most once, and vm mv's checks run with the planned target.
+// cluster rebalance and pm evacuate with shared-storage VMs: every node in the score is a target
+// for them, each moves at most once, vm mv's checks run with the planned target, and a node
+// that only defines one does not hold up its evacuation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkRebalance } from '../../../src/ops/cluster/rebalance.js';
+import { checkEvacuation } from '../../../src/ops/pm/evacuate.js';
 import { planRebalance, type RebalancePlan } from '../../../src/ops/cluster/rebalance-plan.js';
 import type { MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import { SHARED_DIR, sharedMounts, sharedVm } from '../model/factory.js';
@@ -28,4 +30,13 @@ test('three shared VMs on pm-1: one goes to each other node (no DRBD peer needed
 test('each planned move is checked by vm mv with its own target', async () => {
   const checked = await checkRebalance(layout({ a: 'pm-1', b: 'pm-1', c: 'pm-1' }), CFG, { maxMoves: undefined, timeoutSeconds: 600 }, async () => FACTS);
   assert.deepEqual(checked.migrations.map((m) => `${m.vm} ${m.source} -> ${m.target} ${m.resource ?? 'shared'}`), ['a pm-1 -> pm-2 shared', 'b pm-1 -> pm-3 shared']);
+});
+
+test('pm evacuate pm-1: the shared VM running there migrates to another node, one only defined there stays as it is', () => {
+  const state = cluster(CFG, sharedMounts(NODES), sharedVm('a', NODES, ['pm-1'], 512 * MiB), sharedVm('b', NODES, ['pm-2'], 512 * MiB), sharedVm('c', NODES, [], 512 * MiB));
+  for (const secondaries of [false, true]) {
+    const check = checkEvacuation(state, CFG, { node: 'pm-1', secondaries, to: undefined, timeoutSeconds: 600 }, FACTS);
+    assert.deepEqual(check.migrations.map((m) => `${m.vm} ${m.source} -> ${m.target}`), ['a pm-1 -> pm-3']);
+    assert.deepEqual([check.copies, check.demotions], [[], []]);
+  }
 });
