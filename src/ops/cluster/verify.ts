@@ -120,7 +120,9 @@ function checkVm(vm: Vm, add: Add): void {
     add({
       ...where, code: 'PMC_V_VM_RUNNING_TWICE', severity: 'error', node: vm.runningOn.join(','),
       message: `${vm.name} runs on ${vm.runningOn.join(' and ')} at once`,
-      fix: `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${quote(vm.name)}`,
+      fix: vm.shared
+        ? `both write ${vm.shared.file}: power one off at once (virsh destroy ${quote(vm.name)} on it), then check the guest's file system`
+        : `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${quote(vm.name)}`,
     });
   }
   const reachable = vm.replicas.filter((r) => r.reachable);

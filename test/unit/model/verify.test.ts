@@ -160,6 +160,8 @@ test('shared storage: a node where the directory is missing, not mounted, unmark
   const sharedFindings = (parts: Record<string, Partial<NodeFacts>>) => verifyCluster(buildCluster(SHARED_CONFIG, probes(NODES, healthy, parts)))
     .filter((f) => f.code === 'PMC_V_NODE_SHARED_STORAGE').map((f) => [f.node, f.severity, f.message, f.fix]);
   assert.deepEqual(sharedFindings(sharedVm('web', NODES, ['pm-1'])), []);
+  const twice = verifyCluster(buildCluster(SHARED_CONFIG, probes(NODES, healthy, sharedVm('web', NODES, ['pm-1', 'pm-3'])))).find((f) => f.code === 'PMC_V_VM_RUNNING_TWICE');
+  assert.match(twice!.fix, /^both write \/var\/lib\/pmc-shared\/web\.img: power one off at once/);
   assert.deepEqual(sharedFindings({ 'pm-2': { shared: sharedFacts({ present: false, mountPoint: false, fsType: undefined, id: undefined }) } }), [
     ['pm-2', 'error', 'pm-2: /var/lib/pmc-shared does not exist', 'mount the shared file system at /var/lib/pmc-shared on pm-2 (and in /etc/fstab)'],
   ]);
