@@ -105,6 +105,10 @@ export function snapshotBytes(lvBytes: number, extentBytes: number): number {
 /** The node and device a backup reads; throws with the reason and the fix when none fits. */
 export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePrefix' | 'storage'>, request: Pick<BackupRequest, 'vm' | 'node'>): BackupSource {
   const vm = managedVm(state, request.vm, config);
+  if (vm.shared) {
+    throw new PmcError('PMC_E_STATE', `${vm.name} is a shared-storage VM: pmc vm backup reads an LVM snapshot of a DRBD disk, and its disk is the file ${vm.shared.file}`,
+      `back the file up with the shared file system's own snapshots, or copy it while ${vm.name} is shut off`);
+  }
   if (vm.runningOn.length > 1) {
     throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${vm.runningOn.join(' and ')} at once`, 'pmc cluster verify says how to resolve it; no backup meanwhile');
   }

@@ -10,7 +10,7 @@ import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
-import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
+import { CONFIG, domain, lv, pairedVm, peer, probes, resource, SHARED_CONFIG, sharedVm } from '../model/factory.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const GiB = 1024 ** 3;
@@ -117,6 +117,12 @@ describe('vm backup planner', () => {
     const single = cluster({ 'pm-3': { domains: [domain('solo', 'running')], lvs: [lv('solo', 2 * GiB)] } });
     const source = backupSource(single, PLANNER_CONFIG, { vm: 'solo', node: undefined });
     assert.deepEqual([source.node, source.lv, source.dataBytes, source.drbdDevice], ['pm-3', '/dev/vg-pmc/solo', 2 * GiB, undefined]);
+  });
+
+  test('a shared-storage VM is refused with what to do instead, not as a VM without a disk', () => {
+    const state = buildCluster(SHARED_CONFIG, probes(NODES, sharedVm('web', NODES, ['pm-1'])));
+    refuses('PMC_E_STATE', /^web is a shared-storage VM: pmc vm backup reads an LVM snapshot of a DRBD disk, and its disk is the file \/var\/lib\/pmc-shared\/web\.img$/,
+      () => backupSource(state, PLANNER_CONFIG, { vm: 'web', node: undefined }));
   });
 
   test('refused while the copy may not be current, and when the snapshot does not fit', () => {
