@@ -62,10 +62,11 @@ test('parameters are quoted: a hostile backup dir or VG name runs nothing', () =
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-'));
   const marker = path.join(dir, 'pwned');
   try {
-    const hostile = { volumeGroup: `vg$(touch ${marker})`, bridge: `br0;touch ${marker}`, backupDir: `/x'; touch ${marker}; '` };
+    const hostile = { volumeGroup: `vg$(touch ${marker})`, bridge: `br0;touch ${marker}`, backupDir: `/x'; touch ${marker}; '`, sharedDir: `/y'"; touch ${marker}; $(touch ${marker})` };
     const facts = parseProbeOutput(run(buildProbeScript(hostile)), hostile);
     assert.equal(existsSync(marker), false);
     assert.equal(facts.backupDirExists, false);
+    assert.equal(facts.shared?.present, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
