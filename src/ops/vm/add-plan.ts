@@ -68,7 +68,7 @@ export interface VmAddTarget {
   /** A shared VM's disk file. */
   shared: { file: string } | undefined;
   drbd: { minor: number; port: number } | undefined;
-  /** The requested size rounded up to whole extents of the volume group. */
+  /** The requested size rounded up to whole extents of the volume group (a shared VM's file: whole MiB). */
   lvBytes: number;
   clone: CloneSource | undefined;
   /** Why pmc chose these nodes, when it did. */
@@ -187,8 +187,9 @@ export function checkVmAdd(state: ClusterState, config: Config, request: VmAddRe
         `give -s ${lvMiBFor(clone.bytes, paired)}M or more`);
     }
   }
-  // A shared VM is defined on every node, so that it can run on any of them.
+  // A shared VM is defined on every node, so that it can run on any of them: each must be able to.
   const others = sharedDir !== undefined ? state.nodes.filter((n) => n !== nodes[0]) : [];
+  for (const node of others) assertSuitable(node, kind);
   return {
     nodes: [...nodes, ...others].map((n) => n.name),
     shared: sharedDir !== undefined ? { file: `${sharedDir}/${name}.img` } : undefined,

@@ -61,7 +61,9 @@ describe('vm add --shared', () => {
     assert.equal(target.drbd, undefined);
   });
 
-  test('refused: storage.shared unset, two -p, a node down or without the shared mount, a name taken by a file', () => {
+  test('refused: storage.shared unset, two -p, a node down, without the shared mount or without libvirt, a name taken by a file', () => {
+    refuses('PMC_E_STATE', /pm-3 cannot hold the VM: libvirtd does not answer/,
+      () => checkVmAdd(cluster(CFG, MOUNTED, { 'pm-3': { libvirt: { active: false, version: undefined, nodeInfo: undefined } } }), CFG, shared({ nodes: ['pm-1'] })));
     refuses('PMC_E_USAGE', /needs storage\.shared in pmc\.yaml/, () => checkVmAdd(cluster(config(), MOUNTED), config(), shared()));
     refuses('PMC_E_USAGE', /starts on one node/, () => checkVmAdd(cluster(CFG, MOUNTED), CFG, shared({ nodes: ['pm-1', 'pm-2'] })));
     refuses('PMC_E_NODE_UNREACHABLE', /needs every node, and pm-3 could not be asked/, () => checkVmAdd(withNodeDown(CFG, 'pm-3', MOUNTED), CFG, shared({ nodes: ['pm-1'] })));
