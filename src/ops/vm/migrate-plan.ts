@@ -95,7 +95,7 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
   if (!target) throw refusal(vm, `its DRBD resource ${sourceResource.name} has no peer`, 'a one-node VM cannot migrate');
   if (opts.to !== undefined && opts.to !== target) {
     throw refusal(vm, `its disk is mirrored to ${target} only, not to ${opts.to}`,
-      `pmc vm mv ${vm.name} moves it to ${target}; pmc vm peer-recreate ${vm.name} ${opts.to} first moves its standby copy to ${opts.to}`);
+      `pmc vm mv ${vm.name} moves it to ${target}; pmc vm peer-recreate ${opts.to} ${vm.name} first moves its standby copy to ${opts.to}`);
   }
   const targetReplica = vm.replicas.find((r) => r.node === target);
   if (!targetReplica) throw refusal(vm, `${target}, the peer of its resource, holds nothing of it`, `pmc vm info ${vm.name}`);

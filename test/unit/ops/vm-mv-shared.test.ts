@@ -70,7 +70,8 @@ describe('vm mv: a shared-storage VM', () => {
   test('a DRBD VM: --to may only name its peer', () => {
     const state = cluster(pairedVm('app', 'pm-1', 'pm-2', 10));
     assert.equal(planVmMigrate(state, 'app', SHARED_CONFIG, { ...OPTS, to: 'pm-2' }).target, 'pm-2');
-    refuses('PMC_E_STATE', /its disk is mirrored to pm-2 only, not to pm-3/, () => planVmMigrate(state, 'app', SHARED_CONFIG, { ...OPTS, to: 'pm-3' }));
+    assert.throws(() => planVmMigrate(state, 'app', SHARED_CONFIG, { ...OPTS, to: 'pm-3' }), (err: PmcError) => err.code === 'PMC_E_STATE'
+      && /its disk is mirrored to pm-2 only, not to pm-3/.test(err.message) && /pmc vm peer-recreate pm-3 app first moves its standby copy to pm-3/.test(err.hint ?? ''));
   });
 });
 
