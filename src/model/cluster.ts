@@ -203,7 +203,8 @@ function buildVm(
   const replication = resource ? describeReplication(resource, peer) : undefined;
 
   const flags: VmFlag[] = [];
-  if (unreachable) flags.push('node-down');
+  // Any node may run a shared VM, the ones that do not define it as far as is known included.
+  if (unreachable || (shared && order.some((n) => probes.get(n)?.ok !== true))) flags.push('node-down');
   if (replicas.some((r) => r.resource?.splitBrain) || bothStandAlone(replicas)) flags.push('split-brain');
   if (resource && replicas.some((r) => r.reachable && r.resource && !healthy(r.resource))) {
     flags.push(replicas.some((r) => r.resource && isSyncing(r.resource)) ? 'syncing' : 'degraded');

@@ -134,6 +134,9 @@ test('a shared VM shut off everywhere lives on the first node that defines it; r
   const twice = buildCluster(SHARED_CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], sharedVm('web', ['pm-1', 'pm-2', 'pm-3'], ['pm-1', 'pm-3']))).vms[0]!;
   assert.deepEqual(twice.runningOn, ['pm-1', 'pm-3']);
   assert.ok(twice.flags.includes('running-twice'));
+  const silent = probes(['pm-1', 'pm-2', 'pm-3'], sharedVm('web', ['pm-1', 'pm-2'], []));
+  silent[2] = { node: 'pm-3', ok: false, error: { code: 'PMC_E_NODE_UNREACHABLE', message: 'pm-3: connection timed out' } };
+  assert.deepEqual(buildCluster(SHARED_CONFIG, silent).vms[0]!.flags, ['node-down'], 'pm-3 may run it: nobody could ask');
   const unconfigured = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], sharedVm('web', ['pm-1', 'pm-2'], ['pm-1']))).vms[0]!;
   assert.equal(unconfigured.shared, undefined, 'without storage.shared no disk is shared');
 });
