@@ -67,6 +67,9 @@ const node = z.strictObject({
   fence: z.string().min(1).optional(),
 });
 
+// eslint-disable-next-line no-control-regex
+const absolutePath = z.string().regex(/^\/[^\u0000-\u001f\u007f]*$/, 'must be an absolute path without control characters');
+
 const storage = z.strictObject({
   volumeGroup: z.string().regex(/^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/, 'must be a volume group name (letters, digits, "+_.-", not starting with "-")')
     .refine((vg) => vg !== '.' && vg !== '..', { message: 'must be a volume group name' }).default('vg-pmc'),
@@ -82,6 +85,15 @@ const storage = z.strictObject({
      */
     pingTimeout: z.number().min(0.1, 'must be at least 0.1 (seconds)').max(30, 'must be at most 30 (seconds)').optional(),
   }).default({ minors: { first: 10, last: 9999 }, ports: { first: 7788, last: 17787 }, resyncRate: '100M' }),
+  /**
+   * One network file system (NFS, CephFS, ...) mounted at `directory` on every node: VMs made
+   * with `vm add --shared` keep their disk there as `<directory>/<vm>.img` and may run on any
+   * node. Absent: every VM is a DRBD pair.
+   */
+  shared: z.strictObject({
+    // Without a final "/", `<directory>/<vm>.img` is the path libvirt reports back.
+    directory: absolutePath.refine((d) => !d.endsWith('/'), { message: 'must not end with "/" (nor be "/")' }),
+  }).optional(),
 });
 
 const network = z.strictObject({
@@ -97,8 +109,7 @@ const network = z.strictObject({
 });
 
 const backups = z.strictObject({
-  // eslint-disable-next-line no-control-regex
-  directory: z.string().regex(/^\/[^\u0000-\u001f\u007f]*$/, 'must be an absolute path without control characters').default('/pmc-vm-backup'),
+  directory: absolutePath.default('/pmc-vm-backup'),
   retention: z.strictObject({
     /** Full (dd) images kept per VM; older ones and their increments are removed. */
     full: z.number().int().min(1).max(1000).default(2),

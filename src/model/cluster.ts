@@ -2,6 +2,7 @@ import type {
   Domain, DrbdPeer, DrbdResource, LogicalVolume, NodeFacts,
 } from '../probe/types.js';
 import type { PmcErrorCode } from '../util/errors.js';
+import { backupOverlayFile, sharedDiskFile } from './shared.js';
 
 /**
  * The cluster model: every node's facts, read live in this run, joined into VMs and nodes.
@@ -79,10 +80,14 @@ export interface Vm {
   minor: number | undefined;
   port: number | undefined;
   replication: Replication | undefined;
+  /**
+   * A shared-storage VM: its disk is this file in storage.shared.directory, which every node
+   * mounts, so it may run on any node that defines it (`nodes`) and has no `peer`, DRBD or
+   * replication. undefined for a DRBD VM.
+   */
+  shared: { file: string } | undefined;
   /** Set after a failover: `node` holds the authoritative copy, `lostNode` a stale one (until `pmc pm rejoin`). */
   authority: { node: string; lostNode: string; at: string } | undefined;
-  /** Set when the VM's disk is a file on the shared file system (storage.shared): any node can run it. */
-  shared: { file: string } | undefined;
   flags: VmFlag[];
 }
 
@@ -102,17 +107,19 @@ export type NodeProbe =
   | { node: string; ok: true; value: NodeFacts }
   | { node: string; ok: false; error: { code: PmcErrorCode; message: string; hint?: string | undefined } };
 
-/** What the model needs of pmc.yaml: the nodes in order and the ignore prefix. */
+/** What the model needs of pmc.yaml: the nodes in order, the ignore prefix and the shared storage directory. */
 export interface ModelConfig {
   nodes: ReadonlyArray<{ name: string; address?: string | undefined }>;
   ignorePrefix: string;
+  storage?: { shared?: { directory: string } | undefined } | undefined;
 }
 
 export function buildCluster(config: ModelConfig, probes: readonly NodeProbe[]): ClusterState {
   const byNode = new Map(probes.map((p) => [p.node, p]));
   const order = config.nodes.map((n) => n.name);
   const parts = indexByVm(probes);
-  const vms = [...parts.keys()].sort().map((name) => buildVm(name, parts.get(name)!, order, byNode, config.ignorePrefix));
+  const sharedDir = config.storage?.shared?.directory;
+  const vms = [...parts.keys()].sort().map((name) => buildVm(name, parts.get(name)!, order, byNode, config.ignorePrefix, sharedDir));
 
   const nodes = config.nodes.map((n): NodeState => {
     const probe = byNode.get(n.name);
@@ -159,6 +166,7 @@ function buildVm(
   order: readonly string[],
   probes: ReadonlyMap<string, NodeProbe>,
   ignorePrefix: string,
+  sharedDir: string | undefined,
 ): Vm {
   const resourceHosts: string[] = [];
   for (const p of parts.values()) {
@@ -185,9 +193,10 @@ function buildVm(
   const primaryOn = replicas.filter((r) => r.resource?.role === 'Primary').map((r) => r.node);
   const defined = replicas.filter((r) => r.domain);
   const home = runningOn[0] ?? primaryOn[0] ?? defined[0]?.node ?? nodes[0];
-  const peer = nodes.find((n) => n !== home);
   const homeReplica = replicas.find((r) => r.node === home);
   const definition = homeReplica?.domain ?? defined[0]?.domain;
+  const shared = sharedDisk(definition, sharedDir);
+  const peer = shared ? undefined : nodes.find((n) => n !== home);
   const resource = homeReplica?.resource ?? replicas.find((r) => r.resource)?.resource;
 
   const ignored = ignorePrefix !== '' && name.startsWith(ignorePrefix);
@@ -195,7 +204,8 @@ function buildVm(
   const replication = resource ? describeReplication(resource, peer) : undefined;
 
   const flags: VmFlag[] = [];
-  if (unreachable) flags.push('node-down');
+  // Any node may run a shared VM, the ones that do not define it as far as is known included.
+  if (unreachable || (shared && order.some((n) => probes.get(n)?.ok !== true))) flags.push('node-down');
   if (replicas.some((r) => r.resource?.splitBrain) || bothStandAlone(replicas)) flags.push('split-brain');
   if (resource && replicas.some((r) => r.reachable && r.resource && !healthy(r.resource))) {
     flags.push(replicas.some((r) => r.resource && isSyncing(r.resource)) ? 'syncing' : 'degraded');
@@ -219,14 +229,32 @@ function buildVm(
     memoryBytes: definition?.memoryBytes,
     vcpus: definition?.vcpus,
     uuid: definition?.uuid,
-    diskBytes: resource?.sizeBytes ?? replicas.find((r) => r.lv)?.lv?.sizeBytes,
+    shared,
+    diskBytes: shared ? sharedFileSize(shared.file, sharedDir!, probes) : resource?.sizeBytes ?? replicas.find((r) => r.lv)?.lv?.sizeBytes,
     minor: resource?.minor,
     port: resource?.port,
     replication,
     authority,
-    shared: undefined,
     flags,
   };
+}
+
+/** The VM's disk when it is a file in the shared directory (a DRBD VM's is /dev/drbdN). */
+function sharedDisk(definition: Domain | undefined, sharedDir: string | undefined): Vm['shared'] {
+  if (sharedDir === undefined) return undefined;
+  const disk = definition?.disks.find((d) => d.device === 'disk' && d.source?.startsWith(`${sharedDir}/`));
+  if (!disk) return undefined;
+  return { file: disk.source === backupOverlayFile(sharedDir, definition!.name) ? sharedDiskFile(sharedDir, definition!.name) : disk.source! };
+}
+
+/** The size of a disk file directly in the shared directory, as the first node that lists it says. */
+function sharedFileSize(file: string, sharedDir: string, probes: ReadonlyMap<string, NodeProbe>): number | undefined {
+  const name = file.slice(sharedDir.length + 1);
+  for (const probe of probes.values()) {
+    const listed = probe.ok ? probe.value.shared?.files.find((f) => f.name === name) : undefined;
+    if (listed) return listed.sizeBytes;
+  }
+  return undefined;
 }
 
 /** The failover record of this VM's resource on one of its nodes that names another of its nodes as lost. */
@@ -293,8 +321,9 @@ function nodeUsage(node: string, facts: NodeFacts | undefined, vms: readonly Vm[
     drbdDisks[state] = (drbdDisks[state] ?? 0) + 1;
   }
   // A VM whose pair includes this node must fit here even when only its peer defines it so far.
+  // A shared VM is defined on every node but lands on one: it counts where it lives.
   const definedMemoryBytes = vms
-    .filter((vm) => vm.nodes.includes(node) && vm.memoryBytes !== undefined)
+    .filter((vm) => (vm.shared ? vm.home === node : vm.nodes.includes(node)) && vm.memoryBytes !== undefined)
     .reduce((sum, vm) => sum + vm.memoryBytes!, 0);
   const sum = (list: VmMemory[]) => list.reduce((s, v) => s + v.memoryBytes, 0);
   return { running, shutOff, runningMemoryBytes: sum(running), definedMemoryBytes, drbdDisks };

@@ -14,6 +14,7 @@ export async function readCluster(ctx: { config: Config; pool: SshPool }): Promi
     volumeGroup: ctx.config.storage.volumeGroup,
     bridge: ctx.config.network.bridge,
     backupDir: ctx.config.backups.directory,
+    sharedDir: ctx.config.storage.shared?.directory,
   };
   const script = buildProbeScript(opts);
   const outcomes = await ctx.pool.forEachNode(ctx.config.nodes.map((n) => n.name), async (node) => {

@@ -15,7 +15,7 @@ import { SECTION, SECTION_PREFIX } from './script.js';
 import { splitSections, type Section } from './sections.js';
 import { expandVirshSessions } from './virsh-session.js';
 import type {
-  AuthorityMark, BridgeFacts, Domain, DrbdHost, DrbdPeer, DrbdResource, DrbdResourceConfig, LibvirtFacts,
+  AuthorityMark, BridgeFacts, SharedStorageFacts, Domain, DrbdHost, DrbdPeer, DrbdResource, DrbdResourceConfig, LibvirtFacts,
   NodeFacts, Parsed, ProbeOptions, ToolFacts,
 } from './types.js';
 
@@ -56,6 +56,7 @@ export function parseProbeOutput(stdout: string, opts: ProbeOptions): NodeFacts 
     libvirt: readLibvirt(probe),
     tools: readTools(probe),
     backupDirExists: readBackupDir(probe, opts.backupDir),
+    shared: opts.sharedDir === undefined ? undefined : readShared(probe, opts.sharedDir),
     authority: readAuthority(probe),
     problems: probe.problems,
   };
@@ -149,6 +150,29 @@ function readBackupDir(probe: ProbeReader, dir: string): boolean {
     probe.problems.push(`${SECTION.backupDir}: cannot check ${dir}: ${describeFailure(section)}`);
   }
   return section?.exitCode === 0;
+}
+
+/** The lines SHARED_SCRIPT prints: `absent`, or `fstype`, `mountpoint`, `id` and one `file <size> <name>` per disk. */
+function readShared(probe: ProbeReader, directory: string): SharedStorageFacts {
+  const facts: SharedStorageFacts = { directory, present: false, mountPoint: false, fsType: undefined, id: undefined, files: [], failure: undefined };
+  const section = probe.section(SECTION.sharedStorage);
+  if (!section) return { ...facts, failure: 'not in the probe output' };
+  if (section.exitCode !== 0) {
+    const failure = describeFailure(section);
+    probe.problems.push(`${SECTION.sharedStorage}: cannot read ${directory}: ${failure}`);
+    return { ...facts, failure };
+  }
+  for (const line of section.stdout.split('\n')) {
+    const file = /^file (\d+) (.+)$/.exec(line);
+    if (line === '' || line === 'absent') continue;
+    facts.present = true;
+    if (file) facts.files.push({ name: file[2]!, sizeBytes: Number(file[1]) });
+    else if (line.startsWith('fstype ')) facts.fsType = line.slice('fstype '.length).trim() || undefined;
+    else if (line === 'mountpoint yes' || line === 'mountpoint no') facts.mountPoint = line === 'mountpoint yes';
+    else if (line.startsWith('id ')) facts.id = line.slice('id '.length).trim() || undefined;
+    else probe.problems.push(`${SECTION.sharedStorage}: cannot read the line "${line}"`);
+  }
+  return facts;
 }
 
 function readBridge(probe: ProbeReader, name: string): BridgeFacts {

@@ -39,6 +39,8 @@ export const SECTION = {
   tools: 'tools',
   backupDir: 'backup-dir',
   authority: 'authority',
+  /** Only when storage.shared is configured. */
+  sharedStorage: 'shared-storage',
 } as const;
 
 /** Sections that exist once per .res file or per domain: `<prefix><file or domain name>`. */
@@ -65,6 +67,21 @@ const DRBD_CONFIG_DIR = '/etc/drbd.d';
  * until `pmc pm rejoin` has made the lost node a resync target.
  */
 export const AUTHORITY_DIR = '/var/lib/pmc/authoritative';
+/** The marker file in storage.shared.directory whose id proves every node mounts the same file system. */
+export const SHARED_ID_FILE = '.pmc-shared-id';
+/**
+ * The shared directory in one command (run by sh under the tool timeout, so a hung network file
+ * system costs 20 seconds, not the probe), whatever the number of VMs: whether it exists, the
+ * type of the file system there, whether it is a mount point, the marker, and every disk file
+ * with its size (one find). $1 is the directory, an absolute path, so find cannot take it for an option.
+ */
+const SHARED_SCRIPT = [
+  'if [ ! -d "$1" ]; then echo absent; exit 0; fi',
+  'echo "fstype $(findmnt -n -o FSTYPE --target "$1" 2>/dev/null)"',
+  'if mountpoint -q "$1"; then echo "mountpoint yes"; else echo "mountpoint no"; fi',
+  `if [ -f "$1/${SHARED_ID_FILE}" ]; then echo "id $(head -c 256 "$1/${SHARED_ID_FILE}" | head -n 1)"; fi`,
+  String.raw`find "$1" -maxdepth 1 -type f -name '*.img' -printf 'file %s %f\n'`,
+].join('\n');
 /** Every tool call gets this long; a hung virsh or drbdsetup must not cost the whole probe. */
 const TOOL_TIMEOUT_SECONDS = 20;
 /** Only the last split-brain reports and lost connections matter; the kernel log can be megabytes. */
@@ -253,7 +270,8 @@ pmc_run node ${S.tools} ${STDERR_MAX_BYTES} pmc_tools
 pmc_run node ${S.backupDir} ${STDERR_MAX_BYTES} test -d ${backupDir}
 pmc_run node ${S.authority} ${STDERR_MAX_BYTES} pmc_authority
 pmc_run node ${S.bridge} ${STDERR_MAX_BYTES} ip -j -d link show dev ${bridge}
-wait
+${opts.sharedDir === undefined ? '' : `pmc_run node ${S.sharedStorage} ${STDERR_MAX_BYTES} pmc_tool sh -c ${quote(SHARED_SCRIPT)} sh ${quote(opts.sharedDir)}
+`}wait
 
 awk '${EMITTER}' "$pmc_tmp/node.list" "$pmc_tmp/lvm.list" "$pmc_tmp/drbd.list" "$pmc_tmp/libvirt.list"
 # Failures are reported per section; the probe itself ran.

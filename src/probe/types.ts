@@ -20,6 +20,8 @@ export interface ProbeOptions {
   bridge: string;
   /** Directory on every node that holds the backups (`/pmc-vm-backup`). */
   backupDir: string;
+  /** storage.shared.directory, when configured: the probe reads its mount, marker and disk files. */
+  sharedDir?: string | undefined;
 }
 
 export interface NodeFacts {
@@ -49,10 +51,37 @@ export interface NodeFacts {
   libvirt: LibvirtFacts;
   tools: ToolFacts;
   backupDirExists: boolean;
+  /** The shared storage directory as this node sees it; undefined when storage.shared is not configured. */
+  shared: SharedStorageFacts | undefined;
   /** Failovers recorded on this node (AUTHORITY_DIR): its copy of these resources is the current one. */
   authority: AuthorityMark[];
   /** Everything that failed or could not be parsed, as `<section>: <what>`. Never swallowed. */
   problems: string[];
+}
+
+/**
+ * storage.shared.directory on one node. pmc proves that every node mounts the same file system
+ * by a marker file holding a random id (`pm init` writes it once): the same id everywhere.
+ */
+export interface SharedStorageFacts {
+  directory: string;
+  /** The directory exists (false: nothing else could be read). */
+  present: boolean;
+  /** Something is mounted exactly there (`mountpoint -q`), not just a directory of the root file system. */
+  mountPoint: boolean;
+  /** The type of the file system holding the directory (`nfs4`, `ceph`, ...), from findmnt. */
+  fsType: string | undefined;
+  /** The content of `<directory>/.pmc-shared-id`; undefined when it is missing. */
+  id: string | undefined;
+  /** The disk files (`*.img`) directly in the directory, by file name. */
+  files: SharedFile[];
+  /** Why the directory could not be read (e.g. "timed out": a hung network file system). */
+  failure: string | undefined;
+}
+
+export interface SharedFile {
+  name: string;
+  sizeBytes: number;
 }
 
 /** This node's copy of `resource` became the authoritative one when `lostNode` was failed away from. */

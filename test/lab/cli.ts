@@ -214,6 +214,8 @@ async function demo(): Promise<void> {
   pmc(["vm", "rm", "-f", "demo-copy"]);
   pmc(["vm", "rm", "-f", "demo-a"]);
   pmc(["backup", "prune", "demo-a", "--keep-full", "1", "--keep-incremental", "0"]);
+  // A VM whose disk is a file on the lab's shared NFS directory (storage.shared): placed, defined on every node; changes nothing.
+  pmc(["vm", "add", "--shared", "--dry-run", "-s", "64M", "-m", "64M", "demo-shared"]);
   pmc(["help", "vm", "mv"]);
   // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
   pmc(["vm", "mv", "--dry-run", "--keep-going", "-p", "pm-1"]);

@@ -142,7 +142,7 @@ const consoleCommand = defineCommand<{ vm: string; dryRun: boolean }, ConsoleDat
   view: async () => (await import('../../render/views/console.js')).consoleView,
 });
 
-const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; dryRun: boolean }, ApplyResult>({
+const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; memory: string; cpus: string; iso?: string; ip?: string; mac?: string; clone?: string; from?: string; image?: string; start: boolean; force: boolean; shared: boolean; dryRun: boolean }, ApplyResult>({
   command: 'add <vm>',
   aliases: ['create'],
   describe: 'create a VM: an LV on each of its nodes, DRBD between them, the libvirt domain on both; then start it',
@@ -160,12 +160,14 @@ const add = defineCommand<{ vm: string; pm?: string | string[]; size: string; me
     .option('image', { type: 'string', requiresArg: true, describe: 'write this raw or qcow2 disk image of the image store onto the disk, and boot from it' })
     .option('start', { type: 'boolean', default: true, describe: 'start it once created (--no-start: only define it)' })
     .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'create it even when memory, disk space or CPUs look short' })
-    .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
+    .option('shared', { type: 'boolean', default: false, describe: 'keep the disk as a raw file on storage.shared (pmc.yaml) and define the VM on every node; one -p at most' })
+    .epilogue('A one-node VM (a single -p, or a one-node cluster) has no DRBD: its LV is its disk, and it cannot migrate.\nA shared-storage VM (--shared) runs on any node, never on two: it starts only when every node answers and none runs it.\nAny failure undoes, on every node, what the run had created, and says what it undid.'),
   examples: [
     ['pmc vm add -p pm-1 -p pm-2 -s 20 -m 2 web-1', '20 GiB disk, 2 GiB memory, on pm-1 with pm-2 as standby'],
     ['pmc vm add -s 10 -m 512M -i debian-12 db-1', 'pmc picks the nodes; boots the Debian installer from the ISO store'],
     ['pmc vm add -s 20 -m 2 --clone web-1 web-2', 'a copy of web-1\'s disk'],
     ['pmc vm add -s 10 -m 1 --image debian-12.qcow2 web-3', 'boots from a copy of that image (imageStore in pmc.yaml)'],
+    ['pmc vm add --shared -s 10 -m 1 --image debian-12.qcow2 web-4', 'its disk a file on the shared file system; it can run on any node'],
     ['pmc vm add --dry-run -s 1 -m 256M test-1', 'every command it would run, on which node'],
   ],
   check: (args) => { parseVmAddArgs(vmAddArgs(args)); },
@@ -228,29 +230,32 @@ function vmAddArgs<T extends { pm?: string | string[] }>(args: T): T & { pm?: st
 /** `vm mv` prints the migrations' outcomes, `vm mv --cleanup` the cleanup plan's result. */
 type MoveData = ({ kind: 'move' } & MoveReport) | { kind: 'cleanup'; result: ApplyResult };
 
-const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
+const mv = defineCommand<{ vms: string[]; pm?: string; to?: string; cleanup: boolean; parallel: number; keepGoing: boolean; timeout: number; dryRun: boolean }, MoveData>({
   command: 'mv [vms..]',
   aliases: ['migrate'],
   describe: 'live-migrate running VMs to their DRBD peer; --cleanup repairs after an interrupted migration',
   builder: (y) => dryRunOption(y)
     .positional('vms', { type: 'string', array: true, default: [], describe: 'the VMs to migrate' })
     .option('pm', { alias: 'p', type: 'string', describe: 'migrate every VM running on this node' })
+    .option('to', { type: 'string', requiresArg: true, describe: 'the node to migrate to: any node for a shared-storage VM (default: the most free memory); a DRBD VM\'s peer only' })
     .option('cleanup', { type: 'boolean', default: false, describe: 'after an interrupted migration: make the node that runs the VM its only Primary, resume it if paused, two primaries off' })
     .option('parallel', { type: 'number', default: 1, describe: 'how many migrations run at once' })
     .option('keep-going', { type: 'boolean', default: false, describe: 'go on with the next VMs after a failure (and after a refused check)' })
     .option('timeout', { alias: 't', type: 'number', default: DEFAULT_MIGRATE_TIMEOUT_S, describe: 'seconds after which a migration is aborted (virsh domjobabort)' })
     .epilogue('Checked on both nodes before anything changes: runs on exactly one node; Connected and UpToDate/UpToDate; same UUID, disks, NICs and CPU model;\n'
       + 'memory for every VM defined on the target; its bridges; attached ISOs with the same sha256. Two primaries are allowed only while it migrates.\n'
-      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.'),
+      + 'If anything fails, pmc reads where the VM runs, makes that node its only Primary and turns two primaries off again.\n'
+      + 'A shared-storage VM (vm add --shared) migrates to any node, without DRBD: defined there first if it is not, then checked to run there only.'),
   examples: [
     ['pmc vm mv web-1', 'to its DRBD peer, with progress'],
     ['pmc vm mv -p pm-1', 'every VM running on pm-1, one after another'],
     ['pmc vm mv --parallel 2 --keep-going a b c', 'two at a time, past failures'],
+    ['pmc vm mv web-4 --to pm-3', 'a shared-storage VM, to pm-3'],
     ['pmc vm mv --dry-run web-1', 'the checks run, then every command it would run'],
     ['pmc vm mv --cleanup web-1', 'after a migration was interrupted'],
   ],
   check: (args) => { for (const vm of args.vms) assertVmReference(vm); },
-  nodes: (args) => [args.pm],
+  nodes: (args) => [args.pm, args.to],
   run: async (ctx, args): Promise<Report<MoveData>> => {
     const { cleanupVm, moveVms } = await import('../../ops/vm/mv.js');
     if (args.cleanup) {
@@ -260,7 +265,7 @@ const mv = defineCommand<{ vms: string[]; pm?: string; cleanup: boolean; paralle
       const report = await cleanupVm(ctx, args.vms[0]!, args);
       return { ...report, data: { kind: 'cleanup', result: report.data } };
     }
-    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
+    const report = await moveVms(ctx, { vms: args.vms, pm: args.pm, to: args.to, parallel: args.parallel, keepGoing: args.keepGoing, timeoutSeconds: args.timeout, dryRun: args.dryRun });
     return { ...report, data: { kind: 'move', ...report.data } };
   },
   view: async () => {

@@ -16,6 +16,7 @@
  */
 import type { Config } from '../../config/load.js';
 import type { ClusterState, Vm, VmReplica } from '../../model/cluster.js';
+import { backupOverlayFile } from '../../model/shared.js';
 import { healthy } from '../../model/cluster.js';
 import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
@@ -176,12 +177,9 @@ export function backupSource(state: ClusterState, config: Pick<Config, 'ignorePr
   return { kind: 'lv', vm, node, lv: lv.path, lvBytes: lv.sizeBytes, dataBytes: res.sizeBytes, drbdDevice: res.device, runningOn };
 }
 
-/**
- * The overlay that takes a running shared VM's writes while its file is read: beside the file on
- * the shared file system (so the VM can still migrate meanwhile), hidden, named after the VM.
- */
+/** The backup overlay beside a shared VM's file (backupOverlayFile). */
 export function overlayFile(file: string, vm: string): string {
-  return `${file.slice(0, file.lastIndexOf('/') + 1)}.${vm}.pmc-backup.qcow2`;
+  return backupOverlayFile(file.slice(0, file.lastIndexOf('/')), vm);
 }
 
 /**

@@ -251,6 +251,6 @@ export function planRestoreToNewVm(state: ClusterState, config: Config, request:
 /** The request `vm add` gets for a restore into a new VM: a disk that holds the backup's data, the recorded shape. */
 export function newVmRequest(name: string, sizeBytes: number, memoryBytes: number, vcpus: number, force: boolean): VmAddRequest {
   return {
-    name, nodes: [], sizeBytes, memoryBytes, vcpus, iso: undefined, image: undefined, ip: undefined, mac: undefined, clone: undefined, start: false, force,
+    name, nodes: [], sizeBytes, memoryBytes, vcpus, iso: undefined, image: undefined, ip: undefined, mac: undefined, clone: undefined, start: false, force, shared: false,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The plan of `pmc cluster rebalance`, a pure function of the live cluster state: how unevenly
  * the running VMs load the nodes (the score), and the live migrations, each of a running VM to
- * its DRBD peer, that lower it, chosen greedily, the best move first, as Ganeti's hbal does.
+ * its DRBD peer (a shared-storage VM: to any node in the score), that lower it, chosen
+ * greedily, the best move first, as Ganeti's hbal does.
  *
  * The score, lower is better, 0 when every node carries the same share:
  *
@@ -51,7 +52,7 @@ export interface RebalanceMove {
   kind: 'migrate';
   vm: string;
   from: string;
-  /** The VM's DRBD peer. */
+  /** The VM's DRBD peer; for a shared-storage VM, any node. */
   to: string;
   memoryBytes: number;
   vcpus: number;
@@ -92,7 +93,10 @@ export interface RebalanceOptions {
   refusedCopies?: ReadonlyMap<string, Omit<HeldVm, 'vm'>>;
 }
 
-/** A VM that may move: indexes into the loads, and the shares it takes from one node and adds to the other. */
+/**
+ * A VM that may move: indexes into the loads, and the shares it takes from one node and adds to
+ * the other. A shared VM has one per node it may go to; once one of them is chosen, all are moved.
+ */
 interface Candidate {
   vm: string;
   from: number;
@@ -100,6 +104,8 @@ interface Candidate {
   memoryBytes: number;
   vcpus: number;
   moved: boolean;
+  /** The candidates of the same VM, this one included. */
+  siblings: Candidate[];
   memFrom: number;
   memTo: number;
   cpuFrom: number;
@@ -143,7 +149,7 @@ export function planRebalance(live: ClusterState, opts: RebalanceOptions = {}): 
     move(loads[best.from]!, loads[best.to]!, best);
     room[best.to]! -= best.memoryBytes;
     score.recompute();
-    best.moved = true;
+    for (const c of best.siblings) c.moved = true;
     moves.push({
       kind: 'migrate', vm: best.vm, from: loads[best.from]!.node, to: loads[best.to]!.node, memoryBytes: best.memoryBytes, vcpus: best.vcpus,
       reason, scoreBefore: previous, scoreAfter: score.value,
@@ -180,7 +186,8 @@ function move(from: NodeLoad, to: NodeLoad, c: Candidate): void {
 
 /**
  * The running VMs that may move (not ignored, on a node in the score, with a DRBD peer in the
- * score, both copies Connected and UpToDate), and why the others may not.
+ * score, both copies Connected and UpToDate; a shared VM to every other node in the score), and
+ * why the others may not.
  */
 function candidatesOf(state: ClusterState, loads: readonly NodeLoad[], index: ReadonlyMap<string, number>, refused: ReadonlyMap<string, Omit<HeldVm, 'vm'>>): { candidates: Candidate[]; held: HeldVm[] } {
   const candidates: Candidate[] = [];
@@ -197,21 +204,33 @@ function candidatesOf(state: ClusterState, loads: readonly NodeLoad[], index: Re
     const why = refused.get(vm.name);
     if (vm.ignored) hold(vm, 'ignored (the ignore prefix)');
     else if (why) hold(vm, why.why, why.hint);
-    else if (!resource || !peer) hold(vm, 'no DRBD peer: a one-node VM cannot migrate');
+    else if (vm.shared && !index.has(source)) hold(vm, `${source} is not in the score: pmc could not read its memory and CPUs`, 'pmc pm ls shows why');
+    else if (vm.shared) {
+      const siblings: Candidate[] = [];
+      loads.forEach((_, to) => {
+        if (to !== index.get(source)) siblings.push(candidate(vm.name, replica.domain!, loads, index.get(source)!, to, siblings));
+      });
+      candidates.push(...siblings);
+    } else if (!resource || !peer) hold(vm, 'no DRBD peer: a one-node VM cannot migrate');
     else if (unscored) hold(vm, `${unscored} is not in the score: pmc could not read its memory and CPUs`, 'pmc pm ls shows why');
     else if (!peerReplica?.resource || !healthy(resource) || !healthy(peerReplica.resource) || vm.flags.includes('split-brain')) {
       hold(vm, 'its DRBD resource is not Connected and UpToDate on both nodes of its pair', 'pmc vm ls shows its replication; pmc cluster verify says how to repair it');
     } else {
-      const { memoryBytes, vcpus } = replica.domain!;
-      const [from, to] = [index.get(source)!, index.get(peer)!];
-      const [a, b] = [loads[from]!, loads[to]!];
-      candidates.push({
-        vm: vm.name, from, to, memoryBytes, vcpus, moved: false,
-        memFrom: memoryBytes / a.totalMemoryBytes, memTo: memoryBytes / b.totalMemoryBytes, cpuFrom: vcpus / a.cpus, cpuTo: vcpus / b.cpus,
-      });
+      const siblings: Candidate[] = [];
+      siblings.push(candidate(vm.name, replica.domain!, loads, index.get(source)!, index.get(peer)!, siblings));
+      candidates.push(...siblings);
     }
   }
   return { candidates, held };
+}
+
+function candidate(vm: string, domain: { memoryBytes: number; vcpus: number }, loads: readonly NodeLoad[], from: number, to: number, siblings: Candidate[]): Candidate {
+  const { memoryBytes, vcpus } = domain;
+  const [a, b] = [loads[from]!, loads[to]!];
+  return {
+    vm, from, to, memoryBytes, vcpus, moved: false, siblings,
+    memFrom: memoryBytes / a.totalMemoryBytes, memTo: memoryBytes / b.totalMemoryBytes, cpuFrom: vcpus / a.cpus, cpuTo: vcpus / b.cpus,
+  };
 }
 
 /** "pm-1 runs 3 of 3 VMs: 75% of its memory, 3 vCPUs on 2 CPUs; pm-2 runs 0: 0%, 0 vCPUs on 2 CPUs" */

@@ -1,6 +1,6 @@
 /**
  * `pmc cluster rebalance`: spread the running VMs over the nodes by live-migrating some of them
- * to their DRBD peers. The moves come from the pure planner (rebalance-plan.ts); each is then
+ * to their DRBD peers (a shared-storage VM to any node). The moves come from the pure planner (rebalance-plan.ts); each is then
  * checked and run as `pmc vm mv` checks and runs it (its planner and executor, as `pm evacuate`
  * reuses them), one after another or --parallel N at once. A VM whose migration those checks
  * refuse is held and the plan made again without it, so one VM that cannot move does not keep
@@ -97,7 +97,7 @@ export async function checkRebalance(state: ClusterState, config: Config, req: P
     const names = plan.moves.map((m) => m.vm);
     const moving = new Set(names);
     const facts = names.length === 0 ? {} : await gather(after.vms.filter((vm) => moving.has(vm.name)), after);
-    const planned = planMigrations(after, names, config, { timeoutSeconds: req.timeoutSeconds, facts });
+    const planned = planMigrations(after, names, config, { timeoutSeconds: req.timeoutSeconds, facts, targets: new Map(plan.moves.map((m) => [m.vm, m.to])) });
     for (const p of planned) {
       if (!p.refusal) continue;
       const why = p.refusal.message.replace(`${p.name} cannot migrate: `, '').replace(/; nothing was changed$/, '');

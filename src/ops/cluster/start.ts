@@ -14,6 +14,8 @@ import { underLock, type LockedRun } from '../engine/mutate.js';
 import { findVm } from '../vm/list.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { drbdUpRows, planDrbdUp, unreachableNodes, type DrbdUpResult } from '../pm/drbd-up.js';
+import { assertNotRunningElsewhere } from '../vm/shared.js';
+import { isPmcError } from '../../util/errors.js';
 
 export type StartDecision =
   | { vm: string; kind: 'start'; node: string; degraded: boolean; reason: string; steps: Step[] }
@@ -262,7 +264,19 @@ export function selectVms(state: ClusterState, only: readonly string[]): Vm[] {
 
 /** Decisions for the chosen VMs. Never two starts for one VM: each decision names one node. */
 export function planClusterStart(state: ClusterState, only: readonly string[], drbdUpDone: boolean): StartDecision[] {
-  return selectVms(state, only).map((vm) => decideStart(vm, drbdUpDone));
+  return selectVms(state, only).map((vm) => (vm.shared && !vm.ignored && vm.runningOn.length === 0 ? decideSharedStart(state, vm) : decideStart(vm, drbdUpDone)));
+}
+
+/** A shared-storage VM has one disk, current by definition: it starts where it is defined first, once every node said it runs nowhere. */
+function decideSharedStart(state: ClusterState, vm: Vm): StartDecision {
+  try {
+    assertNotRunningElsewhere(state, vm.name);
+  } catch (err) {
+    if (!isPmcError(err)) throw err;
+    return { vm: vm.name, kind: 'refuse', reason: err.message, fix: err.hint ?? `then pmc cluster start --only ${quote(vm.name)}` };
+  }
+  const node = vm.home!;
+  return { vm: vm.name, kind: 'start', node, degraded: false, reason: `its disk is ${vm.shared!.file} on the shared file system; every node answered and none runs it`, steps: [virshStart(node, vm.name)] };
 }
 
 /** The dry run's plan: DRBD first, then each VM's steps; notes say what cannot be decided yet. */

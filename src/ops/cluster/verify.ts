@@ -1,6 +1,7 @@
 import type { OpContext, Report } from '../engine/context.js';
 import { isActive, type ClusterState, type NodeState, type Vm } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
+import { sharedId, sharedProblem } from '../../model/shared.js';
 import { formatBytes } from '../../util/units.js';
 import { quote } from '../../util/shell.js';
 import { mergeRepair, overlayFile } from '../backup/backup-plan.js';
@@ -11,7 +12,7 @@ import { mergeRepair, overlayFile } from '../backup/backup-plan.js';
  */
 export type CheckCode =
   | 'PMC_V_NODE_UNREACHABLE' | 'PMC_V_NODE_HOSTNAME' | 'PMC_V_NODE_NO_VG' | 'PMC_V_NODE_NO_BRIDGE'
-  | 'PMC_V_NODE_DRBD_NOT_LOADED' | 'PMC_V_NODE_LIBVIRT_DOWN' | 'PMC_V_NODE_N_PLUS_1'
+  | 'PMC_V_NODE_DRBD_NOT_LOADED' | 'PMC_V_NODE_LIBVIRT_DOWN' | 'PMC_V_NODE_N_PLUS_1' | 'PMC_V_NODE_SHARED_STORAGE'
   | 'PMC_V_VM_RUNNING_TWICE' | 'PMC_V_VM_DEFINED_ON_ONE' | 'PMC_V_VM_UUID_DIFFERS' | 'PMC_V_VM_XML_DIFFERS'
   | 'PMC_V_DRBD_DOWN' | 'PMC_V_DRBD_NOT_CONNECTED' | 'PMC_V_DRBD_NOT_UPTODATE' | 'PMC_V_DRBD_SPLIT_BRAIN'
   | 'PMC_V_DRBD_TWO_PRIMARIES' | 'PMC_V_DRBD_TWO_PRIMARIES_ALLOWED' | 'PMC_V_DRBD_STALE_COPY'
@@ -52,7 +53,12 @@ export function verifyCluster(state: ClusterState): Finding[] {
   const findings: Finding[] = [];
   const add = (f: Omit<Finding, 'node' | 'vm'> & { node?: string | undefined; vm?: string | undefined }) =>
     findings.push({ node: undefined, vm: undefined, ...f });
+  const clusterSharedId = sharedId(state);
   for (const node of state.nodes) checkNode(node, state, add);
+  for (const node of state.nodes) {
+    const problem = sharedProblem(node, clusterSharedId);
+    if (problem) add({ code: 'PMC_V_NODE_SHARED_STORAGE', severity: 'error', node: node.name, ...problem });
+  }
   for (const vm of state.vms) checkVm(vm, add);
   checkNumbering(state, add);
   checkOrphans(state, add);
@@ -117,7 +123,9 @@ function checkVm(vm: Vm, add: Add): void {
     add({
       ...where, code: 'PMC_V_VM_RUNNING_TWICE', severity: 'error', node: vm.runningOn.join(','),
       message: `${vm.name} runs on ${vm.runningOn.join(' and ')} at once`,
-      fix: `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${quote(vm.name)}`,
+      fix: vm.shared
+        ? `both write ${vm.shared.file}: power one off at once (virsh destroy ${quote(vm.name)} on it), then check the guest's file system`
+        : `find the node with the current data (the DRBD primary) and destroy the other copy: virsh destroy ${quote(vm.name)}`,
     });
   }
   const reachable = vm.replicas.filter((r) => r.reachable);

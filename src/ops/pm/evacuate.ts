@@ -133,6 +133,11 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
       skipped.push(vm.name);
       continue;
     }
+    // A shared-storage VM keeps no disk on the node, only a definition: it moves off if it runs there.
+    if (vm.shared) {
+      if (vm.runningOn.includes(node)) toMigrate.push(vm.name);
+      continue;
+    }
     try {
       const res = pairResource(vm);
       if (!res) {
@@ -171,6 +176,7 @@ export function checkEvacuation(state: ClusterState, config: Config, req: Pick<E
     if (p.refusal) block(p.name, p.refusal);
     else {
       migrations.push(p.migration!);
+      if (p.migration!.resource === undefined) continue;
       if (req.secondaries) toCopy.set(p.name, p.migration!.target);
       else standby.push(p.name);
     }
@@ -308,7 +314,7 @@ function assertCopyCurrent(vm: Vm, node: string, peer: string, config: Config): 
 function placeCopy(state: ClusterState, config: Config, source: RecreateSource, node: string): { target: PeerRecreateTarget; why: string } {
   const vm = findVm(state, source.vm);
   const need = { sizeBytes: source.lvBytes, memoryBytes: vm.memoryBytes ?? 0, vcpus: vm.vcpus ?? 1, force: false };
-  const { ranked, rejected } = rankNodes(state, config, need, true, [node, ...vm.nodes]);
+  const { ranked, rejected } = rankNodes(state, config, need, 'pair', [node, ...vm.nodes]);
   const refused = [...rejected];
   for (const candidate of ranked) {
     try {
@@ -344,7 +350,8 @@ function memoryShortfall(state: ClusterState, node: string, memoryBytes: number)
 
 interface RoleChange {
   vm: string;
-  resource: string;
+  /** undefined: a shared-storage VM, which has no DRBD role to change. */
+  resource: string | undefined;
   /** Where the domain runs afterwards (undefined: nowhere). */
   runsOn: string | undefined;
   /** The DRBD Primary afterwards (undefined: none). */

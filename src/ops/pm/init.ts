@@ -9,10 +9,12 @@ import type { Config } from '../../config/load.js';
 import { selectNodes, sshTargets } from '../../config/targets.js';
 import type { ClusterState, NodeState } from '../../model/cluster.js';
 import { readCluster } from '../../model/read.js';
+import { sharedId, sharedProblem } from '../../model/shared.js';
+import { SHARED_ID_FILE } from '../../probe/script.js';
 import type { NodeFacts } from '../../probe/types.js';
 import type { RemoteResult, SshTarget } from '../../ssh/types.js';
 import { isPmcError } from '../../util/errors.js';
-import { commandLine } from '../../util/shell.js';
+import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import { describeFailure, type StepRecord } from '../engine/execute.js';
 import { underLock } from '../engine/mutate.js';
@@ -154,6 +156,38 @@ function vgCheck(node: string, f: NodeFacts, vgName: string): InitCheck {
     : check(node, 'vg', 'PASS', detail);
 }
 
+/**
+ * storage.shared: mounted, and the same file system as on the other nodes (the marker's id).
+ * When no node has a marker yet, the first node in scope that mounts the directory gets the
+ * step that writes it: one node, so that one id wins.
+ */
+function sharedCheck(node: NodeState, state: ClusterState, scope: readonly string[]): InitCheck | undefined {
+  const s = node.facts?.shared;
+  if (!s) return undefined;
+  const clusterId = sharedId(state);
+  const problem = sharedProblem(node, clusterId);
+  if (!problem) return check(node.name, 'shared', 'PASS', `${s.directory}: ${s.fsType ?? 'unknown file system'}, marker ${s.id}`);
+  const writer = state.nodes.find((n) => scope.includes(n.name) && n.facts?.shared?.present && n.facts.shared.mountPoint && n.facts.shared.failure === undefined);
+  const steps = clusterId === undefined && s.present && s.mountPoint && writer === node ? [sharedMarkerStep(node.name, s.directory)] : [];
+  return check(node.name, 'shared', 'FAIL', problem.message.replace(`${node.name}: `, ''), problem.fix, steps);
+}
+
+/**
+ * Writes the marker with a fresh random id, atomically and never over another one: the id goes
+ * to a temporary file that is then hard-linked to the marker's name (link(2) fails where the
+ * name exists, on NFS too, unlike mv). Two inits racing end up with the one id that linked first.
+ */
+export function sharedMarkerStep(node: string, directory: string): Step {
+  const marker = quote(`${directory}/${SHARED_ID_FILE}`);
+  const tmp = `${quote(`${directory}/${SHARED_ID_FILE}.`)}$$`;
+  return {
+    node,
+    command: `umask 022 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > ${tmp} && echo >> ${tmp} && `
+      + `{ ln ${tmp} ${marker} || test -s ${marker}; }; pmc_rc=$?; rm -f ${tmp}; test $pmc_rc = 0`,
+    why: `mark ${directory} as the shared file system (${SHARED_ID_FILE}), so every node can prove it mounts the same one`,
+  };
+}
+
 /** The check of one direction of node-to-node SSH, from the trust analysis. */
 export function trustCheck(pair: TrustPair, to: TrustNode): InitCheck {
   const name = `ssh to ${pair.to}`;
@@ -191,6 +225,8 @@ export function evaluateInit(input: InitInput): InitCheck[] {
   for (const name of input.scope) {
     const node = input.state.nodes.find((n) => n.name === name)!;
     checks.push(...nodeChecks(node, targetOf(name), input.facts.get(name), input.config));
+    const shared = node.reachable ? sharedCheck(node, input.state, input.scope) : undefined;
+    if (shared) checks.push(shared);
   }
   const trustNodes = input.state.nodes.flatMap((n): TrustNode[] => {
     const facts = input.facts.get(n.name);

@@ -1,7 +1,8 @@
 /**
- * `pmc pm rm`: a node leaves. Refused while it holds any VM's copy; otherwise the other nodes
- * stop trusting it (the reverse of what pm init set up: its root key leaves their
- * authorized_keys, its names leave their known_hosts), then it leaves pmc.yaml.
+ * `pmc pm rm`: a node leaves. Refused while it holds any VM's copy (or runs a shared-storage
+ * VM); otherwise the shared VMs it defines are undefined there, the other nodes stop trusting it
+ * (the reverse of what pm init set up: its root key leaves their authorized_keys, its names
+ * leave their known_hosts), then it leaves pmc.yaml.
  */
 import { sshTargets } from '../../config/targets.js';
 import type { ClusterState } from '../../model/cluster.js';
@@ -12,6 +13,7 @@ import type { OpContext, Report } from '../engine/context.js';
 import type { ApplyResult } from '../engine/execute.js';
 import { mutate } from '../engine/mutate.js';
 import type { Plan, Step } from '../engine/plan.js';
+import { virshCommand } from '../vm/lifecycle.js';
 import { editConfigFile } from './config-file.js';
 import { removeNodeFromYaml } from './nodes-yaml.js';
 import {
@@ -30,10 +32,11 @@ export interface PmRmInput {
 
 /**
  * The VMs with a copy on the node: a domain or DRBD resource on it, or a resource on another
- * node that names it as its peer (all that is known of a node that did not answer).
+ * node that names it as its peer (all that is known of a node that did not answer). A shared
+ * VM's definition is no copy (its disk is on the shared file system) unless it runs there.
  */
 export function copiesOn(state: ClusterState, node: string): string[] {
-  return state.vms.filter((vm) => vm.nodes.includes(node)).map((vm) => vm.name);
+  return state.vms.filter((vm) => vm.nodes.includes(node) && (!vm.shared || vm.runningOn.includes(node))).map((vm) => vm.name);
 }
 
 /** Plans the removal as a pure function of what was read; refuses while the node holds a copy. */
@@ -52,6 +55,11 @@ export function planPmRm(input: PmRmInput): Plan {
   const rootKeys = nodeKeys.filter((k) => sharedWith(k).length === 0);
   const names = [...new Set([node, me.host].map((h) => hostLookupName(h, input.port)))];
   const steps: Step[] = [];
+  // Nothing would keep a definition left on a node pmc no longer asks from starting the VM twice.
+  for (const vm of state.vms.filter((v) => v.shared)) {
+    const domain = vm.replicas.find((r) => r.node === node)?.domain;
+    if (domain) steps.push({ node, command: virshCommand('undefine', domain), why: `undefine the shared-storage VM ${vm.name} on ${node} (its disk stays on the shared file system)` });
+  }
   for (const other of state.nodes) {
     const facts = input.trust.get(other.name);
     if (other.name === node || !facts) continue;

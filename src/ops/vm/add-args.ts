@@ -28,6 +28,7 @@ export interface VmAddArgs {
   image?: string;
   start: boolean;
   force: boolean;
+  shared: boolean;
   dryRun: boolean;
 }
 
@@ -54,6 +55,7 @@ export function parseVmAddArgs(args: VmAddArgs): VmAddRequest {
     image: args.image === undefined ? undefined : storeFileName(args.image, '--image', 'PMC_E_IMAGE_UNKNOWN', 'imageStore'),
     start: args.start,
     force: args.force,
+    shared: args.shared,
   };
 }
 

@@ -6,7 +6,9 @@
  *
  * Layout, as the old tool's, so clusters stay compatible: LV /dev/<vg>/<vm>, resource file
  * /etc/drbd.d/<vm>.res, DRBD resource and libvirt domain named <vm>. A one-node VM (one -p,
- * or a one-node cluster) has no DRBD at all: its LV is its disk.
+ * or a one-node cluster) has no DRBD at all: its LV is its disk. A shared-storage VM
+ * (--shared) has neither: its disk is the raw file <storage.shared.directory>/<vm>.img, and it
+ * is defined on every node.
  */
 import { isIPv6 } from 'node:net';
 import type { Config } from '../../config/load.js';
@@ -22,6 +24,8 @@ import { findVm } from './list.js';
 import type { Plan, Step } from '../engine/plan.js';
 import { assertNotIgnored } from '../engine/run-plan.js';
 import { drbdadmCommand } from './lifecycle.js';
+import { assertNotRunningElsewhere, sharedDirectory } from './shared.js';
+import { sharedDiskFile } from '../../model/shared.js';
 
 export interface VmAddRequest {
   name: string;
@@ -41,6 +45,8 @@ export interface VmAddRequest {
   start: boolean;
   /** Overrides the capacity checks (memory, disk space, vCPUs), nothing else. */
   force: boolean;
+  /** --shared: the disk is a file on storage.shared, the domain defined on every node. */
+  shared: boolean;
 }
 
 /** Where a clone's data is read. */
@@ -55,10 +61,15 @@ export interface CloneSource {
 }
 
 export interface VmAddTarget {
-  /** The primary (where the VM starts) first; a single node means no DRBD. */
+  /**
+   * The primary (where the VM starts) first; a single node means no DRBD. A shared VM's are
+   * every node, the placed one first.
+   */
   nodes: string[];
+  /** A shared VM's disk file. */
+  shared: { file: string } | undefined;
   drbd: { minor: number; port: number } | undefined;
-  /** The requested size rounded up to whole extents of the volume group. */
+  /** The requested size rounded up to whole extents of the volume group (a shared VM's file: whole MiB). */
   lvBytes: number;
   clone: CloneSource | undefined;
   /** Why pmc chose these nodes, when it did. */
@@ -106,6 +117,12 @@ export interface ImageFacts {
   virtualBytes: number;
 }
 
+/**
+ * How a VM's disk is kept, which decides what a node needs to hold it: a DRBD pair (an LV and
+ * DRBD on both nodes), a single node's LV, or a file on the shared file system (no LV at all).
+ */
+export type DiskKind = 'pair' | 'single' | 'shared';
+
 /** Where ISO images live on the nodes: the same path on both, so a VM with a CD attached can migrate. */
 export const NODE_ISO_DIR = '/var/lib/libvirt/images/pmc-iso';
 
@@ -131,26 +148,30 @@ export function checkVmAdd(state: ClusterState, config: Config, request: VmAddRe
   const { name } = request;
   assertVmName(name);
   assertNotIgnored({ name, ignored: config.ignorePrefix !== '' && name.startsWith(config.ignorePrefix) }, config.ignorePrefix);
-  if (request.nodes.length > 0) assertNodeList(state, config, request.nodes);
+  const sharedDir = request.shared ? sharedDirectory(state, config, `vm add --shared ${name}`) : undefined;
+  if (request.nodes.length > 0) assertNodeList(state, config, request.nodes, sharedDir !== undefined);
   assertNameFree(state, config, name);
   if (request.mac) assertMacFree(state, request.mac);
 
-  const paired = request.nodes.length > 0 ? request.nodes.length === 2 : config.nodes.length >= 2;
-  const clone = request.clone ? cloneSource(state, request.clone) : undefined;
+  const kind: DiskKind = sharedDir !== undefined ? 'shared'
+    : (request.nodes.length > 0 ? request.nodes.length === 2 : config.nodes.length >= 2) ? 'pair' : 'single';
+  const paired = kind === 'pair';
+  const clone = request.clone ? (sharedDir !== undefined ? sharedCloneSource(state, request.clone) : cloneSource(state, request.clone)) : undefined;
   const byName = (n: string) => state.nodes.find((x) => x.name === n)!;
 
   let nodes: NodeState[];
   let placement: string | undefined;
   if (request.nodes.length > 0) {
     nodes = request.nodes.map(byName);
-    for (const node of nodes) assertSuitable(node, paired);
+    for (const node of nodes) assertSuitable(node, kind);
   } else {
-    ({ nodes, placement } = placeVm(state, config, request, paired));
+    ({ nodes, placement } = placeVm(state, config, request, kind));
   }
-  const lvBytes = roundUp(request.sizeBytes, Math.max(...nodes.map((n) => n.facts!.vg?.extentSizeBytes ?? 1)));
+  // A file has no extents; whole MiB keep it a multiple of the guest's sectors.
+  const lvBytes = roundUp(request.sizeBytes, kind === 'shared' ? MiB : Math.max(...nodes.map((n) => n.facts!.vg?.extentSizeBytes ?? 1)));
 
   const overridden: string[] = [];
-  const shortfalls = nodes.flatMap((node, i) => capacityProblems(node, request, lvBytes, i === 0 && request.start));
+  const shortfalls = nodes.flatMap((node, i) => capacityProblems(node, request, lvBytes, i === 0 && request.start, kind));
   if (shortfalls.length > 0) {
     if (!request.force) {
       throw new PmcError('PMC_E_CAPACITY', `${name} does not fit: ${shortfalls.join('; ')}`,
@@ -167,8 +188,12 @@ export function checkVmAdd(state: ClusterState, config: Config, request: VmAddRe
         `give -s ${lvMiBFor(clone.bytes, paired)}M or more`);
     }
   }
+  // A shared VM is defined on every node, so that it can run on any of them: each must be able to.
+  const others = sharedDir !== undefined ? state.nodes.filter((n) => n !== nodes[0]) : [];
+  for (const node of others) assertSuitable(node, kind);
   return {
-    nodes: nodes.map((n) => n.name),
+    nodes: [...nodes, ...others].map((n) => n.name),
+    shared: sharedDir !== undefined ? { file: sharedDiskFile(sharedDir, name) } : undefined,
     drbd: paired ? allocateDrbd(state, config) : undefined,
     lvBytes,
     clone,
@@ -183,8 +208,12 @@ function asked(node: NodeState): boolean {
   return node.reachable && node.facts !== undefined;
 }
 
-function assertNodeList(state: ClusterState, config: Config, nodes: readonly string[]): void {
+function assertNodeList(state: ClusterState, config: Config, nodes: readonly string[], shared: boolean): void {
   selectNodes(config, nodes);
+  if (shared && nodes.length > 1) {
+    throw new PmcError('PMC_E_USAGE', `-p names ${nodes.join(', ')}: a shared-storage VM starts on one node (and is defined on all)`,
+      'pmc vm add --shared -p pm-1 ..., or leave -p out and pmc places the VM');
+  }
   if (nodes.length > 2 || new Set(nodes).size !== nodes.length) {
     throw new PmcError('PMC_E_USAGE', `-p names ${nodes.join(', ')}: give one node, or two different ones (the first is the primary)`,
       'pmc vm add -p pm-1 -p pm-2 ..., or leave -p out and pmc places the VM');
@@ -207,6 +236,9 @@ function assertNameFree(state: ClusterState, config: Config, name: string): void
     if (f.drbdResourceFiles.includes(resFile)) found.push(`${resFile} on ${node.name}`);
     else if (f.drbdResources.some((r) => r.name === name)) found.push(`a DRBD resource on ${node.name}`);
   }
+  // The shared file system is one: its listing on the first node that has one stands for all.
+  const listing = state.nodes.find((n) => n.facts?.shared?.present)?.facts!.shared!;
+  if (listing?.files.some((f) => f.name === `${name}.img`)) found.push(`the file ${listing.directory}/${name}.img`);
   if (found.length > 0) {
     throw new PmcError('PMC_E_VM_EXISTS', `${name} exists already: ${found.join(', ')}`,
       `choose another name, or remove the old one first (pmc vm info ${name} shows it)`);
@@ -214,18 +246,19 @@ function assertNameFree(state: ClusterState, config: Config, name: string): void
 }
 
 /** The setup a node needs before it can hold the VM; not overridable, it would fail half-way. */
-function assertSuitable(node: NodeState, paired: boolean): void {
-  const problems = setupProblems(node, paired);
+function assertSuitable(node: NodeState, kind: DiskKind): void {
+  const problems = setupProblems(node, kind);
   if (problems.length > 0) {
     throw new PmcError('PMC_E_STATE', `${node.name} cannot hold the VM: ${problems.join('; ')}`,
       'pmc cluster verify says how to fix each; pmc pm init prepares a node');
   }
 }
 
-function setupProblems(node: NodeState, paired: boolean): string[] {
+function setupProblems(node: NodeState, kind: DiskKind): string[] {
   const f = node.facts!;
+  const paired = kind === 'pair';
   const problems: string[] = [];
-  if (!f.vg) problems.push('it has no volume group for VM disks');
+  if (!f.vg && kind !== 'shared') problems.push('it has no volume group for VM disks');
   if (!f.bridge.present || !f.bridge.isBridge) problems.push(`it has no bridge ${f.bridge.name}`);
   if (!f.libvirt.active) problems.push(`libvirtd does not answer${f.libvirt.failure ? ` (virsh version: ${f.libvirt.failure})` : ''}`);
   if (paired && !f.drbd.moduleLoaded) problems.push('the drbd kernel module is not loaded');
@@ -242,7 +275,7 @@ export function freeMemory(node: NodeState): number {
 /** What a node must have room for to hold a VM (or a copy of one): its memory, disk and vCPUs. */
 export type PlacementNeed = Pick<VmAddRequest, 'sizeBytes' | 'memoryBytes' | 'vcpus' | 'force'>;
 
-function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBytes' | 'vcpus'>, lvBytes: number, startsHere: boolean): string[] {
+function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBytes' | 'vcpus'>, lvBytes: number, startsHere: boolean, kind: DiskKind): string[] {
   const f = node.facts!;
   const problems: string[] = [];
   if (!f.memory) problems.push(`the memory of ${node.name} is unknown`);
@@ -252,7 +285,7 @@ function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBy
   } else if (startsHere && request.memoryBytes > f.memory.availableBytes) {
     problems.push(`${node.name} has only ${formatBytes(f.memory.availableBytes)} available now to start it`);
   }
-  if (f.vg && lvBytes > f.vg.freeBytes) {
+  if (f.vg && kind !== 'shared' && lvBytes > f.vg.freeBytes) {
     problems.push(`${node.name}'s volume group ${f.vg.name} has ${formatBytes(f.vg.freeBytes)} free, ${formatBytes(lvBytes)} needed`);
   }
   if (f.cpus !== undefined && request.vcpus > f.cpus) problems.push(`${node.name} has ${f.cpus} CPUs, ${request.vcpus} vCPUs asked`);
@@ -264,12 +297,12 @@ function capacityProblems(node: NodeState, request: Pick<VmAddRequest, 'memoryBy
  * free memory first, then the most free disk, then in pmc.yaml's order; and why each other
  * node cannot. `exclude` names nodes that are out of the question whatever they hold.
  */
-export function rankNodes(state: ClusterState, config: Config, need: PlacementNeed, paired: boolean, exclude: readonly string[] = []): { ranked: NodeState[]; rejected: string[] } {
+export function rankNodes(state: ClusterState, config: Pick<Config, 'nodes'>, need: PlacementNeed, kind: DiskKind, exclude: readonly string[] = []): { ranked: NodeState[]; rejected: string[] } {
   const rejected: string[] = [];
   const candidates = state.nodes.filter(asked).filter((node) => !exclude.includes(node.name)).filter((node) => {
-    const setup = setupProblems(node, paired);
+    const setup = setupProblems(node, kind);
     const extent = node.facts!.vg?.extentSizeBytes ?? 1;
-    const capacity = need.force ? [] : capacityProblems(node, need, roundUp(need.sizeBytes, extent), false);
+    const capacity = need.force ? [] : capacityProblems(node, need, roundUp(need.sizeBytes, extent), false, kind);
     const problems = [...setup, ...capacity];
     if (problems.length > 0) rejected.push(setup.length ? `${node.name}: ${setup.join(', ')}` : problems.join(', '));
     return problems.length === 0;
@@ -288,9 +321,10 @@ export function describePlacement(chosen: readonly NodeState[]): string {
 }
 
 /** Without -p: the first node of the ranking becomes the primary, the second its peer. */
-function placeVm(state: ClusterState, config: Config, request: VmAddRequest, paired: boolean): { nodes: NodeState[]; placement: string } {
+function placeVm(state: ClusterState, config: Config, request: VmAddRequest, kind: DiskKind): { nodes: NodeState[]; placement: string } {
+  const paired = kind === 'pair';
   const want = paired ? 2 : 1;
-  const { ranked, rejected } = rankNodes(state, config, request, paired);
+  const { ranked, rejected } = rankNodes(state, config, request, kind);
   if (ranked.length < want) {
     throw new PmcError(rejected.length > 0 ? 'PMC_E_CAPACITY' : 'PMC_E_STATE',
       `no ${paired ? 'two nodes' : 'node'} can hold ${request.name}${rejected.length ? `: ${rejected.join('; ')}` : ''}`,
@@ -348,6 +382,30 @@ function cloneSource(state: ClusterState, clone: { vm: string; from: string | un
       `clone from its primary${vm.primaryOn[0] ? ` (--from ${vm.primaryOn[0]})` : ''}`);
   }
   return { vm: vm.name, node, device: res.disk, bytes: res.sizeBytes, running };
+}
+
+/**
+ * --clone for a shared VM: another shared VM, shut off (every node answered, so that is known),
+ * whose file is copied on the shared file system.
+ */
+function sharedCloneSource(state: ClusterState, clone: { vm: string; from: string | undefined }): CloneSource {
+  const vm = findVm(state, clone.vm);
+  if (!vm.shared) {
+    throw new PmcError('PMC_E_STATE', `${vm.name} is a DRBD VM: a shared-storage VM is cloned from another shared-storage VM`,
+      `clone it without --shared, or pick a shared VM (pmc vm ls -o name,storage)`);
+  }
+  if (clone.from !== undefined) {
+    throw new PmcError('PMC_E_USAGE', `--from names a node to read ${vm.name}'s disk on, but its disk is one file that every node reads`, 'leave --from out');
+  }
+  if (vm.runningOn.length > 0) {
+    throw new PmcError('PMC_E_STATE', `${vm.name} runs on ${vm.runningOn.join(', ')}: a shared VM is cloned only while it is shut off`,
+      `pmc vm stop ${quote(vm.name)} first`);
+  }
+  if (vm.diskBytes === undefined) {
+    throw new PmcError('PMC_E_STATE', `${vm.shared.file} is not in the shared directory's listing, so ${vm.name}'s disk size is unknown`,
+      'pmc cluster verify says whether every node mounts the shared file system');
+  }
+  return { vm: vm.name, node: vm.home!, device: vm.shared.file, bytes: vm.diskBytes, running: false };
 }
 
 /**
@@ -431,19 +489,20 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
   const kind = domainKind(target.nodes, facts, config.domainType);
   const vg = config.storage.volumeGroup;
   const lv = `/dev/${vg}/${name}`;
-  const disk = target.drbd ? `/dev/drbd${target.drbd.minor}` : lv;
+  const disk = target.shared?.file ?? (target.drbd ? `/dev/drbd${target.drbd.minor}` : lv);
 
   // Each node's LV, resource file, metadata and `up` run at the same time as the other node's.
   const steps: Step[] = [];
-  for (const node of target.nodes) {
+  if (target.shared) steps.push(sharedFileStep(primary, target.shared.file, target.lvBytes));
+  for (const node of target.shared ? [] : target.nodes) {
     const create = lvCreateStep(node, name, vg, target.lvBytes);
     const blankPair = target.drbd && peer && !target.clone;
     steps.push({ ...(blankPair ? zeroedLvStep(create, lv, target.lvBytes) : create), id: `lv@${node}`, after: [] });
     if (target.drbd) steps.push(...drbdNodeSteps(node, name, resourceFile(config, name, lv, target, facts)));
   }
-  const nodeSetup = steps.map((s) => s.id!).filter((id) => id.startsWith(target.drbd ? 'up@' : 'lv@'));
+  const nodeSetup = steps.flatMap((s) => (s.id?.startsWith(target.drbd ? 'up@' : 'lv@') ? [s.id] : []));
   if (target.drbd && peer) steps.push(...drbdStartSteps(primary, peer, name, Boolean(target.clone)).map((s, i) => (i === 0 ? { ...s, after: nodeSetup } : s)));
-  if (target.clone) steps.push(cloneStep(state, primary, target.clone, disk, target.lvBytes));
+  if (target.clone) steps.push(cloneStep(state, primary, target.clone, disk, target.lvBytes, Boolean(target.shared)));
   if (target.clone && target.drbd) steps.push(resyncWaitStep(primary, name, target.lvBytes));
   if (facts.image) steps.push(imageStep(primary, facts.image, disk, target, request.name));
   steps.push(...isoSteps(target.nodes, facts.iso));
@@ -455,7 +514,7 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     arch: kind.arch,
     memoryBytes: request.memoryBytes,
     vcpus: request.vcpus,
-    disk,
+    disk: target.shared ? { type: 'file', file: disk } : { type: 'block', dev: disk },
     cdrom: facts.iso ? `${NODE_ISO_DIR}/${facts.iso.name}` : undefined,
     bridge: config.network.bridge,
     mac: facts.mac,
@@ -470,7 +529,8 @@ export function planVmAdd(state: ClusterState, config: Config, request: VmAddReq
     why: `define the domain ${name} (UUID ${facts.uuid}) on ${primary}`,
     undo: undefine(primary),
   });
-  if (peer) steps.push(definePeerStep(primary, peer, name, facts.uuid));
+  for (const other of target.nodes.slice(1)) steps.push(definePeerStep(primary, other, name, facts.uuid));
+  if (request.start && target.shared) assertNotRunningElsewhere(state, name);
   if (request.start) {
     steps.push({
       node: primary,
@@ -662,10 +722,14 @@ function copyTimeoutMs(bytes: number): number {
   return Math.max(15 * 60_000, Math.ceil(bytes / 2e6) * 1000);
 }
 
-function cloneStep(state: ClusterState, target: string, source: CloneSource, device: string, lvBytes: number): Step {
+function cloneStep(state: ClusterState, target: string, source: CloneSource, device: string, lvBytes: number, intoFile: boolean): Step {
   const read = ['dd', `if=${source.device}`, 'bs=4M', 'iflag=count_bytes', `count=${source.bytes}`, 'status=progress'];
   let command: string;
-  if (source.node === target) {
+  if (intoFile) {
+    // Into the new, all-holes file of its full size on the shared file system (read there too):
+    // zeroes stay holes, and the file keeps its size.
+    command = commandLine([...read, `of=${device}`, 'conv=sparse,notrunc,fsync']);
+  } else if (source.node === target) {
     command = commandLine([...read, `of=${device}`, 'conv=fsync']);
   } else {
     const host = state.nodes.find((n) => n.name === source.node)!.host;
@@ -696,8 +760,9 @@ function imageStep(node: string, image: ImageFacts, device: string, target: VmAd
       `the image ${image.name} fills ${image.virtualBytes} bytes (${formatBytes(image.virtualBytes)}), more than the ${room} bytes ${name}'s disk of ${formatBytes(target.lvBytes)} has room for`,
       `give -s ${lvMiBFor(image.virtualBytes, Boolean(target.drbd))}M or more`);
   }
+  // A shared disk is a file of its full size already: dd must not cut it to the image's size.
   const write = image.format === 'raw'
-    ? commandLine(['dd', `of=${device}`, 'bs=4M', 'iflag=fullblock', 'conv=fsync', 'status=none'])
+    ? commandLine(['dd', `of=${device}`, 'bs=4M', 'iflag=fullblock', target.shared ? 'conv=notrunc,fsync' : 'conv=fsync', 'status=none'])
     : `tmp=$(mktemp /var/tmp/pmc-image.XXXXXX) && trap 'rm -f "$tmp"' EXIT && cat > "$tmp" && ${commandLine(['qemu-img', 'convert', '-q', '-n', '-f', 'qcow2', '-O', 'raw', '-t', 'none'])} "$tmp" ${quote(device)}`;
   return {
     node,
@@ -706,6 +771,21 @@ function imageStep(node: string, image: ImageFacts, device: string, target: VmAd
     why: `write the ${image.format} image ${image.name} (${formatBytes(image.virtualBytes)}) onto ${device} on ${node}${target.drbd ? '; DRBD mirrors every write to the peer' : ''}`,
     progress: true,
     timeoutMs: copyTimeoutMs(image.fileBytes),
+  };
+}
+
+/**
+ * A shared VM's disk: a new raw file of the full size, all holes (reads as zeroes). noclobber
+ * makes the shell create it with O_EXCL, so a file of that name that appeared since the probe
+ * is never overwritten, on NFS too.
+ */
+function sharedFileStep(node: string, file: string, bytes: number): Step {
+  const rm = commandLine(['rm', '-f', file]);
+  return {
+    node,
+    command: `set -C && : > ${quote(file)} && { ${commandLine(['truncate', '-s', bytes, file])} || { rc=$?; ${rm}; exit $rc; }; }`,
+    why: `create the raw disk file ${file} (${formatBytes(bytes)}) on the shared file system, from ${node}`,
+    undo: { command: rm, why: `remove ${file}` },
   };
 }
 
@@ -761,14 +841,17 @@ function defineCommand(): string {
 
 function planTitle(request: VmAddRequest, target: VmAddTarget, mac: string): string {
   const [primary, peer] = target.nodes;
-  const where = peer ? `on ${primary} (primary) and ${peer}, DRBD minor ${target.drbd!.minor} port ${target.drbd!.port}` : `on ${primary} only, without DRBD`;
+  const where = target.shared ? `on ${primary}, disk ${target.shared.file} on the shared file system, defined on ${target.nodes.join(', ')}`
+    : peer ? `on ${primary} (primary) and ${peer}, DRBD minor ${target.drbd!.minor} port ${target.drbd!.port}` : `on ${primary} only, without DRBD`;
   return `add ${request.name} ${where}: ${formatBytes(target.lvBytes)} disk, ${formatBytes(request.memoryBytes)} memory, ${request.vcpus} vCPU${request.vcpus > 1 ? 's' : ''}, MAC ${mac}`;
 }
 
 function planNotes(request: VmAddRequest, target: VmAddTarget, facts: VmAddFacts, lv: string): string[] {
   const notes: string[] = [];
   if (target.placement) notes.push(target.placement);
-  if (target.nodes.length === 1) {
+  if (target.shared) {
+    notes.push(`${request.name} can run on any node, never on two at once: each start first checks that every node answers and none runs it`);
+  } else if (target.nodes.length === 1) {
     notes.push(`${request.name} lives on ${target.nodes[0]} alone: its disk is the LV ${lv} without DRBD, so it cannot migrate or survive the loss of ${target.nodes[0]}`);
   }
   for (const shortfall of target.overridden) notes.push(`--force: ${shortfall}`);
@@ -779,7 +862,7 @@ function planNotes(request: VmAddRequest, target: VmAddTarget, facts: VmAddFacts
   }
   for (const node of facts.iso?.presentOn ?? []) notes.push(`${node} has an identical ${facts.iso!.name} already: not copied again`);
   for (const node of facts.iso?.differentOn ?? []) notes.push(`${node} has a different ${facts.iso!.name}: it is replaced (VMs that use it see the new image when they next start)`);
-  if (target.nodes.length === 2 && !target.clone) notes.push(`both disks start UpToDate${facts.image ? ` and receive the image together` : ''}: the VM can migrate at once`);
+  if (target.drbd && !target.clone) notes.push(`both disks start UpToDate${facts.image ? ` and receive the image together` : ''}: the VM can migrate at once`);
   for (const node of target.unchecked) {
     notes.push(`${node} could not be asked: the name ${request.name}${target.drbd ? `, minor ${target.drbd.minor} and port ${target.drbd.port}` : ''} were not checked against it (pmc cluster verify shows a clash once it is back)`);
   }

@@ -39,10 +39,11 @@ export async function addVm(ctx: OpContext, args: VmAddArgs): Promise<Report<App
 
 /**
  * The nodes vm add locks before it reads: those named with -p (and --from); every node when
- * pmc places the VM, or when a clone's source node is not named (it is found in the state).
+ * pmc places the VM, for a shared VM, or when a clone's source node is not named (it is found in the state).
  */
 function addLock(ctx: OpContext, request: VmAddRequest): string[] {
-  if (request.nodes.length === 0 || (request.clone && request.clone.from === undefined)) return ctx.config.nodes.map((n) => n.name);
+  // A shared VM is defined on every node.
+  if (request.shared || request.nodes.length === 0 || (request.clone && request.clone.from === undefined)) return ctx.config.nodes.map((n) => n.name);
   return [...request.nodes, ...(request.clone?.from ? [request.clone.from] : [])];
 }
 

@@ -15,8 +15,11 @@ export interface DomainSpec {
   arch: string;
   memoryBytes: number;
   vcpus: number;
-  /** Block device of the disk: `/dev/drbdN`, or the LV of a one-node VM. */
-  disk: string;
+  /**
+   * The disk: a block device (`/dev/drbdN`, or the LV of a one-node VM), or a raw file on the
+   * shared file system (a `vm add --shared` VM).
+   */
+  disk: { type: 'block'; dev: string } | { type: 'file'; file: string };
   /** ISO image on the node, attached as a CD-ROM (booted from while the disk is blank). */
   cdrom: string | undefined;
   bridge: string;
@@ -43,9 +46,10 @@ export function domainXml(spec: DomainSpec): string {
   if (spec.cdrom) os.appendChild(el('boot', { dev: 'cdrom' }));
 
   const devices = el('devices', {},
-    el('disk', { type: 'block', device: 'disk' },
+    // cache='none' on a file too: libvirt refuses to live-migrate a shared disk that the host caches.
+    el('disk', { type: spec.disk.type, device: 'disk' },
       el('driver', { name: 'qemu', type: 'raw', cache: 'none', io: 'native' }),
-      el('source', { dev: spec.disk }),
+      el('source', spec.disk.type === 'block' ? { dev: spec.disk.dev } : { file: spec.disk.file }),
       el('target', { dev: 'vda', bus: 'virtio' })));
   if (spec.cdrom) {
     devices.appendChild(el('disk', { type: 'file', device: 'cdrom' },

@@ -9,6 +9,10 @@
  * says its copy may lack the dead node's last writes. The survivor then records that its copy is
  * the authoritative one (AUTHORITY_DIR), which `cluster start`, `vm ls`, `cluster verify` and
  * `pm rejoin` read, so the stale side is never picked.
+ *
+ * A shared-storage VM has no copy that can be stale: its one disk file is on the shared file
+ * system. It starts on the node with the most free memory that defines it, once the lost node
+ * is proven down and every other node said it runs it nowhere (the never-twice check).
  */
 import { execa } from 'execa';
 import type { OpContext, Report } from '../engine/context.js';
@@ -22,7 +26,9 @@ import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
 import type { ApplyResult } from '../engine/execute.js';
 import type { Plan, Step } from '../engine/plan.js';
+import { rankNodes } from './add-plan.js';
 import { drbdadmCommand, managedVm, virshCommand, type PlannerConfig } from './lifecycle.js';
+import { assertNotRunningElsewhere } from './shared.js';
 
 /** One VM that can fail over: checked, with everything the plan needs. */
 export interface FailoverTarget {
@@ -30,7 +36,8 @@ export interface FailoverTarget {
   /** The dead node. */
   lost: string;
   survivor: string;
-  resource: string;
+  /** The DRBD resource; undefined for a shared-storage VM (nothing to promote or mark stale). */
+  resource: string | undefined;
   domain: Domain;
   /** The survivor is still Secondary (a re-run after a half-done failover finds it Primary). */
   promote: boolean;
@@ -60,6 +67,7 @@ function refuse(message: string, hint: string): never {
  */
 export function checkFailover(state: ClusterState, config: PlannerConfig & Pick<Config, 'nodes'>, name: string): FailoverTarget {
   const vm = managedVm(state, name, config);
+  if (vm.shared) return checkSharedFailover(state, config, vm);
   const resource = vm.replicas.find((r) => r.resource)?.resource;
   if (!resource) {
     refuse(`${vm.name} has no DRBD resource: its disk exists on ${vm.nodes.join(', ')} only, there is no copy to fail over to`, 'bring its node back and pmc vm start it');
@@ -130,13 +138,54 @@ export function checkFailover(state: ClusterState, config: PlannerConfig & Pick<
   };
 }
 
+/**
+ * A shared-storage VM whose node is lost: exactly one node does not answer (the one the failover
+ * proves down before anything changes), the VM runs on none of the others, and the survivor is
+ * the node defining it with the most free memory.
+ */
+function checkSharedFailover(state: ClusterState, config: Pick<Config, 'nodes'>, vm: Vm): FailoverTarget {
+  if (vm.runningOn.length > 0) {
+    refuse(`${vm.name} runs on ${vm.runningOn.join(' and ')}: there is nothing to fail over`, `to move it: pmc vm mv ${vm.name} --to <node>`);
+  }
+  const silent = state.nodes.filter((n) => !n.reachable).map((n) => n.name);
+  if (silent.length === 0) {
+    throw new PmcError('PMC_E_NODE_ALIVE', `every node answers SSH: failover is only for a dead node`, `start ${vm.name} with pmc vm start ${vm.name}`);
+  }
+  const lost = silent[0]!;
+  // Any node could run a shared VM: only the node proven down (fenced or confirmed) may stay silent.
+  assertNotRunningElsewhere(state, vm.name, [lost]);
+  const undefinedOn = state.nodes.filter((n) => !vm.replicas.some((r) => r.node === n.name && r.domain)).map((n) => n.name);
+  const need = { sizeBytes: 0, memoryBytes: vm.memoryBytes ?? 0, vcpus: vm.vcpus ?? 1, force: false };
+  const { ranked, rejected } = rankNodes(state, config, need, 'shared', [lost, ...undefinedOn]);
+  const survivor = ranked[0];
+  if (!survivor) {
+    refuse(`no node that defines ${vm.name} can start it${rejected.length ? `: ${rejected.join('; ')}` : ''}`, `free memory on one of ${vm.nodes.join(', ')}, then run this again`);
+  }
+  return {
+    vm: vm.name, lost, survivor: survivor.name, resource: undefined, domain: vm.replicas.find((r) => r.node === survivor.name)!.domain!, promote: false,
+    evidence: `its disk ${vm.shared!.file} is on the shared file system and no node but ${lost} runs it; ${survivor.name} has the most free memory of the nodes that define it`,
+  };
+}
+
 /** The survivor's record that its copy of `resource` is the current one, and `lost`'s is stale. */
 export function authorityFile(resource: string): string {
   return `${AUTHORITY_DIR}/${resource}`;
 }
 
-/** Steps on the survivor: record the failover, promote it (forced: its peer is gone), start the VM. */
+/** Steps on the survivor: record the failover, promote it (forced: its peer is gone), start the VM; a shared VM is only started. */
 export function failoverSteps(t: FailoverTarget): Step[] {
+  const steps: Step[] = t.resource === undefined ? [] : drbdFailoverSteps({ ...t, resource: t.resource });
+  steps.push({
+    node: t.survivor,
+    command: virshCommand('start', t.domain),
+    why: `start ${t.vm} on ${t.survivor}`,
+    undo: { command: virshCommand('destroy', t.domain), why: `power ${t.vm} off on ${t.survivor} again` },
+    timeoutMs: START_TIMEOUT_MS,
+  });
+  return steps;
+}
+
+function drbdFailoverSteps(t: FailoverTarget & { resource: string }): Step[] {
   const file = authorityFile(t.resource);
   const steps: Step[] = [{
     node: t.survivor,
@@ -153,19 +202,13 @@ export function failoverSteps(t: FailoverTarget): Step[] {
       undo: { command: drbdadmCommand('secondary', t.resource), why: `make ${t.survivor} Secondary for ${t.resource} again` },
     });
   }
-  steps.push({
-    node: t.survivor,
-    command: virshCommand('start', t.domain),
-    why: `start ${t.vm} on ${t.survivor}`,
-    undo: { command: virshCommand('destroy', t.domain), why: `power ${t.vm} off on ${t.survivor} again` },
-    timeoutMs: START_TIMEOUT_MS,
-  });
   return steps;
 }
 
 /** The plan for a failover of several VMs away from one dead node. */
 export function planFailover(targets: readonly FailoverTarget[], skipped: readonly string[] = []): Plan {
   const lost = [...new Set(targets.map((t) => t.lost))];
+  const staleOn = [...new Set(targets.filter((t) => t.resource !== undefined).map((t) => t.lost))];
   const title = targets.length === 1
     ? `fail ${targets[0]!.vm} over from ${targets[0]!.lost} to ${targets[0]!.survivor}`
     : `fail ${targets.length} VMs over from ${lost.join(', ')}: ${targets.map((t) => `${t.vm} to ${t.survivor}`).join(', ')}`;
@@ -175,7 +218,7 @@ export function planFailover(targets: readonly FailoverTarget[], skipped: readon
     notes: [
       ...targets.map((t) => `${t.vm}: ${t.evidence}`),
       ...skipped,
-      ...lost.map((n) => `${n}'s copies are stale from now on: when ${n} is back, it must not start them; pmc pm rejoin ${n} resyncs them from the survivors`),
+      ...staleOn.map((n) => `${n}'s copies are stale from now on: when ${n} is back, it must not start them; pmc pm rejoin ${n} resyncs them from the survivors`),
     ],
   };
 }
@@ -256,7 +299,8 @@ export function selectFailovers(state: ClusterState, config: Config, lostNode: s
   }
   const targets: FailoverTarget[] = [];
   const skipped: string[] = [];
-  for (const vm of state.vms.filter((v) => v.nodes.includes(lostNode))) {
+  // A shared VM that runs nowhere that answers may have run on the lost node: skipReason weighs the evidence.
+  for (const vm of state.vms.filter((v) => v.nodes.includes(lostNode) || (v.shared && v.runningOn.length === 0))) {
     const reason = skipReason(vm, lostNode);
     if (reason) {
       skipped.push(`${vm.name} not failed over: ${reason}`);
@@ -280,10 +324,25 @@ export function selectFailovers(state: ClusterState, config: Config, lostNode: s
 function skipReason(vm: Vm, lostNode: string): string | undefined {
   if (vm.ignored) return 'ignored (its name has the ignore prefix)';
   if (vm.runningOn.length > 0) return `runs on ${vm.runningOn.join(' and ')}`;
+  if (vm.shared) return sharedSkipReason(vm, lostNode);
   const survivor = vm.replicas.find((r) => r.node !== lostNode && r.resource);
   const loss = survivor?.resource?.lastConnectionLoss;
   if (!survivor) return 'it has no copy on another node';
   if (!loss) return `${survivor.node}'s kernel log does not say whether it ran on ${lostNode}; if it did: pmc vm failover ${vm.name}`;
   if (loss.peerRoleBefore !== 'Primary') return `${lostNode} was ${loss.peerRoleBefore ?? 'of unknown role'}, not Primary, when ${survivor.node} lost it, so it did not run there; if it should run now: pmc vm failover ${vm.name}`;
   return undefined;
+}
+
+/**
+ * Whether a shared VM that runs on no node that answers ran on the lost node. libvirt's reason
+ * for a shut-off domain tells: a node it migrated away from says `migrated`, one that only
+ * defines it says `unknown`; a stop on a node that answers says `shutdown` or `destroyed`. So it
+ * ran last on the lost node when some node says `migrated` and none says anything but these two.
+ * A VM never migrated (created on the lost node) leaves no trace: the operator names it.
+ */
+function sharedSkipReason(vm: Vm, lostNode: string): string | undefined {
+  const reasons = vm.replicas.filter((r) => r.domain).map((r) => `${r.node}: ${r.domain!.stateReason ?? 'unknown'}`);
+  const traces = vm.replicas.map((r) => r.domain?.stateReason ?? 'unknown');
+  if (traces.includes('migrated') && traces.every((t) => t === 'migrated' || t === 'unknown')) return undefined;
+  return `nothing says it ran on ${lostNode} (shut off on ${reasons.join(', ')}); if it did: pmc vm failover ${vm.name}`;
 }

@@ -17,6 +17,9 @@ export interface VmSummary {
   minor: number | undefined;
   port: number | undefined;
   uuid: string | undefined;
+  /** `shared`: the disk is a file in storage.shared.directory (`sharedFile`), else a DRBD pair. */
+  storage: 'drbd' | 'shared';
+  sharedFile: string | undefined;
   replication: Vm['replication'];
   flags: string[];
 }
@@ -35,6 +38,8 @@ export function summarizeVm(vm: Vm): VmSummary {
     minor: vm.minor,
     port: vm.port,
     uuid: vm.uuid,
+    storage: vm.shared ? 'shared' : 'drbd',
+    sharedFile: vm.shared?.file,
     replication: vm.replication,
     flags: vm.flags,
   };

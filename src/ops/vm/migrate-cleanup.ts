@@ -3,7 +3,8 @@
  * crashed), look where the domain really runs or is paused, make that node the only Primary,
  * allow one primary again, and resume a domain the migration left paused there (Ganeti's
  * `migrate --cleanup`). Every step is emitted only when needed, so a second run plans nothing.
- * The same plan is how a failed `pmc vm mv` recovers.
+ * The same plan is how a failed `pmc vm mv` recovers. A shared-storage VM has no DRBD part:
+ * only the paused copies and the resume apply to it.
  */
 import { isActive, type ClusterState, type VmReplica } from '../../model/cluster.js';
 import { PmcError } from '../../util/errors.js';
@@ -23,8 +24,9 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
     refuse(`${down.join(' and ')} could not be asked, so where it runs is unknown`, 'bring the node back and run the command again');
   }
   const mirrored = vm.replicas.filter((r) => r.resource?.configured && r.resource.up);
-  if (mirrored.length === 0) refuse('it has no DRBD resource that is up', `pmc vm info ${vm.name} shows what its nodes hold`);
-  const resource = mirrored[0]!.resource!.name;
+  if (mirrored.length === 0 && !vm.shared) refuse('it has no DRBD resource that is up', `pmc vm info ${vm.name} shows what its nodes hold`);
+  // A shared VM has no resource: no step or refusal below that names one applies to it.
+  const resource = mirrored[0]?.resource!.name ?? vm.name;
 
   const allActive = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   const stale = staleIncoming(allActive);
@@ -46,7 +48,7 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
     refuse(`${resource} is in split brain and the VM runs nowhere`,
       `pick the side whose data to keep; on the other run "drbdadm secondary ${resource}; drbdadm connect --discard-my-data ${resource}", then "drbdadm connect ${resource}" on the kept one`);
   }
-  if (keeper && keeper.resource?.role !== 'Primary') {
+  if (keeper && !vm.shared && keeper.resource?.role !== 'Primary') {
     refuse(`it is ${describeState(keeper)} on ${keeper.node}, but ${resource} is ${keeper.resource?.role ?? 'not up'} there`,
       `pmc vm info ${vm.name} shows each node's view; repair DRBD on ${keeper.node} by hand`);
   }
@@ -79,9 +81,8 @@ export function planVmCleanup(state: ClusterState, name: string, config: Planner
   const notes: string[] = [];
   if (keeper?.domain?.state === 'paused' && keeper.domain.stateReason === 'user') notes.push(`${vm.name} was paused by an operator on ${keeper.node}: left paused`);
   if (steps.length === 0) {
-    notes.push(keeper
-      ? `nothing to clean up: ${vm.name} runs on ${keeper.node}, the only Primary, and two primaries are not allowed`
-      : `nothing to clean up: ${vm.name} runs nowhere, at most one node is Primary, and two primaries are not allowed`);
+    const drbd = vm.shared ? '' : keeper ? ', the only Primary, and two primaries are not allowed' : ', at most one node is Primary, and two primaries are not allowed';
+    notes.push(`nothing to clean up: ${vm.name} runs ${keeper ? `on ${keeper.node}` : 'nowhere'}${drbd}`);
   }
   return { title: keeper ? `clean up ${vm.name}: it runs on ${keeper.node}` : `clean up ${vm.name}: it runs nowhere`, steps, notes };
 }

@@ -3,6 +3,8 @@
  * cluster state (Ganeti's order, lib/cmdlib/instance_migration.py): every check first, then
  * two primaries allowed for this resource only and at run time, the target promoted,
  * `virsh migrate --live`, the result read back, the source demoted, two primaries off.
+ * A shared-storage VM migrates to any node, with the same checks and `virsh migrate` but no
+ * DRBD: only its memory moves, its disk file stays where every node reads it.
  *
  * The plan keeps its phases apart: the role changes (prepare, finish) are short and must not
  * be interrupted halfway; the migration itself is long and may be aborted; the verification
@@ -15,7 +17,7 @@ import { PmcError } from '../../util/errors.js';
 import { commandLine, quote } from '../../util/shell.js';
 import { formatBytes } from '../../util/units.js';
 import type { Plan, Step } from '../engine/plan.js';
-import { freeMemory, HOST_RESERVED_MEMORY } from './add-plan.js';
+import { definePeerStep, freeMemory, HOST_RESERVED_MEMORY, rankNodes } from './add-plan.js';
 import { cpuModelOf } from './domain-xml.js';
 import { demoteStep, drbdadmCommand, managedVm, nodesNotAsked, type PlannerConfig } from './lifecycle.js';
 
@@ -36,13 +38,19 @@ export interface MigrateOptions {
   facts: MigrateFacts;
   /** Memory already promised on the target to VMs migrated there earlier in the same run. */
   incomingBytes?: number;
+  /**
+   * `--to`: the node to migrate to. A shared VM goes to any node (default: the one with the most
+   * free memory); a DRBD VM only to its peer, so this may name nothing else.
+   */
+  to?: string | undefined;
 }
 
 export interface VmMigration {
   vm: string;
   source: string;
   target: string;
-  resource: string;
+  /** The DRBD resource; undefined for a shared-storage VM. */
+  resource: string | undefined;
   uuid: string;
   memoryBytes: number;
   /** Role changes before the migration: two primaries allowed on both nodes, the target promoted. */
@@ -80,10 +88,15 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
       : refusal(vm, `it runs on ${vm.runningOn.join(' and ')} at once`, `pmc vm mv --cleanup ${vm.name} explains what to decide`);
   }
   const source = vm.runningOn[0]!;
+  if (vm.shared) return planSharedMigrate(state, vm, source, opts);
   const sourceReplica = replicaOn(vm, source);
   const sourceResource = drbdOf(vm, sourceReplica);
   const target = sourceResource.hosts.map((h) => h.name).find((h) => h !== source);
   if (!target) throw refusal(vm, `its DRBD resource ${sourceResource.name} has no peer`, 'a one-node VM cannot migrate');
+  if (opts.to !== undefined && opts.to !== target) {
+    throw refusal(vm, `its disk is mirrored to ${target} only, not to ${opts.to}`,
+      `pmc vm mv ${vm.name} moves it to ${target}; pmc vm peer-recreate ${opts.to} ${vm.name} first moves its standby copy to ${opts.to}`);
+  }
   const targetReplica = vm.replicas.find((r) => r.node === target);
   if (!targetReplica) throw refusal(vm, `${target}, the peer of its resource, holds nothing of it`, `pmc vm info ${vm.name}`);
   const targetResource = drbdOf(vm, targetReplica);
@@ -126,22 +139,8 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
     ],
     notes: [],
   };
-  const migrate: Step = {
-    node: source,
-    command: migrateCommand(uuid, target, opts.timeoutSeconds),
-    why: `live-migrate ${vm.name} (${formatBytes(sourceDomain.memoryBytes)} of memory) from ${source} to ${target} (virsh domjobabort if not done within ${opts.timeoutSeconds} s)`,
-    progress: true,
-    // The job is aborted on the node at the timeout; this only bounds a node that stops answering.
-    timeoutMs: (opts.timeoutSeconds + 120) * 1000,
-  };
-  const verify: Plan = {
-    title: `check that ${vm.name} runs on ${target} and not on ${source}`,
-    steps: [
-      { node: target, command: domainStateIs(uuid, ['running']), why: `check that ${vm.name} runs on ${target}` },
-      { node: source, command: domainStateIs(uuid, ['shut off']), why: `check that ${vm.name} no longer runs on ${source}` },
-    ],
-    notes: [],
-  };
+  const migrate = migrateStep(vm, sourceDomain, source, target, opts.timeoutSeconds);
+  const verify = verifyPlan(vm, uuid, source, target, []);
   const finish: Plan = {
     title: `make ${target} the only primary of ${vm.name}`,
     steps: [
@@ -158,6 +157,89 @@ export function planVmMigrate(state: ClusterState, name: string, config: Planner
   return { vm: vm.name, source, target, resource, uuid, memoryBytes: sourceDomain.memoryBytes, prepare, migrate, verify, finish, notes };
 }
 
+/**
+ * A shared-storage VM: to `--to`, else to the node with the most free memory (as vm add places
+ * one). The target is checked as a DRBD peer is (UUID, definition, memory, bridges, ISOs) and
+ * gets the definition from the source first when it has none; every other node that defines
+ * it must still have it shut off afterwards.
+ */
+function planSharedMigrate(state: ClusterState, vm: Vm, source: string, opts: MigrateOptions): VmMigration {
+  const sourceDomain = replicaOn(vm, source).domain!;
+  const target = opts.to ?? leastLoadedOther(state, vm, source, sourceDomain);
+  if (target === source) throw refusal(vm, `it runs on ${target} already`, `name another node with --to`);
+  const targetNode = state.nodes.find((n) => n.name === target);
+  if (!targetNode) throw refusal(vm, `${target} is not a node of pmc.yaml`, 'pmc pm ls lists the nodes');
+  if (!targetNode.reachable || !targetNode.facts) {
+    throw refusal(vm, `${target} could not be asked`, `${targetNode.error?.message ?? `check that ${targetNode.host} is up`}; or choose another node with --to`);
+  }
+  const uuid = sourceDomain.uuid;
+  const targetDomain = vm.replicas.find((r) => r.node === target)?.domain;
+  if (targetDomain && targetDomain.uuid !== uuid) {
+    throw refusal(vm, `its UUID is ${uuid} on ${source} but ${targetDomain.uuid} on ${target}: two different domains`,
+      `undefine it on ${target} (pmc vm mv defines it there again from ${source})`);
+  }
+  const differences = targetDomain ? definitionDifferences(sourceDomain, targetDomain, source, target) : [];
+  if (differences.length > 0) {
+    throw refusal(vm, `its definitions differ: ${differences.join('; ')}`,
+      `redefine it on ${target} from ${source}'s virsh dumpxml --inactive, then run the command again`);
+  }
+  assertMemory(vm, targetNode, sourceDomain.memoryBytes, opts.incomingBytes ?? 0);
+  assertBridges(vm, sourceDomain, target, opts.facts[target]);
+  assertIsos(vm, sourceDomain, source, target, opts.facts);
+
+  const others = vm.replicas.filter((r) => r.domain && r.node !== source && r.node !== target).map((r) => r.node);
+  const notes = [`${vm.name}'s disk is ${vm.shared!.file} on the shared file system: only its memory moves`];
+  if (!targetDomain) notes.push(`${target} does not define ${vm.name} yet: it gets ${source}'s definition first`);
+  return {
+    vm: vm.name,
+    source,
+    target,
+    resource: undefined,
+    uuid,
+    memoryBytes: sourceDomain.memoryBytes,
+    prepare: { title: `prepare ${vm.name} for its migration to ${target}`, steps: targetDomain ? [] : [definePeerStep(source, target, vm.name, uuid)], notes: [] },
+    migrate: migrateStep(vm, sourceDomain, source, target, opts.timeoutSeconds),
+    verify: verifyPlan(vm, uuid, source, target, others),
+    finish: { title: `nothing to change after ${vm.name}'s migration`, steps: [], notes: [] },
+    notes,
+  };
+}
+
+/** Without --to, a shared VM goes where vm add --shared would put it: the most free memory, then disk. */
+function leastLoadedOther(state: ClusterState, vm: Vm, source: string, domain: Domain): string {
+  // state.nodes are in pmc.yaml's order, the tie-break rankNodes wants.
+  const need = { sizeBytes: 0, memoryBytes: domain.memoryBytes, vcpus: domain.vcpus, force: false };
+  const { ranked, rejected } = rankNodes(state, { nodes: state.nodes }, need, 'shared', [source]);
+  if (!ranked[0]) {
+    throw refusal(vm, `no other node can hold it${rejected.length ? `: ${rejected.join('; ')}` : ''}`, 'free memory on a node, or name one with --to');
+  }
+  return ranked[0].name;
+}
+
+function migrateStep(vm: Vm, domain: Domain, source: string, target: string, timeoutSeconds: number): Step {
+  return {
+    node: source,
+    command: migrateCommand(domain.uuid, target, timeoutSeconds),
+    why: `live-migrate ${vm.name} (${formatBytes(domain.memoryBytes)} of memory) from ${source} to ${target} (virsh domjobabort if not done within ${timeoutSeconds} s)`,
+    progress: true,
+    // The job is aborted on the node at the timeout; this only bounds a node that stops answering.
+    timeoutMs: (timeoutSeconds + 120) * 1000,
+  };
+}
+
+/** Reads only: it runs on the target, and on no other node (the source, and `others` that define it). */
+function verifyPlan(vm: Vm, uuid: string, source: string, target: string, others: readonly string[]): Plan {
+  return {
+    title: `check that ${vm.name} runs on ${target} and not on ${[source, ...others].join(' or ')}`,
+    steps: [
+      { node: target, command: domainStateIs(uuid, ['running']), why: `check that ${vm.name} runs on ${target}` },
+      { node: source, command: domainStateIs(uuid, ['shut off']), why: `check that ${vm.name} no longer runs on ${source}` },
+      ...others.map((node) => ({ node, command: domainStateIs(uuid, ['shut off']), why: `check that ${vm.name} does not run on ${node}` })),
+    ],
+    notes: [],
+  };
+}
+
 /** One VM's migration as planned, or why it was refused. */
 export interface PlannedMigration {
   name: string;
@@ -170,13 +252,16 @@ export interface PlannedMigration {
  * it counts against it. A refusal is returned, not thrown, so the caller decides whether one
  * refuses all.
  */
-export function planMigrations(state: ClusterState, names: readonly string[], config: PlannerConfig, opts: Omit<MigrateOptions, 'incomingBytes'>): PlannedMigration[] {
+export function planMigrations(state: ClusterState, names: readonly string[], config: PlannerConfig,
+  opts: Omit<MigrateOptions, 'incomingBytes'> & { targets?: ReadonlyMap<string, string> }): PlannedMigration[] {
   const incoming = new Map<string, number>();
   return names.map((name) => {
     try {
-      const first = planVmMigrate(state, name, config, opts);
+      // `targets` names each VM's own target (cluster rebalance); `to` one for all (vm mv --to).
+      const vmOpts = { ...opts, to: opts.targets?.get(name) ?? opts.to };
+      const first = planVmMigrate(state, name, config, vmOpts);
       const before = incoming.get(first.target) ?? 0;
-      const migration = before === 0 ? first : planVmMigrate(state, name, config, { ...opts, incomingBytes: before });
+      const migration = before === 0 ? first : planVmMigrate(state, name, config, { ...vmOpts, incomingBytes: before });
       incoming.set(migration.target, before + migration.memoryBytes);
       return { name, migration };
     } catch (err) {
@@ -328,7 +413,7 @@ function assertBridges(vm: Vm, domain: Domain, target: string, facts: NodeMigrat
 }
 
 function assertIsos(vm: Vm, domain: Domain, source: string, target: string, facts: MigrateFacts): void {
-  for (const disk of attachedFiles(domain)) {
+  for (const disk of attachedFiles(domain, vm)) {
     const here = facts[source]?.files[disk];
     const there = facts[target]?.files[disk];
     if (there === null || there === undefined) {
@@ -340,7 +425,10 @@ function assertIsos(vm: Vm, domain: Domain, source: string, target: string, fact
   }
 }
 
-/** Files the domain has attached (ISO images): they must be identical on the target. */
-export function attachedFiles(domain: Domain): string[] {
-  return domain.disks.filter((d) => d.type === 'file' && d.source !== undefined).map((d) => d.source!);
+/**
+ * Files the domain has attached (ISO images): they must be identical on the target. A shared
+ * VM's disk file is not one of them: it is the same file for every node, and it changes.
+ */
+export function attachedFiles(domain: Domain, vm: Pick<Vm, 'shared'>): string[] {
+  return domain.disks.filter((d) => d.type === 'file' && d.source !== undefined && d.source !== vm.shared?.file).map((d) => d.source!);
 }

@@ -1,5 +1,6 @@
 /**
- * `pmc vm mv`: live migration of VMs to their DRBD peers, and `--cleanup` after an
+ * `pmc vm mv`: live migration of VMs to their DRBD peers (a shared-storage VM to any node,
+ * `--to`), and `--cleanup` after an
  * interrupted one. Every VM is checked before anything changes; then each migration runs
  * phase by phase (prepare, migrate, verify, finish, see migrate-plan.ts). Any failure is
  * followed by reading the cluster again and applying the cleanup plan: the VM keeps running
@@ -27,6 +28,8 @@ export interface MoveRequest {
   vms: string[];
   /** -p: every VM running on this node. */
   pm: string | undefined;
+  /** --to: the node to migrate to (a shared VM: any node; a DRBD VM: its peer only). */
+  to: string | undefined;
   parallel: number;
   keepGoing: boolean;
   timeoutSeconds: number;
@@ -84,6 +87,7 @@ export async function moveVms(ctx: OpContext, req: MoveRequest): Promise<Report<
       'pmc vm mv web-1 db-1, or pmc vm mv -p pm-1 (every VM running on pm-1)');
   }
   if (req.pm !== undefined) selectNodes(ctx.config, [req.pm]);
+  if (req.to !== undefined) selectNodes(ctx.config, [req.to]);
   if (req.dryRun) return planAndMove(ctx, req);
   // Every node: a migration's checks read the whole cluster, and nothing may change it meanwhile.
   return underLock(ctx, { lock: ctx.config.nodes.map((n) => n.name), vm: req.vms.length === 1 ? req.vms[0] : undefined },
@@ -97,7 +101,7 @@ async function planAndMove(ctx: OpContext, req: MoveRequest): Promise<Report<Mov
   const { names, skipped } = vmsToMove(state, req, ctx.config.ignorePrefix);
   const facts = await gatherMigrateFacts(ctx, state, names.map((n) => state.vms.find((vm) => vm.name === n)).filter((vm): vm is Vm => vm !== undefined));
 
-  const planned = planMigrations(state, names, ctx.config, { timeoutSeconds: req.timeoutSeconds, facts });
+  const planned = planMigrations(state, names, ctx.config, { timeoutSeconds: req.timeoutSeconds, facts, to: req.to });
   // One VM alone, or several without --keep-going: refuse the whole command before anything changes.
   const refused = planned.find((p) => p.refusal);
   if (refused && !req.keepGoing) throw refused.refusal;
@@ -125,20 +129,22 @@ function vmsToMove(state: ClusterState, req: MoveRequest, ignorePrefix: string):
 }
 
 /**
- * Reads, on each node of the VMs, whether the bridges their NICs use exist and the sha256 of
- * every file (ISO) attached to them: the checks the planner cannot make from the probe.
+ * Reads, on each node of the VMs (every node for a shared VM, which may go to any), whether the
+ * bridges their NICs use exist and the sha256 of every file (ISO) attached to them: the checks
+ * the planner cannot make from the probe.
  */
 export async function gatherMigrateFacts(ctx: OpContext, state: ClusterState, vms: readonly Vm[]): Promise<MigrateFacts> {
   const wanted = new Map<string, { bridges: Set<string>; files: Set<string> }>();
   for (const vm of vms) {
     const domains = vm.replicas.map((r) => r.domain).filter((d) => d !== undefined);
-    for (const r of vm.replicas) {
-      if (!r.reachable || !state.nodes.some((n) => n.name === r.node)) continue;
-      const w = wanted.get(r.node) ?? { bridges: new Set(), files: new Set() };
-      wanted.set(r.node, w);
+    const nodes = vm.shared ? state.nodes.filter((n) => n.reachable).map((n) => n.name)
+      : vm.replicas.filter((r) => r.reachable && state.nodes.some((n) => n.name === r.node)).map((r) => r.node);
+    for (const node of nodes) {
+      const w = wanted.get(node) ?? { bridges: new Set(), files: new Set() };
+      wanted.set(node, w);
       for (const d of domains) {
         for (const nic of d.interfaces) if (nic.bridge) w.bridges.add(nic.bridge);
-        for (const file of attachedFiles(d)) w.files.add(file);
+        for (const file of attachedFiles(d, vm)) w.files.add(file);
       }
     }
   }

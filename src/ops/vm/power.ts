@@ -15,6 +15,7 @@ import {
   demoteStep, destroyStep, drbdadmCommand, managedVm, mutateVm, nodesNotAsked, virshCommand, type PlannerConfig,
 } from './lifecycle.js';
 import { DEFAULT_STOP_TIMEOUT_S } from './defaults.js';
+import { assertNotRunningElsewhere } from './shared.js';
 
 export interface StartOptions {
   /** Start there instead of on the primary / preferred node. */
@@ -26,9 +27,11 @@ export interface StartOptions {
  * (the first `on` host of its resource). Refuses whatever could run it twice or on stale
  * data: running anywhere, a node of it that cannot be asked, split brain, a disk that is not
  * UpToDate, a node that is not connected to its peer (it cannot know whether it is current).
+ * A shared-storage VM starts where it was last (or on -p) once every node said it runs nowhere.
  */
 export function planVmStart(state: ClusterState, name: string, config: PlannerConfig, opts: StartOptions = {}): Plan {
   const vm = managedVm(state, name, config);
+  if (vm.shared) assertNotRunningElsewhere(state, vm.name);
   const running = vm.replicas.filter((r) => r.domain && isActive(r.domain));
   if (running.length > 0) {
     throw new PmcError('PMC_E_STATE', `${vm.name} is already ${running.map((r) => `${r.domain!.state} on ${r.node}`).join(' and ')}`,
@@ -39,21 +42,25 @@ export function planVmStart(state: ClusterState, name: string, config: PlannerCo
     throw new PmcError('PMC_E_STATE', `${down.join(' and ')} could not be asked: ${vm.name} may be running there`,
       'pmc never starts a second copy; bring the node back and run the command again');
   }
-  if (vm.flags.includes('split-brain')) {
+  if (!vm.shared && vm.flags.includes('split-brain')) {
     throw new PmcError('PMC_E_STATE', `the DRBD resource of ${vm.name} is in split brain: its two sides hold different data`,
       `pick the side to keep; on the other run "drbdadm connect --discard-my-data ${quote(vm.name)}", then "drbdadm connect ${quote(vm.name)}" on the kept one`);
   }
-  if (!vm.replicas.some((r) => r.resource?.configured)) {
+  if (!vm.shared && !vm.replicas.some((r) => r.resource?.configured)) {
     throw new PmcError('PMC_E_STATE', `${vm.name} has no DRBD resource; pmc starts only VMs whose disk DRBD replicates`,
       `start it with virsh on the node that holds its disk`);
   }
-  const target = opts.node ?? defaultStartNode(vm);
+  const target = opts.node ?? (vm.shared ? vm.home! : defaultStartNode(vm));
   const replica = vm.replicas.find((r) => r.node === target);
   const domain = replica?.domain;
   if (!replica || !domain) {
     const defined = vm.replicas.filter((r) => r.domain).map((r) => r.node);
     throw new PmcError('PMC_E_STATE', `${vm.name} is not defined on ${target}`,
       defined.length ? `it is defined on ${defined.join(', ')}; choose one with -p` : `define it first (virsh define)`);
+  }
+  if (vm.shared) {
+    const why = `start ${vm.name} on ${target}; its disk is ${vm.shared.file} on the shared file system`;
+    return { title: `start ${vm.name} on ${target}`, steps: [{ node: target, command: virshCommand('start', domain), why }], notes: [] };
   }
   const resource = assertCurrentData(vm, replica);
 

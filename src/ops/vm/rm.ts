@@ -1,6 +1,6 @@
 /**
  * `pmc vm rm`: the VM's domain, DRBD resource, LV and resource file, on every node that
- * holds any of them. Every name and path comes from the live state of the node it is
+ * holds any of them; a shared-storage VM's domain on every node and its disk file. Every name and path comes from the live state of the node it is
  * removed from (the domain's UUID, the resource's own disk and file), never from the naming
  * scheme, and nothing another VM uses is touched.
  */
@@ -56,6 +56,17 @@ export function planVmRm(state: ClusterState, name: string, config: PlannerConfi
   } : undefined));
 
   const notes: string[] = [];
+  const silent = state.nodes.filter((n) => !n.reachable).map((n) => n.name);
+  if (vm.shared && silent.length > 0) {
+    // The file is the one disk every node runs the VM from: a node not asked may run it still.
+    notes.push(`${vm.shared.file} stays: ${silent.join(', ')} could not be asked and may run ${vm.name} from it; run "pmc vm rm -f ${quote(vm.name)}" again once every node answers`);
+  } else if (vm.shared) {
+    steps.push({
+      node: vm.home!,
+      command: commandLine(['rm', '-f', '--', vm.shared.file]),
+      why: `remove the disk file ${vm.shared.file}${vm.diskBytes === undefined ? '' : ` (${formatBytes(vm.diskBytes)})`} from the shared file system: all of ${vm.name}'s data`,
+    });
+  }
   if (vm.runningOn.length > 0) notes.push(`${vm.name} runs on ${vm.runningOn.join(' and ')}: it is powered off first, without a shutdown`);
   for (const r of vm.replicas.filter((x) => !x.reachable)) {
     notes.push(`${r.node} could not be asked, so ${remainsOn(vm, r.node)} stay there; when it is back, run "pmc vm rm -f ${quote(vm.name)}" again ("pmc cluster verify" lists them)`);
@@ -74,7 +85,7 @@ export function planVmRm(state: ClusterState, name: string, config: PlannerConfi
 function assertNotShared(state: ClusterState, vm: Vm, replica: VmReplica): void {
   const facts = state.nodes.find((n) => n.name === replica.node)?.facts;
   if (!facts) return;
-  const ours = new Set([replica.resource?.device, replica.lv?.path].filter((p): p is string => Boolean(p)));
+  const ours = new Set([replica.resource?.device, replica.lv?.path, vm.shared?.file].filter((p): p is string => Boolean(p)));
   const refuse = (what: string): never => {
     throw new PmcError('PMC_E_STATE', `${replica.node}: ${what}; pmc vm rm ${quote(vm.name)} would break it, so nothing was changed`,
       'separate the two by hand first (pmc vm info shows what each uses)');
@@ -113,7 +124,8 @@ export async function removeVm(ctx: OpContext, name: string, opts: { force: bool
       if (opts.force) return;
       const vm = managedVm(state, name, ctx.config);
       const running = vm.runningOn.length ? `; it runs on ${vm.runningOn.join(' and ')} and is powered off first` : '';
-      await ctx.confirm(vm.name, `${plan.title}: its domain, DRBD resource and disk with all its data are deleted${running}`, '-f');
+      const what = vm.shared ? `its domain and its disk file ${vm.shared.file}` : 'its domain, DRBD resource and disk';
+      await ctx.confirm(vm.name, `${plan.title}: ${what} with all its data are deleted${running}`, '-f');
     },
     mattering: (state) => state.nodes.map((n) => n.name),
   });

@@ -6,7 +6,9 @@ import { renderTable, type Column } from '../table.js';
 
 const bytes = (n: number | undefined) => (n === undefined ? undefined : formatBytes(n));
 
-export function replicationText(vm: Pick<VmSummary, 'replication'>): string | undefined {
+export function replicationText(vm: Pick<VmSummary, 'replication' | 'storage'>): string | undefined {
+  // A shared VM's disk is replicated (or not) by the network file system, out of pmc's sight.
+  if (vm.storage === 'shared') return 'shared';
   const r = vm.replication;
   if (!r) return undefined;
   const sync = r.syncPercent === undefined ? '' : ` ${r.syncPercent.toFixed(1)}%`;
@@ -37,12 +39,13 @@ export const VM_COLUMNS: Column<VmSummary>[] = [
   { field: 'port', header: 'PORT', align: 'right', value: (v) => v.port },
   {
     field: 'repl', header: 'REPLICATION', value: replicationText,
-    paint: (v, t, s) => (v.replication?.disks === 'UpToDate/UpToDate' && v.replication.connection === 'Connected' ? s.ok(t) : s.warn(t)),
+    paint: (v, t, s) => (v.storage === 'shared' || (v.replication?.disks === 'UpToDate/UpToDate' && v.replication.connection === 'Connected') ? s.ok(t) : s.warn(t)),
   },
   { field: 'flags', header: 'FLAGS', value: (v) => v.flags.join(','), paint: paintFlags },
   { field: 'uuid', header: 'UUID', value: (v) => v.uuid, optional: true },
   { field: 'nodes', header: 'NODES', value: (v) => v.nodes.join(','), optional: true },
   { field: 'roles', header: 'ROLES', value: (v) => v.replication?.roles, optional: true },
+  { field: 'storage', header: 'STORAGE', value: (v) => v.storage, optional: true },
 ];
 
 export function vmsView(rows: VmSummary[], opts: ViewOptions): string {
@@ -63,6 +66,7 @@ export function vmDetailsView(vm: VmDetails, opts: ViewOptions): string {
   field('vCPUs', vm.vcpus);
   field('Memory', bytes(vm.memoryBytes));
   field('Disk', bytes(vm.diskBytes));
+  field('Storage', vm.sharedFile ? `shared, ${vm.sharedFile}` : undefined);
   field('DRBD minor', vm.minor);
   field('DRBD port', vm.port);
   field('Replication', replicationText(vm));
@@ -78,6 +82,8 @@ export function vmDetailsView(vm: VmDetails, opts: ViewOptions): string {
       for (const nic of d.interfaces) field('  nic', `${nic.mac ?? '?'} on ${nic.bridge ?? nic.network ?? nic.type}`, '  ');
     } else field('domain', 'not defined', '  ');
     const res = r.resource;
+    // A shared VM has no DRBD resource or LV on any node: saying so per node tells nothing.
+    if (vm.storage === 'shared') continue;
     if (res) {
       const peers = res.peers.map((p) => `${p.node ?? 'peer'} ${p.connection} ${p.role} ${p.diskState}${p.syncPercent === undefined ? '' : ` ${p.syncPercent}%`}`);
       field('drbd', res.up ? `${res.role} ${res.diskState}; ${peers.join('; ') || 'no peer'}` : 'down (configured, not up)', '  ');

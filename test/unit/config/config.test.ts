@@ -44,7 +44,7 @@ test('a minimal config gets the old tool\'s defaults', () => {
 test('a misspelt key is refused with its line, column and the allowed keys', () => {
   const err = configError('nodes:\n  - name: pm-1\nstorage:\n  volumeGroupp: vg0\n');
   assert.equal(err.code, 'PMC_E_CONFIG_INVALID');
-  assert.match(err.message, /^\/etc\/pmc\/pmc\.yaml:4:3: storage\.volumeGroupp: unknown key "volumeGroupp" \(allowed: volumeGroup, drbd\)$/);
+  assert.match(err.message, /^\/etc\/pmc\/pmc\.yaml:4:3: storage\.volumeGroupp: unknown key "volumeGroupp" \(allowed: volumeGroup, drbd, shared\)$/);
 });
 
 test('a bad value is refused with its line and what is allowed', () => {
@@ -111,4 +111,16 @@ test('per-node SSH overrides win over the defaults; paths resolve against the co
   assert.equal(b!.sudo, true);
   assert.deepEqual(b!.knownHostsFiles, [join(dir, 'kh1'), join(dir, 'kh2')]);
   assert.throws(() => selectNodes(config, ['pm-9']), (e: PmcError) => e.code === 'PMC_E_NODE_UNKNOWN' && /known nodes: pm-1, pm-2/.test(e.hint ?? ''));
+});
+
+test('storage.shared: absent by default; its directory must be an absolute path that cannot be read as an option', () => {
+  assert.equal(parseConfig('nodes:\n  - name: pm-1\n', '/etc/pmc/pmc.yaml', env).storage.shared, undefined);
+  const config = parseConfig('nodes:\n  - name: pm-1\nstorage:\n  shared:\n    directory: /var/lib/pmc-shared\n', '/etc/pmc/pmc.yaml', env);
+  assert.deepEqual(config.storage.shared, { directory: '/var/lib/pmc-shared' });
+  assert.equal(config.storage.volumeGroup, 'vg-pmc', 'the DRBD settings keep their defaults');
+  for (const bad of ['-rf', 'var/lib/pmc-shared', '/var/lib/pmc-shared/', '/', '"/a\\nb"']) {
+    const err = configError(`nodes:\n  - name: pm-1\nstorage:\n  shared:\n    directory: ${bad}\n`);
+    assert.match(err.message, /storage\.shared\.directory: must/, bad);
+  }
+  assert.match(configError('nodes:\n  - name: pm-1\nstorage:\n  shared:\n    dir: /x\n').message, /unknown key "dir"/);
 });

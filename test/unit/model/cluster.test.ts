@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
 import { summarizeNode } from '../../../src/ops/pm/list.js';
-import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from './factory.js';
+import { summarizeVm } from '../../../src/ops/vm/list.js';
+import { plainStyle } from '../../../src/render/style.js';
+import { vmDetailsView, vmsView } from '../../../src/render/views/vms.js';
+import {
+  CONFIG, domain, lv, pairedVm, peer, probes, resource, SHARED_CONFIG, SHARED_DIR, sharedMounts, sharedVm,
+} from './factory.js';
 
 const MiB = 1024 ** 2;
 
@@ -94,4 +99,52 @@ test('VMs with the ignore prefix are listed and flagged ignored; a one-node VM h
   assert.equal(solo.peer, undefined);
   assert.equal(solo.home, 'pm-3');
   assert.equal(solo.diskBytes, 1024 ** 3);
+});
+
+test('a shared-storage VM: defined on every node, runs on one, no peer or DRBD; its size comes from the file listing', () => {
+  const GiB = 1024 ** 3;
+  const nodes = ['pm-1', 'pm-2', 'pm-3'];
+  const state = buildCluster(SHARED_CONFIG, probes(nodes,
+    sharedMounts(nodes, [{ name: 'web.img', sizeBytes: 10 * GiB }]),
+    sharedVm('web', nodes, ['pm-2'], 512 * MiB), pairedVm('db', 'pm-1', 'pm-3', 11, 256 * MiB)));
+  const web = state.vms.find((v) => v.name === 'web')!;
+  assert.deepEqual(web.shared, { file: `${SHARED_DIR}/web.img` });
+  assert.deepEqual(web.nodes, nodes);
+  assert.equal(web.home, 'pm-2');
+  assert.equal(web.peer, undefined);
+  assert.equal(web.replication, undefined);
+  assert.equal(web.diskBytes, 10 * GiB);
+  assert.deepEqual(web.flags, []);
+  assert.equal(state.vms.find((v) => v.name === 'db')!.shared, undefined, 'a DRBD VM stays one');
+  // It will land on one node, not on all three: it counts where it runs.
+  assert.deepEqual(state.nodes.map((n) => n.usage.definedMemoryBytes), [256 * MiB, 512 * MiB, 256 * MiB]);
+
+  const rows = vmsView([summarizeVm(web)], { style: plainStyle, fields: undefined } as never);
+  assert.match(rows, /^web\s+pm-2\s+-\s+running\s+1\s+512 MiB\s+10 GiB\s+-\s+-\s+shared\s+-$/m);
+  const details = vmDetailsView({ ...summarizeVm(web), ignored: false, replicas: web.replicas }, { style: plainStyle } as never);
+  assert.match(details, /^Storage: shared, \/var\/lib\/pmc-shared\/web\.img$/m);
+  assert.doesNotMatch(details, /no resource|lv: none/);
+});
+
+test('a shared VM shut off everywhere lives on the first node that defines it; running on two is flagged', () => {
+  const off = buildCluster(SHARED_CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], sharedVm('web', ['pm-3', 'pm-2'], []))).vms[0]!;
+  assert.equal(off.home, 'pm-2');
+  assert.deepEqual(off.nodes, ['pm-2', 'pm-3']);
+  assert.equal(off.state, 'shut off');
+  const twice = buildCluster(SHARED_CONFIG, probes(['pm-1', 'pm-2', 'pm-3'], sharedVm('web', ['pm-1', 'pm-2', 'pm-3'], ['pm-1', 'pm-3']))).vms[0]!;
+  assert.deepEqual(twice.runningOn, ['pm-1', 'pm-3']);
+  assert.ok(twice.flags.includes('running-twice'));
+  const silent = probes(['pm-1', 'pm-2', 'pm-3'], sharedVm('web', ['pm-1', 'pm-2'], []));
+  silent[2] = { node: 'pm-3', ok: false, error: { code: 'PMC_E_NODE_UNREACHABLE', message: 'pm-3: connection timed out' } };
+  assert.deepEqual(buildCluster(SHARED_CONFIG, silent).vms[0]!.flags, ['node-down'], 'pm-3 may run it: nobody could ask');
+  const unconfigured = buildCluster(CONFIG, probes(['pm-1', 'pm-2'], sharedVm('web', ['pm-1', 'pm-2'], ['pm-1']))).vms[0]!;
+  assert.equal(unconfigured.shared, undefined, 'without storage.shared no disk is shared');
+});
+
+test('a shared VM left running on its backup overlay (a merge that failed) is still that VM with its own file', () => {
+  const running = sharedVm('web', ['pm-1', 'pm-2'], ['pm-1']);
+  const onOverlay = running['pm-1']!.domains!.map((d) => ({ ...d, disks: [{ ...d.disks[0]!, type: 'file', source: `${SHARED_DIR}/.web.pmc-backup.qcow2` }] }));
+  const web = buildCluster(SHARED_CONFIG, probes(['pm-1', 'pm-2'], { ...running, 'pm-1': { domains: onOverlay } })).vms[0]!;
+  assert.deepEqual(web.shared, { file: `${SHARED_DIR}/web.img` });
+  assert.deepEqual(web.runningOn, ['pm-1']);
 });

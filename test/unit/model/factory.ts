@@ -30,6 +30,7 @@ export function nodeFacts(hostname: string, parts: Partial<NodeFacts> = {}): Nod
     libvirt: { active: true, version: undefined, nodeInfo: undefined },
     tools: { xdelta3: true, rsync: true, zstd: true },
     backupDirExists: true,
+    shared: undefined,
     authority: [],
     problems: [],
     ...parts,
@@ -138,3 +139,26 @@ export function probes(nodes: string[], ...parts: Record<string, Partial<NodeFac
 }
 
 export const CONFIG = { nodes: [{ name: 'pm-1' }, { name: 'pm-2' }, { name: 'pm-3' }], ignorePrefix: 'ignore' };
+
+/** storage.shared as the lab configures it. */
+export const SHARED_DIR = '/var/lib/pmc-shared';
+export const SHARED_ID = '6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c';
+export const SHARED_CONFIG = { ...CONFIG, storage: { shared: { directory: SHARED_DIR } } };
+
+/** The shared directory as the probe reads it on a node that mounts the NFS export. */
+export function sharedFacts(parts: Partial<NonNullable<NodeFacts['shared']>> = {}): NodeFacts['shared'] {
+  return { directory: SHARED_DIR, present: true, mountPoint: true, fsType: 'nfs4', id: SHARED_ID, files: [], failure: undefined, ...parts };
+}
+
+/** Every node mounting the shared directory, listing these disk files. */
+export function sharedMounts(nodes: string[], files: { name: string; sizeBytes: number }[] = []): Record<string, Partial<NodeFacts>> {
+  return Object.fromEntries(nodes.map((n) => [n, { shared: sharedFacts({ files }) }]));
+}
+
+/** A shared-storage VM defined on `definedOn`, running on `runningOn` (none: shut off everywhere). */
+export function sharedVm(name: string, definedOn: string[], runningOn: string[], memoryBytes = 64 * MiB): Record<string, Partial<NodeFacts>> {
+  const disks = [{ device: 'disk', type: 'file', source: `${SHARED_DIR}/${name}.img`, target: 'vda', bus: 'virtio' }];
+  return Object.fromEntries(definedOn.map((n) => [n, {
+    domains: [domain(name, runningOn.includes(n) ? 'running' : 'shut off', { disks, memoryBytes })],
+  }]));
+}

@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import { buildCluster } from '../../../src/model/cluster.js';
 import { verifyCluster, type CheckCode } from '../../../src/ops/cluster/verify.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { CONFIG, domain, lv, nodeFacts, pairedVm, peer, probes, resource } from './factory.js';
+import {
+  CONFIG, domain, lv, nodeFacts, pairedVm, peer, probes, resource, SHARED_CONFIG, sharedFacts, sharedMounts, sharedVm,
+} from './factory.js';
 
 const MiB = 1024 ** 2;
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
@@ -166,4 +168,31 @@ test('N+1: a node whose VMs do not fit on their peer', () => {
 
 test('nodeFacts defaults describe a healthy, empty node', () => {
   assert.deepEqual(verifyCluster(buildCluster({ ...CONFIG, nodes: [{ name: "pm-1" }] }, [{ node: "pm-1", ok: true, value: nodeFacts("pm-1") }])), []);
+});
+
+test('shared storage: a node where the directory is missing, not mounted, unmarked or another file system is an error with a fix', () => {
+  const healthy = sharedMounts(NODES);
+  const sharedFindings = (parts: Record<string, Partial<NodeFacts>>) => verifyCluster(buildCluster(SHARED_CONFIG, probes(NODES, healthy, parts)))
+    .filter((f) => f.code === 'PMC_V_NODE_SHARED_STORAGE').map((f) => [f.node, f.severity, f.message, f.fix]);
+  assert.deepEqual(sharedFindings(sharedVm('web', NODES, ['pm-1'])), []);
+  const twice = verifyCluster(buildCluster(SHARED_CONFIG, probes(NODES, healthy, sharedVm('web', NODES, ['pm-1', 'pm-3'])))).find((f) => f.code === 'PMC_V_VM_RUNNING_TWICE');
+  assert.match(twice!.fix, /^both write \/var\/lib\/pmc-shared\/web\.img: power one off at once/);
+  assert.deepEqual(sharedFindings({ 'pm-2': { shared: sharedFacts({ present: false, mountPoint: false, fsType: undefined, id: undefined }) } }), [
+    ['pm-2', 'error', 'pm-2: /var/lib/pmc-shared does not exist', 'mount the shared file system at /var/lib/pmc-shared on pm-2 (and in /etc/fstab)'],
+  ]);
+  assert.deepEqual(sharedFindings({ 'pm-3': { shared: sharedFacts({ mountPoint: false, fsType: 'ext4', id: undefined }) } }).map((f) => f[2]), [
+    'pm-3: /var/lib/pmc-shared is not a mount point (it is on the ext4 file system of a parent)',
+  ]);
+  assert.deepEqual(sharedFindings({ 'pm-3': { shared: sharedFacts({ id: 'ffff' }) } }), [[
+    'pm-3', 'error', 'pm-3: the marker in /var/lib/pmc-shared says ffff, the other nodes\' says 6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c: it is another file system',
+    'mount the shared file system at /var/lib/pmc-shared on pm-3 (and in /etc/fstab), the same export the other nodes mount',
+  ]]);
+  assert.deepEqual(sharedFindings({ 'pm-1': { shared: sharedFacts({ id: undefined }) } }).map((f) => f[2]), [
+    'pm-1: /var/lib/pmc-shared lacks the marker the other nodes see there: it is another file system',
+  ]);
+  const unmarked = verifyCluster(buildCluster(SHARED_CONFIG, probes(NODES, Object.fromEntries(NODES.map((n) => [n, { shared: sharedFacts({ id: undefined }) }])))));
+  assert.deepEqual(unmarked.map((f) => f.fix), NODES.map(() => 'pmc pm init --fix (writes the marker once, from one node)'));
+  assert.deepEqual(sharedFindings({ 'pm-2': { shared: sharedFacts({ present: false, failure: 'timed out' }) } }).map((f) => f[2]), [
+    'pm-2: /var/lib/pmc-shared could not be read (timed out)',
+  ]);
 });

@@ -10,7 +10,7 @@ import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
-import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
+import { CONFIG, domain, lv, pairedVm, peer, probes, resource, SHARED_CONFIG, sharedVm } from '../model/factory.js';
 import { sharedCluster } from './backup-web.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
@@ -119,6 +119,13 @@ describe('vm backup planner', () => {
     const source = backupSource(single, PLANNER_CONFIG, { vm: 'solo', node: undefined });
     assert.ok(source.kind === 'lv');
     assert.deepEqual([source.node, source.lv, source.dataBytes, source.drbdDevice], ['pm-3', '/dev/vg-pmc/solo', 2 * GiB, undefined]);
+  });
+
+  test('a shared-storage VM as the probe finds it is read from its file on the node that runs it', () => {
+    const state = buildCluster(SHARED_CONFIG, probes(NODES, sharedVm('web', NODES, ['pm-1'])));
+    const source = backupSource(state, PLANNER_CONFIG, { vm: 'web', node: undefined });
+    assert.equal(source.kind, 'shared');
+    assert.deepEqual([source.node, source.kind === 'shared' && source.file], ['pm-1', '/var/lib/pmc-shared/web.img']);
   });
 
   test('refused while the copy may not be current, and when the snapshot does not fit', () => {

@@ -15,7 +15,7 @@ import { planPmRm } from '../../../src/ops/pm/rm.js';
 import { AUTHORIZED_KEYS, KNOWN_HOSTS, type TrustFacts } from '../../../src/ops/pm/ssh-trust.js';
 import { fingerprintSha256, parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
-import { pairedVm } from '../model/factory.js';
+import { pairedVm, SHARED_DIR, sharedMounts, sharedVm } from '../model/factory.js';
 import { tempDirFor } from '../../temp-dir.js';
 import { fakeKey, keyLine } from './ssh-keys.js';
 import { cluster, config, withNodeDown } from './vm-add-helpers.js';
@@ -158,6 +158,16 @@ describe('pm rm', () => {
   test('refused while the node holds a VM\'s copy, pointing at evacuate', () => {
     const state = cluster(cfg, pairedVm('web', 'pm-1', 'pm-3', 11), pairedVm('db', 'pm-1', 'pm-2', 12));
     assert.throws(() => planPmRm(input(state)), refusal('PMC_E_STATE', /^pm-3 holds a copy of web; nothing was changed$/, /pmc pm evacuate --secondaries pm-3/));
+  });
+
+  test('shared-storage VMs: one running on the node refuses it; one only defined there is undefined there first', () => {
+    const sharedCfg = config('', ['pm-1', 'pm-2', 'pm-3'], ['  shared:', `    directory: ${SHARED_DIR}`]);
+    const nodes = ['pm-1', 'pm-2', 'pm-3'];
+    const running = cluster(sharedCfg, sharedMounts(nodes), sharedVm('web', nodes, ['pm-3']));
+    assert.throws(() => planPmRm(input(running)), refusal('PMC_E_STATE', /^pm-3 holds a copy of web; nothing was changed$/, /pmc pm evacuate/));
+    const plan = planPmRm(input(cluster(sharedCfg, sharedMounts(nodes), sharedVm('web', nodes, ['pm-1']))));
+    assert.deepEqual([plan.steps[0]!.node, plan.steps[0]!.command], ['pm-3', 'virsh undefine uuid-of-web']);
+    assert.ok(plan.steps.slice(1).every((s) => s.node !== 'pm-3'), 'nothing else runs on pm-3');
   });
 
   test('a node that does not answer: refused while another node names it as a DRBD peer', () => {

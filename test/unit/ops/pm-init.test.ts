@@ -3,14 +3,17 @@ import { test } from 'node:test';
 import { configSchema } from '../../../src/config/schema.js';
 import { buildCluster, type NodeProbe } from '../../../src/model/cluster.js';
 import {
-  evaluateInit, fixPlan, markFixed, nodeChecks, type InitCheck, type InitFacts,
+  evaluateInit, fixPlan, markFixed, nodeChecks, sharedMarkerStep, type InitCheck, type InitFacts,
 } from '../../../src/ops/pm/init.js';
 import { plainStyle } from '../../../src/render/style.js';
 import { initView } from '../../../src/render/views/pm-init.js';
 import { parseKnownHosts } from '../../../src/ssh/known-hosts.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import type { SshTarget } from '../../../src/ssh/types.js';
-import { ADDRESSES, nodeFacts } from '../model/factory.js';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { ADDRESSES, nodeFacts, SHARED_DIR, SHARED_ID, sharedFacts } from '../model/factory.js';
+import { tempDirFor } from '../../temp-dir.js';
 import { fakeKey, keyLine } from './ssh-keys.js';
 
 const GiB = 1024 ** 3;
@@ -203,4 +206,41 @@ test('the view: checks by node, the fix under each failure, the plan on a dry ru
   assert.match(text, /^ {2}FAIL {2}xdelta3 +not installed\n +fix: apt-get install xdelta3$/m);
   assert.match(text, /^dry run, nothing changed: apply the safe fixes on pm-1 \(1 steps\)\n {2}1\. \[pm-1\] create the backup directory \/pmc-vm-backup\n {7}\$ mkdir -p \/pmc-vm-backup$/m);
   assert.equal(lines.at(-1), '1 node: 9 passed, 0 fixed, 0 warnings, 2 failed');
+});
+
+const SHARED_CONFIG = configSchema.parse({ nodes: NODES.map((name) => ({ name, address: ADDRESSES[name] })), storage: { shared: { directory: SHARED_DIR } } });
+
+function sharedChecks(shared: Record<string, NodeFacts['shared']>, scope = NODES): InitCheck[] {
+  const state = buildCluster({ ...MODEL_CONFIG, storage: SHARED_CONFIG.storage }, NODES.map((n) => ({ node: n, ok: true, value: readyFacts(n, { shared: shared[n] ?? sharedFacts() }) })));
+  const facts = new Map(NODES.map((n) => [n, trustedEverywhere(n)]));
+  return evaluateInit({ config: SHARED_CONFIG, state, targets: NODES.map(target), facts, scope }).filter((c) => c.check === 'shared');
+}
+
+test('storage.shared: each node in scope passes when it mounts the directory and sees the same marker', () => {
+  const checks = sharedChecks({});
+  assert.deepEqual(checks.map((c) => [c.node, c.status, c.detail]), NODES.map((n) => [n, 'PASS', `${SHARED_DIR}: nfs4, marker ${SHARED_ID}`]));
+  const other = sharedChecks({ 'pm-3': sharedFacts({ mountPoint: false, fsType: 'ext4', id: undefined }) }, ['pm-3']);
+  assert.deepEqual(other.map((c) => [c.node, c.status, c.detail, c.steps.length]), [
+    ['pm-3', 'FAIL', `${SHARED_DIR} is not a mount point (it is on the ext4 file system of a parent)`, 0],
+  ]);
+  assert.match(other[0]!.fix!, /^mount the shared file system at \/var\/lib\/pmc-shared on pm-3/);
+});
+
+test('storage.shared without a marker anywhere: one node (the first that mounts it) gets the step that writes it', () => {
+  const unmarked = sharedFacts({ id: undefined });
+  const checks = sharedChecks({ 'pm-1': sharedFacts({ present: false, mountPoint: false, id: undefined }), 'pm-2': unmarked, 'pm-3': unmarked });
+  assert.deepEqual(checks.map((c) => [c.node, c.status, c.steps.length]), [['pm-1', 'FAIL', 0], ['pm-2', 'FAIL', 1], ['pm-3', 'FAIL', 0]]);
+  assert.equal(checks[2]!.fix, 'pmc pm init --fix (writes the marker once, from one node)');
+  assert.deepEqual(fixPlan(checks).steps.map((s) => s.node), ['pm-2']);
+});
+
+test('the marker step writes one random id, atomically, and a second run (a racing init) keeps the first id', (t) => {
+  const dir = tempDirFor(t, 'shared-marker');
+  const step = sharedMarkerStep('pm-1', dir);
+  execFileSync('sh', ['-c', step.command]);
+  const id = readFileSync(`${dir}/.pmc-shared-id`, 'utf8');
+  assert.match(id, /^[0-9a-f]{32}\n$/);
+  execFileSync('sh', ['-c', step.command]);
+  assert.equal(readFileSync(`${dir}/.pmc-shared-id`, 'utf8'), id);
+  assert.deepEqual(readdirSync(dir), ['.pmc-shared-id'], 'no temporary file is left');
 });

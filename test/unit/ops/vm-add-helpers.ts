@@ -18,7 +18,7 @@ export const NODES = ['pm-1', 'pm-2', 'pm-3'];
 export const CAPABILITIES_XML = real('virsh-capabilities.xml');
 export const CPU_BASELINE_XML = real('virsh-cpu-baseline-migratable.xml');
 
-export function config(extra = '', nodes = NODES): Config {
+export function config(extra = '', nodes = NODES, storage: string[] = []): Config {
   const yaml = [
     'nodes:',
     ...nodes.flatMap((n) => [`  - name: ${n}`, `    address: ${ADDRESSES[n] ?? n}`]),
@@ -26,6 +26,7 @@ export function config(extra = '', nodes = NODES): Config {
     '  drbd:',
     '    minors: { first: 100, last: 199 }',
     '    ports: { first: 7900, last: 7999 }',
+    ...storage,
     'domainType: qemu',
     extra,
   ].join('\n');
@@ -57,6 +58,7 @@ export function request(parts: Partial<VmAddRequest> = {}): VmAddRequest {
     image: undefined,
     start: true,
     force: false,
+    shared: false,
     ...parts,
   };
 }

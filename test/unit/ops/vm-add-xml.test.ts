@@ -16,7 +16,7 @@ const SPEC: DomainSpec = {
   arch: 'x86_64',
   memoryBytes: 128 * MiB,
   vcpus: 2,
-  disk: '/dev/drbd100',
+  disk: { type: 'block', dev: '/dev/drbd100' },
   cdrom: '/var/lib/libvirt/images/pmc-iso/debian-12.iso',
   bridge: 'br0',
   mac: '52:54:00:aa:bb:cc',
@@ -63,6 +63,16 @@ describe('domain XML', () => {
     assert.equal(one(disk, 'target').getAttribute('dev'), 'vda');
     assert.equal(one(disk, 'driver').getAttribute('type'), 'raw');
     assert.equal(one(disk, 'driver').getAttribute('cache'), 'none');
+  });
+
+  test('a shared VM\'s disk: a raw file, uncached (libvirt migrates a shared disk only then), read back as the probe sees it', () => {
+    const xml = domainXml({ ...SPEC, disk: { type: 'file', file: '/var/lib/pmc-shared/web.img' } });
+    const disk = all(parse(xml), 'disk').find((d) => d.getAttribute('device') === 'disk')!;
+    assert.equal(disk.getAttribute('type'), 'file');
+    assert.equal(one(disk, 'source').getAttribute('file'), '/var/lib/pmc-shared/web.img');
+    assert.equal(one(disk, 'source').getAttribute('dev'), null);
+    assert.deepEqual(['type', 'cache', 'io'].map((a) => one(disk, 'driver').getAttribute(a)), ['raw', 'none', 'native']);
+    assert.deepEqual(parseDomainXml(xml).value?.disks[0], { device: 'disk', type: 'file', source: '/var/lib/pmc-shared/web.img', target: 'vda', bus: 'virtio' });
   });
 
   test('the ISO as a read-only CD-ROM, booted from after the (blank) disk', () => {

@@ -42,7 +42,7 @@ function commands(p: Plan): string[] {
 const memory = (totalGiB: number) => ({ memory: { totalBytes: totalGiB * GiB, availableBytes: totalGiB * GiB - 256 * MiB } });
 
 describe('vm add: the name', () => {
-  const args = (vm: string): VmAddArgs => ({ vm, pm: ['pm-1'], size: '1', memory: '128M', cpus: 1, start: true, force: false, dryRun: false });
+  const args = (vm: string): VmAddArgs => ({ vm, pm: ['pm-1'], size: '1', memory: '128M', cpus: 1, start: true, force: false, shared: false, dryRun: false });
 
   test('a hostile, too long, upper-case or reserved name is refused before any node is asked', () => {
     for (const bad of ['x;touch /tmp/p', 'a'.repeat(49), 'Web', '-web', 'all', '']) {
@@ -66,7 +66,7 @@ describe('vm add: the name', () => {
 });
 
 describe('vm add: arguments', () => {
-  const base: VmAddArgs = { vm: 'web', size: '1', memory: '256M', cpus: 1, start: true, force: false, dryRun: false };
+  const base: VmAddArgs = { vm: 'web', size: '1', memory: '256M', cpus: 1, start: true, force: false, shared: false, dryRun: false };
 
   test('sizes are GiB by default and take units', () => {
     const r = parseVmAddArgs({ ...base, size: '1', memory: '256M' });
@@ -415,7 +415,7 @@ describe('vm add: --image', () => {
   });
 
   test('--image names a file of the store, never a path; not together with --clone', () => {
-    const base: VmAddArgs = { vm: 'web', size: '1', memory: '128M', cpus: 1, start: true, force: false, dryRun: false };
+    const base: VmAddArgs = { vm: 'web', size: '1', memory: '128M', cpus: 1, start: true, force: false, shared: false, dryRun: false };
     refuses('PMC_E_IMAGE_UNKNOWN', /--image "\.\.\/etc\/shadow": name a file of the store/, () => parseVmAddArgs({ ...base, image: '../etc/shadow' }));
     refuses('PMC_E_IMAGE_UNKNOWN', /--image "-oops"/, () => parseVmAddArgs({ ...base, image: '-oops' }));
     refuses('PMC_E_USAGE', /--image and --clone/, () => parseVmAddArgs({ ...base, image: 'a.raw', clone: 'src' }));

@@ -323,3 +323,22 @@ test('the failover record and the kernel log of a lost connection reach the reso
   assert.deepEqual(broken.authority, []);
   assert.match(broken.problems.join('\n'), /cannot read the failover record "test-vm"/);
 });
+
+test('storage.shared as an NFS node prints it: the mount, the marker and each disk file with its size', () => {
+  const opts = { ...OPTS, sharedDir: '/var/lib/pmc-shared' };
+  const listing = 'fstype nfs4\nmountpoint yes\nid 6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c\nfile 10737418240 web.img\nfile 2147483648 db 2.img\n';
+  const facts = parseProbeOutput(probeOutput(PM2) + frame('shared-storage', listing), opts);
+  assert.deepEqual(facts.problems, []);
+  assert.deepEqual(facts.shared, {
+    directory: '/var/lib/pmc-shared', present: true, mountPoint: true, fsType: 'nfs4', id: '6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c',
+    files: [{ name: 'web.img', sizeBytes: 10737418240 }, { name: 'db 2.img', sizeBytes: 2147483648 }], failure: undefined,
+  });
+});
+
+test('storage.shared on a hung NFS mount: the timeout is the failure, nothing is guessed', () => {
+  const opts = { ...OPTS, sharedDir: '/var/lib/pmc-shared' };
+  const facts = parseProbeOutput(probeOutput(PM2) + frame('shared-storage', '', 124), opts);
+  assert.equal(facts.shared?.present, false);
+  assert.equal(facts.shared?.failure, 'timed out');
+  assert.deepEqual(facts.problems, ['shared-storage: cannot read /var/lib/pmc-shared: timed out']);
+});

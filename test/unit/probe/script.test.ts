@@ -62,10 +62,11 @@ test('parameters are quoted: a hostile backup dir or VG name runs nothing', () =
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pmc-probe-'));
   const marker = path.join(dir, 'pwned');
   try {
-    const hostile = { volumeGroup: `vg$(touch ${marker})`, bridge: `br0;touch ${marker}`, backupDir: `/x'; touch ${marker}; '` };
+    const hostile = { volumeGroup: `vg$(touch ${marker})`, bridge: `br0;touch ${marker}`, backupDir: `/x'; touch ${marker}; '`, sharedDir: `/y'"; touch ${marker}; $(touch ${marker})` };
     const facts = parseProbeOutput(run(buildProbeScript(hostile)), hostile);
     assert.equal(existsSync(marker), false);
     assert.equal(facts.backupDirExists, false);
+    assert.equal(facts.shared?.present, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -138,4 +139,28 @@ test('end to end with stand-in virsh, drbdadm, lvm and ip printing the real outp
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('storage.shared: the directory, its marker and its disk files are read in one section; absent is a fact', (t) => {
+  const dir = tempDirFor(t, 'probe-shared');
+  writeFileSync(path.join(dir, '.pmc-shared-id'), '6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c\n');
+  writeFileSync(path.join(dir, 'web 1.img'), Buffer.alloc(4096));
+  writeFileSync(path.join(dir, 'db.img'), Buffer.alloc(1024));
+  writeFileSync(path.join(dir, 'notes.txt'), 'not a disk');
+  mkdirSync(path.join(dir, 'sub.img'));
+  const opts = { ...OPTS, sharedDir: dir };
+  const facts = parseProbeOutput(run(buildProbeScript(opts)), opts);
+  assert.equal(facts.shared?.present, true);
+  assert.equal(facts.shared?.mountPoint, false, 'a temporary directory is not a mount point');
+  assert.equal(facts.shared?.id, '6f1c2a9e0b7d4e3f8a5c1d2e3f4a5b6c');
+  assert.equal(typeof facts.shared?.fsType, 'string');
+  assert.deepEqual(facts.shared?.files.sort((a, b) => a.name.localeCompare(b.name)), [{ name: 'db.img', sizeBytes: 1024 }, { name: 'web 1.img', sizeBytes: 4096 }]);
+  assert.doesNotMatch(facts.problems.join('\n'), /shared-storage/);
+
+  const absent = { ...OPTS, sharedDir: path.join(dir, 'not-mounted') };
+  const none = parseProbeOutput(run(buildProbeScript(absent)), absent);
+  assert.deepEqual(none.shared, {
+    directory: absent.sharedDir, present: false, mountPoint: false, fsType: undefined, id: undefined, files: [], failure: undefined,
+  });
+  assert.equal(parseProbeOutput(run(buildProbeScript(OPTS)), OPTS).shared, undefined, 'not configured: not read');
 });
