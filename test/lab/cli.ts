@@ -7,6 +7,7 @@ import path from "node:path";
 import {
   DEFAULT_NODE_COUNT,
   NAMESPACE,
+  SHARED_DIR,
   cacheDir,
   cutLink,
   ensureHostPackages,
@@ -170,7 +171,9 @@ async function test(args: string[]): Promise<void> {
 function demoConfig(): string {
   const file = path.join(labDir, "demo.yaml");
   const lab = fs.readFileSync(pmcConfigPath, "utf8");
-  fs.writeFileSync(file, lab.replace(/^  drbd:\n/m, "  drbd:\n    minors: { first: 850, last: 899 }\n    ports: { first: 9850, last: 9899 }\n") + "domainType: qemu\n");
+  const numbered = lab.replace(/^  drbd:\n/m, "  drbd:\n    minors: { first: 850, last: 899 }\n    ports: { first: 9850, last: 9899 }\n");
+  // The lab's NFS file system as shared storage, for `vm add --shared` (the tests' pmc.yaml leaves it out).
+  fs.writeFileSync(file, numbered.replace(/^storage:\n/m, `storage:\n  shared:\n    directory: ${SHARED_DIR}\n`) + "domainType: qemu\n");
   return file;
 }
 
@@ -214,7 +217,9 @@ async function demo(): Promise<void> {
   pmc(["vm", "rm", "-f", "demo-copy"]);
   pmc(["vm", "rm", "-f", "demo-a"]);
   pmc(["backup", "prune", "demo-a", "--keep-full", "1", "--keep-incremental", "0"]);
-  // A VM whose disk is a file on the lab's shared NFS directory (storage.shared): placed, defined on every node; changes nothing.
+  // A VM whose disk is a file on the lab's shared NFS directory (storage.shared). pm init --fix
+  // marks that file system once (.pmc-shared-id) if no node sees a marker yet; the add is a dry run.
+  pmc(["pm", "init", "--fix", "pm-1"]);
   pmc(["vm", "add", "--shared", "--dry-run", "-s", "64M", "-m", "64M", "demo-shared"]);
   pmc(["help", "vm", "mv"]);
   // Checks every VM running on pm-1 and prints each migration's plan (or why it is refused); changes nothing.
