@@ -9,9 +9,10 @@ import { planVerify, judge } from '../../../src/ops/backup/verify.js';
 import { sha256Command, type BackupEntry } from '../../../src/ops/backup/catalog.js';
 import { drbdUsableBytes } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { PmcError } from '../../../src/util/errors.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource, SHARED_CONFIG, sharedVm } from '../model/factory.js';
 import { sharedCluster } from './backup-web.js';
+import { refuses } from '../refusal.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const GiB = 1024 ** 3;
@@ -26,9 +27,6 @@ function cluster(...parts: Record<string, Partial<NodeFacts>>[]): ClusterState {
   return buildCluster(CONFIG, probes(NODES, ...parts));
 }
 
-function refuses(code: PmcErrorCode, message: RegExp, fn: () => unknown): void {
-  assert.throws(fn, (err: unknown) => err instanceof PmcError && err.code === code && message.test(err.message));
-}
 
 const FACTS: BackupFacts = { entries: [], stamp: '2026-12-02-08-00-00', agent: false, pmcVersion: '0.1.0' };
 

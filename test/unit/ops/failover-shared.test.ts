@@ -7,10 +7,10 @@ import type { Config } from '../../../src/config/load.js';
 import { planHeal, type HealAction } from '../../../src/ops/cluster/heal-plan.js';
 import { checkFailover, planFailover, selectFailovers } from '../../../src/ops/vm/failover.js';
 import type { Domain, NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { domain, SHARED_DIR, sharedMounts } from '../model/factory.js';
 import { afterCrash } from './failover-helpers.js';
 import { cluster, config, GiB, NODES, withNodeDown } from './vm-add-helpers.js';
+import { refuses } from '../refusal.js';
 
 const CFG = config('', NODES, ['  shared:', `    directory: ${SHARED_DIR}`]);
 const MOUNTED = sharedMounts(NODES);
@@ -21,15 +21,6 @@ function sharedShutOff(name: string, reasons: Record<string, string>, memoryByte
   return Object.fromEntries(Object.entries(reasons).map(([node, reason]) => [node, { domains: [{ ...domain(name, 'shut off', { disks, memoryBytes }), stateReason: reason }] }]));
 }
 
-function refuses(code: PmcErrorCode, message: RegExp, fn: () => unknown): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof PmcError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, message);
-    assert.ok(err.hint);
-    return true;
-  });
-}
 
 const fenced = (node: string): Config => ({ ...CFG, nodes: CFG.nodes.map((n) => (n.name === node ? { ...n, fence: 'ipmitool chassis power off' } : n)) });
 

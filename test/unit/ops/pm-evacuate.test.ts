@@ -12,10 +12,11 @@ import type { MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
 import { evacuateView } from '../../../src/render/views/evacuate.js';
 import { plainStyle } from '../../../src/render/style.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { PmcError } from '../../../src/util/errors.js';
 import { ADDRESSES, domain, lv, pairedVm, peer, resource } from '../model/factory.js';
 import { running, withResource } from './mv-helpers.js';
 import { cluster, config, GiB, withNodeDown } from './vm-add-helpers.js';
+import { refuses } from '../refusal.js';
 
 const CFG = config();
 const FACTS: MigrateFacts = {
@@ -41,15 +42,6 @@ function plan(state: ClusterState, req: Partial<typeof REQ> = {}): EvacuationIte
 
 const commands = (item: EvacuationItem) => item.plan.steps.map((s) => `[${s.node}] ${s.command.split('\n')[0]!.split(' && ')[0]}`);
 
-function refuses(code: PmcErrorCode, message: RegExp, run: () => unknown): void {
-  assert.throws(run, (err: unknown) => {
-    assert.ok(err instanceof PmcError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, message);
-    assert.ok(err.hint, 'a refusal says what to do');
-    return true;
-  });
-}
 
 describe('pm evacuate: the plan', () => {
   test('without --secondaries: the running VM migrates to its peer, the shut-off one is demoted, standby copies stay and the notes say so', () => {

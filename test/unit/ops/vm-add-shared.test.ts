@@ -5,23 +5,13 @@ import { describe, test } from 'node:test';
 import { describePlan, type Plan } from '../../../src/ops/engine/plan.js';
 import { checkVmAdd, planVmAdd, type ImageFacts, type VmAddRequest } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { pairedVm, SHARED_DIR, sharedFacts, sharedMounts, sharedVm } from '../model/factory.js';
 import { cluster, config, facts, GiB, MiB, NODES, request, UUID, withNodeDown } from './vm-add-helpers.js';
+import { refuses } from '../refusal.js';
 
 const CFG = config('', NODES, ['  shared:', `    directory: ${SHARED_DIR}`]);
 const MOUNTED = sharedMounts(NODES);
 
-function refuses(code: PmcErrorCode, pattern: RegExp, fn: () => unknown): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof PmcError, `expected a PmcError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    assert.ok(err.hint, 'every refusal has a hint');
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
 
 const shared = (parts: Partial<VmAddRequest> = {}) => request({ nodes: [], shared: true, ...parts });
 

@@ -12,24 +12,15 @@ import {
   checkVmAdd, chooseMac, drbdMetadataBytes, drbdUsableBytes, HOST_RESERVED_MEMORY, planVmAdd, type ImageFacts, type VmAddRequest,
 } from '../../../src/ops/vm/add-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { PmcError } from '../../../src/util/errors.js';
 import { domain, lv, nodeFacts, pairedVm, resource } from '../model/factory.js';
 import { cluster, config, facts, GiB, MiB, request, UUID, withNodeDown } from './vm-add-helpers.js';
 import { fixturePath } from '../probe/helpers.js';
 import { tempDirFor } from '../../temp-dir.js';
+import { refuses } from '../refusal.js';
 
 const CFG = config();
 
-function refuses(code: PmcErrorCode, pattern: RegExp, fn: () => unknown): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof PmcError, `expected a PmcError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    assert.ok(err.hint, 'every refusal has a hint');
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
 
 function plan(parts: Partial<VmAddRequest> = {}, ...state: Record<string, Partial<NodeFacts>>[]): Plan {
   return planVmAdd(cluster(CFG, ...state), CFG, request(parts), facts());

@@ -9,8 +9,8 @@ import { mutate } from '../../../src/ops/engine/mutate.js';
 import { planVmReboot, planVmStart, planVmStop } from '../../../src/ops/vm/power.js';
 import { planVmRm } from '../../../src/ops/vm/rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { CONFIG, domain, lv, pairedVm, peer, probes, resource } from '../model/factory.js';
+import { refuses } from '../refusal.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const UNDEFINE = 'virsh undefine --nvram --managed-save --snapshots-metadata';
@@ -31,9 +31,6 @@ function commands(plan: Plan): string[] {
   return plan.steps.map((s) => `[${s.node}] ${s.command}`);
 }
 
-function refuses(code: PmcErrorCode, message: RegExp, plan: () => unknown, what?: string): void {
-  assert.throws(plan, (err: unknown) => err instanceof PmcError && err.code === code && message.test(err.message), what);
-}
 
 /** Both sides Secondary, UpToDate, connected, shut off: the state after `pmc vm stop`. */
 function stoppedVm(name: string, first: string, second: string, minor: number): Record<string, Partial<NodeFacts>> {

@@ -6,8 +6,9 @@ import { buildCluster, type ClusterState } from '../../../src/model/cluster.js';
 import { planVmCleanup } from '../../../src/ops/vm/migrate-cleanup.js';
 import { migrationAsPlan, planVmMigrate, type MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { PmcError } from '../../../src/util/errors.js';
 import { pairedVm, probes, SHARED_CONFIG, SHARED_DIR, sharedMounts, sharedVm } from '../model/factory.js';
+import { refuses } from '../refusal.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const GiB = 1024 ** 3;
@@ -21,15 +22,6 @@ function cluster(...parts: Record<string, Partial<NodeFacts>>[]): ClusterState {
   return buildCluster(SHARED_CONFIG, probes(NODES, MOUNTED, BIG, ...parts));
 }
 
-function refuses(code: PmcErrorCode, message: RegExp, plan: () => unknown): void {
-  assert.throws(plan, (err: unknown) => {
-    assert.ok(err instanceof PmcError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, message);
-    assert.ok(err.hint, 'a refusal says what to do');
-    return true;
-  });
-}
 
 const lines = (m: ReturnType<typeof planVmMigrate>) => migrationAsPlan(m).steps.map((s) => `[${s.node}] ${s.command.split('\n')[0]}`);
 

@@ -7,9 +7,10 @@ import { buildCluster, type ClusterState, type NodeProbe } from '../../../src/mo
 import { planVmCleanup } from '../../../src/ops/vm/migrate-cleanup.js';
 import { migrationAsPlan, planVmMigrate, type MigrateFacts } from '../../../src/ops/vm/migrate-plan.js';
 import type { Domain, NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
+import { PmcError } from '../../../src/util/errors.js';
 import { CONFIG, domain, lv, peer, probes } from '../model/factory.js';
 import { realDomain, running, UUID, withResource, XML } from './mv-helpers.js';
+import { refuses } from '../refusal.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const MiB = 1024 ** 2;
@@ -23,15 +24,6 @@ function cluster(parts: Record<string, Partial<NodeFacts>>, nodes = NODES): Clus
   return buildCluster({ ...CONFIG, nodes: nodes.map((name) => ({ name })) }, probes(nodes, parts));
 }
 
-function refuses(code: PmcErrorCode, message: RegExp, plan: () => unknown): void {
-  assert.throws(plan, (err: unknown) => {
-    assert.ok(err instanceof PmcError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, message);
-    assert.ok(err.hint, 'a refusal says what to do');
-    return true;
-  });
-}
 
 describe('vm mv: the plan', () => {
   test('Ganeti\'s order: two primaries allowed at run time, target promoted, virsh migrate, read back, source demoted, two primaries off', () => {

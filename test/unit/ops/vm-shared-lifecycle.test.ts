@@ -8,8 +8,8 @@ import { planClusterStart } from '../../../src/ops/cluster/start.js';
 import { planVmStart } from '../../../src/ops/vm/power.js';
 import { planVmRm } from '../../../src/ops/vm/rm.js';
 import type { NodeFacts } from '../../../src/probe/types.js';
-import { PmcError, type PmcErrorCode } from '../../../src/util/errors.js';
 import { probes, SHARED_CONFIG, SHARED_DIR, sharedMounts, sharedVm } from '../model/factory.js';
+import { refuses } from '../refusal.js';
 
 const NODES = ['pm-1', 'pm-2', 'pm-3'];
 const GiB = 1024 ** 3;
@@ -25,15 +25,6 @@ function cluster(parts: Record<string, Partial<NodeFacts>>, down?: string): Clus
 
 const commands = (plan: Plan) => plan.steps.map((s) => `[${s.node}] ${s.command}`);
 
-function refuses(code: PmcErrorCode, message: RegExp, plan: () => unknown): void {
-  assert.throws(plan, (err: unknown) => {
-    assert.ok(err instanceof PmcError, String(err));
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, message);
-    assert.ok(err.hint);
-    return true;
-  });
-}
 
 describe('vm start of a shared VM', () => {
   test('starts on its home (the first node in pmc.yaml that defines it) or on -p; no DRBD step', () => {
